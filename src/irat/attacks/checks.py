@@ -1,0 +1,63 @@
+"""Input validation shared by the public attack and evaluation functions, and model-mode helpers."""
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator
+
+import torch
+import torch.nn as nn
+
+from ..errors import IratError
+
+
+def model_meta(model: nn.Module) -> dict:
+    m = getattr(model, "irat_meta", None)
+    if m is None and hasattr(model, "module"):
+        m = getattr(model.module, "irat_meta", None)
+    return m or {}
+
+
+def check_batch(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> None:
+    """Refuse inputs outside [0,1], labels out of range and a channel count the model was not built for."""
+    if not torch.is_tensor(x) or not torch.is_tensor(y):
+        raise IratError("inputs and labels must be torch tensors")
+    if x.dim() != 4:
+        raise IratError(f"inputs must be a batch of images N×C×H×W, got shape {tuple(x.shape)}")
+    if y.dim() != 1 or y.shape[0] != x.shape[0]:
+        raise IratError(f"labels must be a vector of {x.shape[0]} class indices, got shape {tuple(y.shape)}")
+    if y.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
+        raise IratError(f"labels must be integer class indices, got dtype {y.dtype}")
+    if x.numel() and (float(x.min()) < 0.0 or float(x.max()) > 1.0):
+        raise IratError(f"inputs must lie in [0,1] (irat models normalise internally if at all); "
+                        f"got values in [{float(x.min()):.4g}, {float(x.max()):.4g}]")
+    meta = model_meta(model)
+    if meta.get("in_channels") is not None and x.shape[1] != meta["in_channels"]:
+        raise IratError(f"the model takes {meta['in_channels']}-channel inputs, got {x.shape[1]} channels")
+    ncls = meta.get("num_classes")
+    if ncls is not None and y.numel() and (int(y.min()) < 0 or int(y.max()) >= ncls):
+        raise IratError(f"labels must lie in [0, {ncls - 1}] for this {ncls}-class model; "
+                        f"got {int(y.min())}..{int(y.max())}")
+
+
+def check_eps(eps: float | torch.Tensor, name: str = "eps") -> None:
+    bad = (eps <= 0).any().item() if torch.is_tensor(eps) else not (eps > 0)
+    if bad:
+        raise IratError(f"{name} must be > 0, got {eps if not torch.is_tensor(eps) else 'a tensor with values <= 0'}")
+
+
+@contextlib.contextmanager
+def attack_mode(model: nn.Module, bn_mode: str = "eval") -> Iterator[None]:
+    """Freeze parameters (no parameter gradients while attacking) and set the BN mode; restore after."""
+    if bn_mode not in ("eval", "train"):
+        raise IratError(f"bn_mode must be 'eval' or 'train', got {bn_mode!r}")
+    was_training = model.training
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    for p, _ in flags:
+        p.requires_grad_(False)
+    model.train(bn_mode == "train")
+    try:
+        yield
+    finally:
+        model.train(was_training)
+        for p, f in flags:
+            p.requires_grad_(f)

@@ -1,0 +1,165 @@
+"""Command line: `irat train | eval | demo | methods`. Errors print one line and exit with 2."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .errors import IratError
+
+
+def _add_train_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", required=True, help="run directory (config, metrics, checkpoints)")
+    p.add_argument("--method", help="method name (see `irat methods`); default at")
+    p.add_argument("--preset", help="YAML preset: a shipped name (see `irat methods`) or a file path")
+    p.add_argument("--dataset", help="digits, mnist, fashion-mnist, cifar10, cifar100, svhn, tiny-imagenet, npz")
+    p.add_argument("--data-dir", help="folder holding the dataset files, or a parent with one folder per dataset "
+                                      "(default ~/.cache/irat)")
+    p.add_argument("--no-download", action="store_true", help="never download; fail if files are missing")
+    p.add_argument("--model", help="architecture (see `irat methods`)")
+    p.add_argument("--eps", help="perturbation radius, e.g. 8/255 or 0.3")
+    p.add_argument("--alpha", help="attack step size (default eps/4)")
+    p.add_argument("--steps", type=int, help="attack steps during training")
+    p.add_argument("--norm", choices=["linf", "l2"])
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", help="initial learning rate")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device", help="cpu, cuda, cuda:N (default: cuda when available)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any config field, e.g. --set optim.milestones=[75,90] (repeatable)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
+    p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def build_config(args: argparse.Namespace):
+    """defaults < method < preset < explicit flags < --set."""
+    from .config import Config, apply_dict, apply_sets, set_key
+    from .methods import apply_method
+    from .presets import load_preset
+
+    cfg = Config()
+    preset = load_preset(args.preset) if args.preset else {}
+    apply_method(cfg, args.method or preset.get("method", "at"))
+    if preset:
+        preset.pop("method", None)
+        apply_dict(cfg, preset)
+    flags = {"data.dataset": args.dataset, "data.data_dir": args.data_dir, "model.arch": args.model,
+             "attack.eps": args.eps, "attack.alpha": args.alpha, "attack.steps": args.steps,
+             "attack.norm": args.norm, "epochs": args.epochs, "batch_size": args.batch_size, "optim.lr": args.lr,
+             "seed": args.seed, "device": args.device}
+    for k, v in flags.items():
+        if v is not None:
+            set_key(cfg, k, v)
+    if args.no_download:
+        cfg.data.download = False
+    if args.quiet:
+        cfg.progress = False
+    apply_sets(cfg, args.set)
+    return cfg
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .train import Trainer
+
+    if args.resume:
+        trainer = Trainer(None, args.out, resume=True, epochs=args.epochs, device=args.device)  # type: ignore[arg-type]
+        if args.quiet:
+            trainer.cfg.progress = False
+        if trainer.epoch >= trainer.cfg.epochs:
+            print(f"{args.out}: the run already finished ({trainer.epoch}/{trainer.cfg.epochs} epochs); nothing to do")
+            return 0
+    else:
+        cfg = build_config(args)
+        trainer = Trainer(cfg, args.out, overwrite=args.overwrite)
+    print(f"irat: training {trainer.cfg.method} ({trainer.cfg.model.arch} on {trainer.cfg.data.dataset}, "
+          f"{trainer.cfg.attack.norm} eps={trainer.cfg.attack.eps:.5g}) on {trainer.device} into {args.out}"
+          + (f", resuming after epoch {trainer.epoch}" if args.resume else ""), file=sys.stderr)
+    row = trainer.fit()
+    print(json.dumps({k: row[k] for k in row if not isinstance(row[k], (list, dict))}))
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .evaluate.run import evaluate_run, print_record
+
+    record = evaluate_run(args.run, attacks=args.attacks, checkpoint=args.checkpoint, n=args.n, eps=args.eps,
+                          norm=args.norm, alpha=args.alpha, batch_size=args.batch_size, seed=args.seed,
+                          device=args.device, data_dir=args.data_dir, split=args.split, json_path=args.json)
+    print_record(record)
+    return 0
+
+
+def cmd_methods(args: argparse.Namespace) -> int:
+    from .methods import METHODS
+    from .models import describe
+    from .presets import preset_info, preset_names
+    from .tables import results_table
+
+    print("Methods (irat train --method NAME):")
+    print(results_table([{"method": m.name, "description": m.description, "source": m.source}
+                         for m in METHODS.values()], ["method", "description", "source"], fmt="simple"))
+    print("\nPresets (irat train --preset NAME):")
+    print(results_table([preset_info(n) for n in preset_names()], ["name", "method", "source"], fmt="simple"))
+    print("\nModels (--model NAME):")
+    print(results_table([{"model": k, "description": v} for k, v in describe().items()], ["model", "description"],
+                        fmt="simple"))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+    run_demo(out=args.out, epochs=args.epochs, device=args.device, overwrite=args.overwrite, quiet=args.quiet)
+    return 0
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="irat", description="Instance-reweighted adversarial training and "
+                                                              "robustness evaluation")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("train", help="train a model")
+    _add_train_args(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="evaluate a run under attacks")
+    p.add_argument("run", help="run directory or checkpoint file")
+    p.add_argument("--attacks", default="natural,pgd20,cw", help="comma list: natural, pgdK, cw, cwK")
+    p.add_argument("--checkpoint", default="best", choices=["best", "last"])
+    p.add_argument("--n", type=int, help="evaluate the first N test examples (default all)")
+    p.add_argument("--eps", help="radius (default: the run's training eps)")
+    p.add_argument("--norm", choices=["linf", "l2"], help="default: the run's training norm")
+    p.add_argument("--alpha", help="PGD/CW step size (default eps/4; MAIL 0.003, MWPB 1/255)")
+    p.add_argument("--batch-size", type=int, default=512)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device")
+    p.add_argument("--data-dir", help="default: the run's data directory")
+    p.add_argument("--split", default="test", choices=["test", "val"])
+    p.add_argument("--json", help="write the result record to this JSON file")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("demo", help="the main job on the embedded digits dataset: train, evaluate, print a table")
+    p.add_argument("--out", help="keep the runs in this folder (default: a temporary folder)")
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--device")
+    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("methods", help="list methods, presets and models")
+    p.set_defaults(func=cmd_methods)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = make_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except IratError as exc:
+        print(f"irat: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("irat: interrupted; the last completed epoch is in recovery.pt (use --resume)", file=sys.stderr)
+        return 130

@@ -1,0 +1,180 @@
+"""Run configuration: nested dataclasses, YAML in and out, `--set key=value` overrides.
+
+A run is determined by its resolved config and seed; the trainer writes the resolved config
+beside every run (`config.yaml`) and inside every checkpoint.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError
+from .utils import parse_number
+
+
+@dataclass
+class DataConfig:
+    dataset: str = "digits"
+    data_dir: str = "~/.cache/irat"
+    download: bool = True
+    val_size: int | None = None      # None: the dataset's default (1000; 300 for digits)
+    split_seed: int = 0              # the validation split is seeded apart from the run seed
+    train_subset: int | None = None  # keep only the first N training examples (quick runs)
+    test_subset: int | None = None   # keep only the first N test examples
+    augment: str = "auto"            # auto: crop+flip for 32x32 and 64x64 sets; none; crop-flip
+
+
+@dataclass
+class ModelConfig:
+    arch: str = "resnet18"
+
+
+@dataclass
+class AttackConfig:
+    """The training threat model and the attack that crafts training examples (METHODS §1)."""
+    norm: str = "linf"
+    eps: float = 8 / 255
+    alpha: float | None = None       # None: eps/4
+    steps: int = 10
+    start: str | None = None         # None: the objective's default (uniform or normal)
+    loss: str | None = None          # None: the objective's default (ce or kl)
+    bn_mode: str = "eval"            # BN mode while attacking: eval (most papers) or train (AWP, WMMR)
+    kappa: str = "count"             # count (released GA_PGD) or first-success (GAIRAT paper)
+    restarts: int = 1
+
+
+@dataclass
+class ObjectiveConfig:
+    name: str = "at"                 # at, trades, mart, fat, fat-trades, fat-mart
+    beta: float = 6.0                # TRADES / MART regularisation weight
+    fat_tau: list = field(default_factory=lambda: [[0, 0]])  # [[from_epoch, tau], ...] (FAT)
+    fat_noise: float = 0.001         # FAT's per-step Gaussian noise (released code)
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    nesterov: bool = False
+    schedule: str = "piecewise"      # piecewise, cosine, cyclic, constant
+    milestones: list | None = None   # epochs of the ÷gamma drops; None: 50% and 75% of epochs
+    gamma: float = 0.1
+    step_per: str = "epoch"          # epoch or iteration: when the schedule is evaluated
+    warmup_epochs: int = 0           # linear warm-up from 0 (per iteration)
+
+
+@dataclass
+class Config:
+    method: str = "at"
+    epochs: int = 10
+    batch_size: int = 128
+    seed: int = 0
+    device: str = "auto"
+    eval_batch_size: int = 512
+    val_n: int | None = None         # per-epoch validation on the first N validation examples
+    val_steps: int = 20              # PGD-K of the per-epoch validation (best checkpoint)
+    val_every: int = 1
+    best_on: str = "val"             # val (default) or test (the papers' protocol, labelled)
+    progress: bool = True
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    attack: AttackConfig = field(default_factory=AttackConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+_FLOAT_KEYS = {"attack.eps", "attack.alpha", "objective.beta", "objective.fat_noise", "optim.lr",
+               "optim.momentum", "optim.weight_decay", "optim.gamma"}
+
+
+def all_keys(obj: Any = None, prefix: str = "") -> list[str]:
+    """Every dotted key a config accepts (for messages and `--set`)."""
+    obj = Config() if obj is None else obj
+    keys = []
+    for f in dataclasses.fields(obj):
+        val = getattr(obj, f.name)
+        if dataclasses.is_dataclass(val):
+            keys += all_keys(val, prefix + f.name + ".")
+        else:
+            keys.append(prefix + f.name)
+    return keys
+
+
+def _parse_value(key: str, raw: Any) -> Any:
+    if isinstance(raw, str):
+        try:
+            val = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            val = raw
+    else:
+        val = raw
+    if isinstance(val, str) and "/" in val and key in _FLOAT_KEYS:
+        val = parse_number(val)
+    if key in _FLOAT_KEYS and isinstance(val, int) and not isinstance(val, bool):
+        val = float(val)
+    return val
+
+
+def set_key(cfg: Config, key: str, raw: Any) -> None:
+    """Set a dotted key ('optim.lr') from a string or value, with a clear error for unknown keys."""
+    parts = key.split(".")
+    target: Any = cfg
+    for p in parts[:-1]:
+        if not dataclasses.is_dataclass(target) or not hasattr(target, p):
+            raise ConfigError(f"unknown config key {key!r}; known keys: {', '.join(all_keys())}")
+        target = getattr(target, p)
+    leaf = parts[-1]
+    if not dataclasses.is_dataclass(target) or leaf not in {f.name for f in dataclasses.fields(target)}:
+        raise ConfigError(f"unknown config key {key!r}; known keys: {', '.join(all_keys())}")
+    if dataclasses.is_dataclass(getattr(target, leaf)):
+        raise ConfigError(f"{key!r} is a section; set one of its keys, e.g. {key}.{dataclasses.fields(getattr(target, leaf))[0].name}")
+    setattr(target, leaf, _parse_value(key, raw))
+
+
+def apply_dict(cfg: Config, d: dict, prefix: str = "") -> None:
+    """Apply a (possibly nested) mapping of overrides, e.g. from a YAML preset."""
+    for k, v in d.items():
+        key = prefix + str(k)
+        if isinstance(v, dict):
+            apply_dict(cfg, v, key + ".")
+        else:
+            set_key(cfg, key, v)
+
+
+def apply_sets(cfg: Config, sets: list[str]) -> None:
+    """Apply `--set key=value` strings."""
+    for s in sets:
+        if "=" not in s:
+            raise ConfigError(f"--set expects key=value, got {s!r}")
+        k, v = s.split("=", 1)
+        set_key(cfg, k.strip(), v.strip())
+
+
+def from_dict(d: dict) -> Config:
+    cfg = Config()
+    apply_dict(cfg, d)
+    return cfg
+
+
+def load_yaml(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping of config keys")
+    return data

@@ -1,0 +1,82 @@
+"""`irat eval RUN`: evaluate a run's checkpoint on its dataset's test split, by default in the threat
+model it was trained with; write the JSON record and per-example correctness beside the run."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..data import load_splits
+from ..errors import IratError
+from ..tables import results_table
+from ..train import load_model
+from ..utils import atomic_write, atomic_write_json, parse_number, resolve_device
+from .core import evaluate
+
+
+def evaluate_run(run: str | Path, *, attacks: str | list[str] = "natural,pgd20,cw", checkpoint: str = "best",
+                 n: int | None = None, eps: str | float | None = None, norm: str | None = None,
+                 alpha: str | float | None = None, batch_size: int = 512, seed: int = 0, device: str | None = None,
+                 data_dir: str | None = None, split: str = "test", json_path: str | None = None) -> dict:
+    attack_list = [a for a in (attacks.split(",") if isinstance(attacks, str) else attacks) if a.strip()]
+    from .attacks import parse_attack
+    for a in attack_list:
+        parse_attack(a)  # unknown attack names stop here, before any work
+    if n is not None and n < 1:
+        raise IratError(f"--n must be >= 1, got {n}")
+    dev = resolve_device(device)
+    model = load_model(run, checkpoint, device=dev)
+    info = model.irat_checkpoint
+    cfg = info["config"]
+    eps_v = parse_number(eps) if eps is not None else float(cfg["attack"]["eps"])
+    norm_v = norm or cfg["attack"]["norm"]
+    alpha_v = parse_number(alpha) if alpha is not None else None
+    d = cfg["data"]
+    splits = load_splits(d["dataset"], data_dir or d["data_dir"], download=d.get("download", True),
+                         val_size=d.get("val_size"), split_seed=d.get("split_seed", 0), augment="none", device=dev)
+    data = (splits.test if split == "test" else splits.val).head(n)
+    x, y = data.all()
+    record = evaluate(model, x, y, attacks=attack_list, eps=eps_v, norm=norm_v, alpha=alpha_v,
+                      batch_size=batch_size, seed=seed)
+    record.update({"run": str(run), "checkpoint": checkpoint, "epoch": info["epoch"], "split": split,
+                   "method": cfg.get("method"), "dataset": d["dataset"], "model": info["meta"]["arch"], "seed": seed,
+                   "train_seed": cfg.get("seed")})
+    per_example = record.pop("per_example")
+    run_dir = Path(run) if Path(run).is_dir() else Path(run).parent
+    stem = f"{checkpoint}_{split}_{norm_v}_eps{eps_v:.6g}_n{len(y)}".replace("/", "-")
+    _save_per_example(run_dir / "eval" / f"{stem}.npz", per_example, data.index.cpu())
+    atomic_write_json(run_dir / "eval" / f"{stem}.json", record)
+    if json_path:
+        atomic_write_json(json_path, record)
+    return record
+
+
+def _save_per_example(path: Path, per_example: dict[str, torch.Tensor], index: torch.Tensor) -> None:
+    """Merge this evaluation's per-example correctness with earlier attacks on the same examples."""
+    arrays: dict[str, np.ndarray] = {}
+    if path.exists():
+        try:
+            with np.load(path) as z:
+                if np.array_equal(z["index"], index.numpy()):
+                    arrays = {k: z[k] for k in z.files}
+        except (OSError, ValueError, KeyError):
+            arrays = {}
+    arrays["index"] = index.numpy()
+    for k, v in per_example.items():
+        arrays[k] = v.numpy().astype(bool)
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
+    atomic_write(path, write)
+
+
+def print_record(record: dict) -> None:
+    row = {"checkpoint": f"{record.get('checkpoint', '')} (epoch {record.get('epoch', '?')})", **record["results"],
+           "worst case": record["worst_case"]}
+    print(f"{record.get('method', '')} on {record.get('dataset', '')}: n={record['n']}, {record['norm']} "
+          f"eps={record['eps']:.5g}, alpha={record['alpha']:.5g}")
+    print(results_table([row], list(row)))
+    print(json.dumps({"results": record["results"], "worst_case": record["worst_case"]}))

@@ -1,0 +1,83 @@
+"""Outer objectives (METHODS §2): per-example loss terms, and where an instance weight applies.
+
+Each objective returns a dict of per-example terms so that any weighting scheme can be applied;
+`combine` forms the batch loss, multiplying by per-example weights the terms named in `weights`
+(the objective's `weighted_term` by default: the place its papers put the weight).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .attacks.losses import kl_per_example
+from .errors import ConfigError
+
+
+def mart_bce(logits_adv: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """MART's boosted CE split in its two parts: −log p_y(x') and −log(1 − max_{k≠y} p_k(x')).
+
+    The logs are guarded as in the released code (1.0001 − p + 1e−12), so no NaN can appear.
+    """
+    p = F.softmax(logits_adv, 1)
+    ce = F.cross_entropy(logits_adv, y, reduction="none")
+    p_other = p.scatter(1, y[:, None], -1.0).amax(1)
+    margin_part = -torch.log(1.0001 - p_other + 1e-12)
+    return ce, margin_part
+
+
+@dataclass
+class Objective:
+    """A training objective. `terms` are per-example; `combine` makes the batch loss."""
+    name: str
+    attack_loss: str          # default loss of the training attack
+    attack_start: str         # default start of the training attack
+    needs_natural: bool       # whether f(x) on natural inputs is part of the loss
+    weighted_term: str        # where the papers put an instance weight by default
+    beta: float = 6.0
+    early_stop: bool = False  # FAT: friendly adversarial data from PGD-K-τ
+
+    def terms(self, logits_nat: torch.Tensor | None, logits_adv: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        base = self.name.removeprefix("fat-") if self.name != "fat" else "at"
+        if base == "at":
+            return {"adv_ce": F.cross_entropy(logits_adv, y, reduction="none")}
+        assert logits_nat is not None
+        p_nat = F.softmax(logits_nat, 1)
+        kl = kl_per_example(p_nat, logits_adv)
+        if base == "trades":
+            return {"nat_ce": F.cross_entropy(logits_nat, y, reduction="none"), "kl": self.beta * kl}
+        ce, margin_part = mart_bce(logits_adv, y)
+        p_true = p_nat.gather(1, y[:, None]).squeeze(1)
+        return {"adv_ce": ce, "bce_margin": margin_part, "kl": self.beta * kl * (1.0000001 - p_true)}
+
+    def combine(self, terms: dict[str, torch.Tensor], weights: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """Σ over terms of mean_i(ω_i·term_i); a term absent from `weights` gets ω ≡ 1."""
+        weights = weights or {}
+        total = 0.0
+        for k, v in terms.items():
+            w = weights.get(k)
+            total = total + (v * w).mean() if w is not None else total + v.mean()
+        return total  # type: ignore[return-value]
+
+    def per_example(self, terms: dict[str, torch.Tensor]) -> torch.Tensor:
+        return torch.stack(list(terms.values())).sum(0)
+
+
+_SPECS = {
+    # name: (attack loss, start, needs natural forward, default weighted term)
+    "at": ("ce", "uniform", False, "adv_ce"),
+    "trades": ("kl", "normal", True, "kl"),
+    "mart": ("ce", "normal", True, "adv_ce"),
+    "fat": ("ce", "uniform", False, "adv_ce"),
+    "fat-trades": ("kl", "normal", True, "kl"),
+    "fat-mart": ("ce", "normal", True, "adv_ce"),
+}
+OBJECTIVES = tuple(_SPECS)
+
+
+def make_objective(name: str, beta: float = 6.0) -> Objective:
+    if name not in _SPECS:
+        raise ConfigError(f"unknown objective {name!r}; known: {', '.join(OBJECTIVES)}")
+    loss, start, nat, term = _SPECS[name]
+    return Objective(name, loss, start, nat, term, beta=float(beta), early_stop=name.startswith("fat"))

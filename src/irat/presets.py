@@ -1,0 +1,34 @@
+"""YAML presets shipped with irat (`src/irat/presets/**.yaml`) or given as a path."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .config import load_yaml
+from .errors import ConfigError
+
+PRESET_DIR = Path(__file__).parent / "presets"
+
+
+def preset_names() -> list[str]:
+    return sorted(str(p.relative_to(PRESET_DIR).with_suffix("")) for p in PRESET_DIR.rglob("*.yaml"))
+
+
+def load_preset(name: str) -> dict:
+    """A shipped preset by name (e.g. `bilaw/mnist-tinycnn-linf/at`) or a YAML file path."""
+    path = Path(name)
+    if path.suffix in (".yaml", ".yml") and path.is_file():
+        data = load_yaml(path)
+    else:
+        p = PRESET_DIR / f"{name}.yaml"
+        if not p.is_file():
+            raise ConfigError(f"unknown preset {name!r}; see `irat methods` for the list, or pass a YAML file path")
+        data = load_yaml(p)
+    data.pop("source", None)
+    data.pop("description", None)
+    return data
+
+
+def preset_info(name: str) -> dict:
+    data = load_yaml(PRESET_DIR / f"{name}.yaml")
+    return {"name": name, "source": data.get("source", ""), "description": data.get("description", ""),
+            "method": data.get("method", "")}

@@ -1,0 +1,47 @@
+"""Learning-rate schedules. Epoch numbers are 1-based as the papers write them; a milestone m
+means "divide after m completed epochs" (PyTorch's MultiStepLR convention)."""
+from __future__ import annotations
+
+import math
+
+from ..config import OptimConfig
+from ..errors import ConfigError
+
+SCHEDULES = ("piecewise", "cosine", "cyclic", "constant")
+
+
+def milestones(opt: OptimConfig, epochs: int) -> list[float]:
+    if opt.milestones is None:
+        return [round(epochs * 0.5), round(epochs * 0.75)]
+    return [float(m) for m in opt.milestones]
+
+
+def learning_rate(opt: OptimConfig, epochs: int, progress: float) -> float:
+    """LR after `progress` completed epochs (fractional when the schedule steps per iteration)."""
+    if opt.schedule == "piecewise":
+        lr = opt.lr * opt.gamma ** sum(progress >= m for m in milestones(opt, epochs))
+    elif opt.schedule == "cosine":
+        lr = opt.lr * 0.5 * (1 + math.cos(math.pi * min(progress, epochs) / epochs))
+    elif opt.schedule == "cyclic":  # linear up to 2/5 of training, then down to 0 (per iteration)
+        peak = 0.4 * epochs
+        lr = opt.lr * (progress / peak if progress < peak else max(0.0, (epochs - progress) / (epochs - peak)))
+    elif opt.schedule == "constant":
+        lr = opt.lr
+    else:
+        raise ConfigError(f"unknown schedule {opt.schedule!r}; known: {', '.join(SCHEDULES)}")
+    if opt.warmup_epochs and progress < opt.warmup_epochs:
+        lr *= progress / opt.warmup_epochs
+    return lr
+
+
+def stepwise_value(table: list, completed_epochs: int, name: str = "schedule") -> float:
+    """Value of a [[after_epochs, value], ...] table after `completed_epochs` (e.g. FAT's τ)."""
+    try:
+        rows = sorted((float(a), b) for a, b in table)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{name} must be a list of [after_epochs, value] pairs, got {table!r}") from exc
+    val = rows[0][1]
+    for a, b in rows:
+        if completed_epochs >= a:
+            val = b
+    return val

@@ -1,0 +1,54 @@
+"""Config validation: every bad value stops with one clear message before any work starts."""
+from __future__ import annotations
+
+from ..attacks.losses import ATTACK_LOSSES
+from ..attacks.pgd import KAPPAS, NORMS, STARTS
+from ..config import Config
+from ..data import get_spec
+from ..errors import ConfigError
+from ..models import canonical
+from ..objectives import OBJECTIVES
+from .schedules import SCHEDULES
+
+
+def _choice(value, allowed, key: str) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{key} must be one of {', '.join(map(str, allowed))}, got {value!r}")
+
+
+def _positive(value, key: str, allow_zero: bool = False) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and (value >= 0 if allow_zero else value > 0)
+    if not ok:
+        raise ConfigError(f"{key} must be a number {'>= 0' if allow_zero else '> 0'}, got {value!r}")
+
+
+def validate_config(cfg: Config) -> None:
+    if cfg.data.dataset.lower() != "npz":
+        get_spec(cfg.data.dataset)
+    canonical(cfg.model.arch)
+    _choice(cfg.objective.name, OBJECTIVES, "objective.name")
+    a = cfg.attack
+    _positive(a.eps, "attack.eps (ε)")
+    if a.alpha is not None:
+        _positive(a.alpha, "attack.alpha")
+    _choice(a.norm, NORMS, "attack.norm")
+    if a.start is not None:
+        _choice(a.start, STARTS, "attack.start")
+    if a.loss is not None:
+        _choice(a.loss, ATTACK_LOSSES, "attack.loss")
+    _choice(a.bn_mode, ("eval", "train"), "attack.bn_mode")
+    _choice(a.kappa, KAPPAS, "attack.kappa")
+    for key, val in (("attack.steps", a.steps), ("epochs", cfg.epochs), ("batch_size", cfg.batch_size),
+                     ("attack.restarts", a.restarts), ("eval_batch_size", cfg.eval_batch_size),
+                     ("val_every", cfg.val_every)):
+        if not isinstance(val, int) or isinstance(val, bool) or val < (0 if key == "attack.steps" else 1):
+            raise ConfigError(f"{key} must be a whole number >= {0 if key == 'attack.steps' else 1}, got {val!r}")
+    o = cfg.optim
+    _positive(o.lr, "optim.lr")
+    _positive(o.momentum, "optim.momentum", allow_zero=True)
+    _positive(o.weight_decay, "optim.weight_decay", allow_zero=True)
+    _positive(o.gamma, "optim.gamma")
+    _choice(o.schedule, SCHEDULES, "optim.schedule")
+    _choice(o.step_per, ("epoch", "iteration"), "optim.step_per")
+    _choice(cfg.best_on, ("val", "test"), "best_on")
+    _positive(cfg.objective.beta, "objective.beta", allow_zero=True)

@@ -1,0 +1,74 @@
+"""Small helpers shared across modules: number parsing, seeding, devices, atomic writes."""
+from __future__ import annotations
+
+import json
+import os
+import random
+import tempfile
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from .errors import ConfigError
+
+
+def parse_number(text: str | float | int) -> float:
+    """Parse '8/255', '0.031' or 3 into a float; fractions are what the papers write."""
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        return float(text)
+    s = str(text).strip()
+    try:
+        if "/" in s:
+            num, den = s.split("/", 1)
+            return float(Fraction(num.strip())) / float(Fraction(den.strip()))
+        return float(s)
+    except (ValueError, ZeroDivisionError) as exc:
+        raise ConfigError(f"cannot read {text!r} as a number (examples: 8/255, 0.031, 0.3)") from exc
+
+
+def resolve_device(name: str | None) -> torch.device:
+    """'auto' (or None) picks CUDA when available, else CPU; 'cuda' without a GPU is an error."""
+    if name in (None, "", "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError as exc:
+        raise ConfigError(f"unknown device {name!r}; use cpu, cuda or cuda:N") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda was asked for, but PyTorch sees no CUDA GPU here; use --device cpu")
+    return dev
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's and PyTorch's generators (all devices)."""
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def atomic_write(path: str | Path, write: Callable[[str], None]) -> None:
+    """Write through `write(tmp_path)` then rename over `path`: a kill never leaves a half file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    def _w(tmp: str) -> None:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+    atomic_write(path, _w)
+
+
+def atomic_write_json(path: str | Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
