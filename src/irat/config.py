@@ -119,7 +119,7 @@ def _parse_value(key: str, raw: Any) -> Any:
             val = raw
     else:
         val = raw
-    if isinstance(val, str) and "/" in val and key in _FLOAT_KEYS:
+    if isinstance(val, str) and key in _FLOAT_KEYS:
         val = parse_number(val)
     if key in _FLOAT_KEYS and isinstance(val, int) and not isinstance(val, bool):
         val = float(val)

@@ -32,7 +32,7 @@ def read_idx(path: Path) -> np.ndarray:
     expected = int(np.prod(dims))
     if len(data) - offset != expected:
         raise DataError(f"{path} is truncated: header says {dims}, file holds {len(data) - offset} bytes of data")
-    return np.frombuffer(data, dtype=np.uint8, offset=offset).reshape(dims)
+    return np.frombuffer(data, dtype=np.uint8, offset=offset).reshape(dims).copy()
 
 
 def _unpickle(raw: bytes, where: str) -> dict:

@@ -25,7 +25,7 @@ def register(name: str, *aliases: str, doc: str = "") -> Callable[[Factory], Fac
 
 def canonical(name: str) -> str:
     key = name.lower().replace("_", "-")
-    key = _ALIASES.get(key, key)
+    key = _ALIASES.get(key, key).replace("_", "-")
     for n in _MODELS:
         if n.replace("_", "-") == key:
             return n
