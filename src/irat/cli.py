@@ -27,6 +27,11 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", help="initial learning rate")
     p.add_argument("--seed", type=int)
     p.add_argument("--device", help="cpu, cuda, cuda:N (default: cuda when available)")
+    p.add_argument("--objective", help="at, trades, mart, fat, fat-trades, fat-mart (composes with a method)")
+    p.add_argument("--weighting", help="none, gair, mail, wmmr, bilaw, bilaw-np")
+    p.add_argument("--radius", help="fixed or mwpb")
+    p.add_argument("--awp", action="store_true", help="wrap the step in adversarial weight perturbation")
+    p.add_argument("--burn-in", type=int, help="epochs with all instance weights 1")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any config field, e.g. --set optim.milestones=[75,90] (repeatable)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
@@ -49,10 +54,13 @@ def build_config(args: argparse.Namespace):
     flags = {"data.dataset": args.dataset, "data.data_dir": args.data_dir, "model.arch": args.model,
              "attack.eps": args.eps, "attack.alpha": args.alpha, "attack.steps": args.steps,
              "attack.norm": args.norm, "epochs": args.epochs, "batch_size": args.batch_size, "optim.lr": args.lr,
-             "seed": args.seed, "device": args.device}
+             "seed": args.seed, "device": args.device, "objective.name": args.objective,
+             "weighting.name": args.weighting, "radius.name": args.radius, "weighting.burn_in": args.burn_in}
     for k, v in flags.items():
         if v is not None:
             set_key(cfg, k, v)
+    if args.awp:
+        cfg.awp.enabled = True
     if args.no_download:
         cfg.data.download = False
     if args.quiet:

@@ -56,6 +56,47 @@ class ObjectiveConfig:
 
 
 @dataclass
+class WeightingConfig:
+    """Instance weights (METHODS §3). Weights apply after `burn_in` epochs; ω ≡ 1 before."""
+    name: str = "none"               # none, gair, mail, wmmr, bilaw, bilaw-np
+    burn_in: int = 0                 # epochs with ω ≡ 1
+    normalization: str = "mean-one"  # mean-one, sum-one (same loss), constant, none
+    constant: float = 3.0            # for normalization=constant (MAIL's released code: 3)
+    apply_to: list | None = None     # terms to weight; None: the objective's rule for this scheme
+    gair_fn: str = "tanh"            # tanh (Eq. 6), sigmoid (Eq. 8), linear (Eq. 7)
+    gair_lambda: float = -1.0        # λ; .inf recovers AT
+    gair_lambda_schedule: str = "fixed"  # fixed, linear, piecewise
+    gair_lambda_end: float | None = None
+    gair_lambda_table: list | None = None
+    mail_margin: str = "pm-adv"      # pm-adv, pm-nat, pm-dif, logit-adv, logit-nat
+    mail_gamma: float = 10.0         # slope γ
+    mail_bias: float = 0.0           # bias β
+    wmmr_alpha: float = 0.5
+    wmmr_detach: bool = True         # the released WMMR code does not detach (False)
+    bilaw_hidden: int = 128          # weight net: Linear(C,h) → ReLU → Linear(h,1) → sigmoid
+    bilaw_lr: float = 1.0e-3         # Adam step size of the weight net (not given in the paper: our choice)
+    bilaw_meta_size: int = 1000      # validation examples that drive the weight net
+
+
+@dataclass
+class RadiusConfig:
+    """Per-example perturbation radii (METHODS §3.4, MWPB): ε_i = exp(α·d_i)·ε, α_i = ε_i/4."""
+    name: str = "fixed"              # fixed or mwpb
+    alpha: float = 0.58              # MWPB's α
+    phase1_epochs: int = 80          # epochs ≤ this use ε·phase1_scale and α·phase1_scale for everyone
+    phase1_scale: float = 0.5
+
+
+@dataclass
+class AWPConfig:
+    """Adversarial weight perturbation (METHODS §5) around any objective and weighting."""
+    enabled: bool = False
+    gamma: float = 0.01              # 0.01 (AT-AWP); 0.005 (TRADES-AWP)
+    warmup: int = 0                  # epochs without AWP (TRADES-AWP: 10)
+    proxy_lr: float = 0.01           # SGD step of the proxy model
+
+
+@dataclass
 class OptimConfig:
     lr: float = 0.1
     momentum: float = 0.9
@@ -86,6 +127,10 @@ class Config:
     attack: AttackConfig = field(default_factory=AttackConfig)
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
+    weighting: WeightingConfig = field(default_factory=WeightingConfig)
+    radius: RadiusConfig = field(default_factory=RadiusConfig)
+    awp: AWPConfig = field(default_factory=AWPConfig)
+    save_per_example: list = field(default_factory=list)  # epochs whose per-example values are saved
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -95,7 +140,9 @@ class Config:
 
 
 _FLOAT_KEYS = {"attack.eps", "attack.alpha", "objective.beta", "objective.fat_noise", "optim.lr",
-               "optim.momentum", "optim.weight_decay", "optim.gamma"}
+               "optim.momentum", "optim.weight_decay", "optim.gamma", "weighting.constant", "weighting.gair_lambda",
+               "weighting.gair_lambda_end", "weighting.mail_gamma", "weighting.mail_bias", "weighting.wmmr_alpha",
+               "weighting.bilaw_lr", "radius.alpha", "radius.phase1_scale", "awp.gamma", "awp.proxy_lr"}
 
 
 def all_keys(obj: Any = None, prefix: str = "") -> list[str]:

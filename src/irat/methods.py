@@ -43,6 +43,76 @@ register_method(Method("fat-mart", "FAT for MART: CE attack early-stopped, FAT's
                                                     "fat_tau": [[0, 0], [50, 1], [90, 2]]}}))
 
 
+def _m(name: str, description: str, source: str, aliases: tuple[str, ...] = (), **sections) -> None:
+    register_method(Method(name, description, source, sections, aliases))
+
+
+# GAIRAT family (seed 003): κ from GA-PGD, tanh weights with λ = −1, mean-one normalisation.
+_GAIR = {"name": "gair", "gair_fn": "tanh", "gair_lambda": -1.0, "normalization": "mean-one"}
+_m("gairat", "GAIRAT: AT with ω from the geometry value κ (tanh, λ = −1), 30-epoch burn-in (ResNet-18 figures)",
+   "GAIRAT Alg. 2, Eq. 6", ("gair-at",), objective={"name": "at"}, weighting=dict(_GAIR, burn_in=30))
+_m("gair-fat", "GAIR-FAT: FAT (τ 0/3/6 at epochs 40/70) with GAIR weights, κ counted in the early-stopped PGD; burn-in 70",
+   "GAIRAT App. B.1, C.6", objective={"name": "fat", "fat_tau": [[0, 0], [40, 3], [70, 6]], "fat_noise": 0.001},
+   weighting=dict(_GAIR, burn_in=70))
+_m("gair-trades", "GAIR-TRADES: GAIR weights on the natural CE, β·mean KL; β = 6, λ = −1, burn-in 75",
+   "GAIRAT Alg. 4-5, App. C.9", objective={"name": "trades", "beta": 6.0}, weighting=dict(_GAIR, burn_in=75))
+_m("gair-mart", "GAIR-MART: GAIR weights on the CE part of MART's BCE only; burn-in 75",
+   "GAIRAT App. C.7, Eq. 10", objective={"name": "mart", "beta": 6.0}, weighting=dict(_GAIR, burn_in=75))
+
+# MAIL (seeds 000/001): sigmoid(−γ(PM − β)) on PM-adv, mean-one (paper Alg. 1), burn-in until the first LR drop.
+_m("mail-at", "MAIL-AT: ω = sigmoid(−γ(PM-adv − β)), γ = 30, β = −0.07, burn-in 74 epochs",
+   "MAIL §3.2, §4.1", objective={"name": "at"},
+   weighting={"name": "mail", "mail_margin": "pm-adv", "mail_gamma": 30.0, "mail_bias": -0.07, "burn_in": 74,
+              "normalization": "mean-one"})
+_m("mail-trades", "MAIL-TRADES: CE + β·mean ω·KL, β = 5; γ = 5, bias 0.05, burn-in 74",
+   "MAIL Eq. 10, §4.1", objective={"name": "trades", "beta": 5.0},
+   weighting={"name": "mail", "mail_margin": "pm-adv", "mail_gamma": 5.0, "mail_bias": 0.05, "burn_in": 74,
+              "normalization": "mean-one"})
+_m("mail-mart", "MAIL-MART: ω on all of MART's BCE, β = 6; γ = 5, bias 0.05, burn-in 74",
+   "MAIL App. C, Alg. 4", objective={"name": "mart", "beta": 6.0},
+   weighting={"name": "mail", "mail_margin": "pm-adv", "mail_gamma": 5.0, "mail_bias": 0.05, "burn_in": 74,
+              "normalization": "mean-one"})
+
+# WMMR (baseline in BiLAW and MWPB): exp(−α·m) on x', released code: not detached, not normalised.
+_m("wmmr", "WMMR: AT with ω = exp(−α·m), m the probabilistic margin on x', α = 0.5 (released form: no detach, no normalisation)",
+   "METHODS §3.3 (Zeng et al. 2021)", objective={"name": "at"},
+   weighting={"name": "wmmr", "wmmr_alpha": 0.5, "wmmr_detach": False, "normalization": "none"})
+_m("wmmr-trades", "WMMR-TRADES: exp(−α·m) weights on the TRADES KL term",
+   "METHODS §3.3", objective={"name": "trades", "beta": 6.0},
+   weighting={"name": "wmmr", "wmmr_alpha": 0.5, "wmmr_detach": False, "normalization": "none"})
+
+# MWPB (seed 002): per-example radii, two phases, normal start.
+_MWPB_ATTACK = {"start": "normal"}
+_m("mwpb-at", "MWPB-AT: radius ε_i = exp(α·d_i)·ε from epoch 81 (ε/2 before), α = 0.58 (CIFAR-10)",
+   "MWPB §4, App.", objective={"name": "at"}, attack=_MWPB_ATTACK, radius={"name": "mwpb", "alpha": 0.58})
+_m("mwpb-trades", "MWPB-TRADES: per-example radii with TRADES, α = 0.42 (CIFAR-10)",
+   "MWPB §4", objective={"name": "trades", "beta": 6.0}, attack=_MWPB_ATTACK, radius={"name": "mwpb", "alpha": 0.42})
+_m("mwpb-mart", "MWPB-MART: per-example radii with MART, α = 0.55 (CIFAR-10)",
+   "MWPB §4", objective={"name": "mart", "beta": 6.0}, attack=_MWPB_ATTACK, radius={"name": "mwpb", "alpha": 0.55})
+_m("mwpb-awp", "MWPB-AWP: MWPB-AT inside AWP (γ = 0.01)",
+   "MWPB Table 5", objective={"name": "at"}, attack=_MWPB_ATTACK, radius={"name": "mwpb", "alpha": 0.58},
+   awp={"enabled": True, "gamma": 0.01})
+
+# AWP (Wu et al. 2020) as a wrapper; its code attacks with BN in train mode.
+_m("awp-at", "AT-AWP: adversarial weight perturbation γ = 0.01 around AT", "METHODS §5",
+   objective={"name": "at"}, attack={"bn_mode": "train"}, awp={"enabled": True, "gamma": 0.01})
+_m("awp-trades", "TRADES-AWP: γ = 0.005 after a 10-epoch warm-up", "METHODS §5",
+   objective={"name": "trades", "beta": 6.0}, attack={"bn_mode": "train"},
+   awp={"enabled": True, "gamma": 0.005, "warmup": 10})
+_m("awp-mart", "MART-AWP: γ = 0.005 after a 10-epoch warm-up (as TRADES-AWP)", "METHODS §5",
+   objective={"name": "mart", "beta": 6.0}, attack={"bn_mode": "train"},
+   awp={"enabled": True, "gamma": 0.005, "warmup": 10})
+
+# BiLAW (seed 004): learned weights, sum-one normalisation, 1000 + 1000 validation examples.
+_BILAW = {"name": "bilaw", "normalization": "sum-one", "bilaw_hidden": 128, "bilaw_meta_size": 1000}
+_m("bilaw", "BiLAW: weight net on the multi-class margin, trained by a one-step look-ahead; weights the AT CE",
+   "BiLAW Alg. 1", objective={"name": "at"}, weighting=_BILAW, data={"val_size": 1000})
+_m("bilaw-trades", "BiLAW-TRADES: CE_mean + 6·Σ ω_i·KL_i", "BiLAW Eq. 8",
+   objective={"name": "trades", "beta": 6.0}, weighting=_BILAW, data={"val_size": 1000})
+_m("bilaw-np", "BiLAW non-parametric: ω_i ∝ max(0, ⟨∇ℓ_i, ∇L_val⟩)", "BiLAW §4 (variant 1)",
+   objective={"name": "at"}, weighting=dict(_BILAW, name="bilaw-np"), data={"val_size": 1000})
+
+
 def get_method(name: str) -> Method:
     key = name.lower()
     for m in METHODS.values():

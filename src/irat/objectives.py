@@ -81,3 +81,20 @@ def make_objective(name: str, beta: float = 6.0) -> Objective:
         raise ConfigError(f"unknown objective {name!r}; known: {', '.join(OBJECTIVES)}")
     loss, start, nat, term = _SPECS[name]
     return Objective(name, loss, start, nat, term, beta=float(beta), early_stop=name.startswith("fat"))
+
+
+def weight_targets(objective: str, scheme: str) -> list[str]:
+    """Where an instance weight applies — each paper's rule (METHODS §3):
+
+    AT, FAT: the adversarial CE. TRADES: the natural CE under GAIR (GAIR-TRADES, Alg. 5), the KL
+    term under MAIL, WMMR and BiLAW. MART: only the CE part of BCE under GAIR (GAIR-MART, Eq. 10),
+    all of BCE under MAIL and the others.
+    """
+    base = "at" if objective == "fat" else objective.removeprefix("fat-")
+    if base == "at":
+        return ["adv_ce"]
+    if base == "trades":
+        return ["nat_ce"] if scheme == "gair" else ["kl"]
+    if base == "mart":
+        return ["adv_ce"] if scheme == "gair" else ["adv_ce", "bce_margin"]
+    raise ConfigError(f"unknown objective {objective!r}")

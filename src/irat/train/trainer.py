@@ -27,6 +27,12 @@ from ..utils import atomic_write_text, resolve_device
 from .checkpoint import load_checkpoint, save_checkpoint
 from .schedules import learning_rate, stepwise_value
 from .validate import validate_config
+from .awp import AWP
+from .bilaw import BiLAW
+from .reweight import Reweighter, natural_logits, summarize
+from ..margins import pm_dif, probabilistic_margin
+from ..radius import radius_for
+from ..utils import atomic_write
 
 RECOVERY, LAST, BEST = "recovery.pt", "last.pt", "best.pt"
 
@@ -79,9 +85,21 @@ class Trainer:
                                   input_size=h).to(self.device)
         self.meta = dict(self.model.irat_meta, dataset=self.splits.name)
         self.objective = make_objective(cfg.objective.name, cfg.objective.beta)
+        self.reweighter = Reweighter(cfg, self.objective)
+        self.save_epochs = {int(e) for e in cfg.save_per_example}
+        self._epoch_buf: dict[str, list[torch.Tensor]] = {}
+        self.bilaw = None
+        if cfg.weighting.name in ("bilaw", "bilaw-np"):
+            meta_idx, keep_idx = _split_meta(len(self.splits.train), cfg.weighting.bilaw_meta_size, cfg.data.split_seed)
+            meta = self.splits.train.subset(meta_idx)
+            self.splits.train = self.splits.train.subset(keep_idx)
+            self.bilaw = BiLAW(self.splits.num_classes, meta, hidden=cfg.weighting.bilaw_hidden,
+                               lr=cfg.weighting.bilaw_lr, batch_size=cfg.batch_size, seed=cfg.seed,
+                               parametric=cfg.weighting.name == "bilaw", device=self.device)
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=cfg.optim.lr, momentum=cfg.optim.momentum,
                                          weight_decay=cfg.optim.weight_decay, nesterov=cfg.optim.nesterov)
         self.generator = torch.Generator(device=self.device).manual_seed(cfg.seed)
+        self.awp = AWP(self.model, cfg.awp.gamma, cfg.awp.proxy_lr) if cfg.awp.enabled else None
         self.epoch = 0
         self.best = {"epoch": 0, "robust": -1.0}
         if self.resume_state is not None:
@@ -108,30 +126,82 @@ class Trainer:
 
     # -- one batch ------------------------------------------------------------------------------
     def train_step(self, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor, epoch: int) -> dict[str, torch.Tensor]:
-        """Craft x', form the objective's per-example terms, and step. Returns per-batch device stats."""
+        """Radius → attack → objective terms → weights → (AWP) step. Returns per-batch device stats."""
+        eps, step = radius_for(self.cfg.radius, self.model, x, y, epoch, self.eps, self.alpha)
         kw = self.attack_kwargs(epoch)
-        x_adv, info = pgd(self.model, x, y, return_info=True, **kw) if self.needs_info else (
-            pgd(self.model, x, y, **kw), None)
+        kw.update(eps=eps, alpha=step)
+        saving = epoch in self.save_epochs
+        want_info = self.reweighter.needs_kappa or saving
+        if self.reweighter.record_step or saving:
+            kw["record_step"] = "kappa"
+        x_adv, info = pgd(self.model, x, y, return_info=True, **kw) if want_info else (pgd(self.model, x, y, **kw), None)
+        w_raw = None
+        if self.bilaw is not None and self.reweighter.active(epoch):
+            w_raw = self.bilaw.weights(self.model, self.objective, self.reweighter.targets, x, x_adv, y,
+                                       self.optimizer.param_groups[0]["lr"], self.meta_attack)
+        awp_on = self.awp is not None and epoch > self.cfg.awp.warmup
+        if awp_on:
+            diff = self.awp.perturbation(lambda m: self.batch_loss(m, x, x_adv, y, info, epoch, w_raw)[0])
+            self.awp.apply(diff, +1.0)
         self.model.train()
-        logits_adv = self.model(x_adv)
-        logits_nat = self.model(x) if self.objective.needs_natural else None
-        terms = self.objective.terms(logits_nat, logits_adv, y)
-        loss = self.objective.combine(terms, self.weights(terms, info, logits_nat, logits_adv, y, idx, epoch))
+        loss, logits_adv, logits_nat, w_used = self.batch_loss(self.model, x, x_adv, y, info, epoch, w_raw)
         if not torch.isfinite(loss):
             raise IratError(f"the training loss became {loss.item()} at epoch {epoch}; lower the learning rate")
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
+        if awp_on:
+            self.awp.apply(diff, -1.0)
+        self._observe(x, y, idx, eps, info, logits_adv, logits_nat, w_used, saving)
         stats = {"loss": loss.detach() * len(y), "adv_correct": (logits_adv.argmax(1) == y).sum()}
         if logits_nat is not None:
             stats["nat_correct"] = (logits_nat.argmax(1) == y).sum()
         return stats
 
-    needs_info = False
+    def batch_loss(self, model: nn.Module, x: torch.Tensor, x_adv: torch.Tensor, y: torch.Tensor, info, epoch: int,
+                   w_raw: torch.Tensor | None = None):
+        """The (weighted) training loss of one batch on `model` (the model itself or AWP's proxy)."""
+        logits_adv = model(x_adv)
+        logits_nat = model(x) if self.objective.needs_natural else None
+        terms = self.objective.terms(logits_nat, logits_adv, y)
+        weights = None
+        if self.reweighter.active(epoch):
+            if w_raw is None:
+                w_raw = self.reweighter.raw(model, info=info, x=x, y=y, logits_adv=logits_adv, logits_nat=logits_nat,
+                                            epoch=epoch)
+            weights = self.reweighter.term_weights(w_raw)
+        return self.objective.combine(terms, weights), logits_adv, logits_nat, w_raw
 
-    def weights(self, terms, info, logits_nat, logits_adv, y, idx, epoch) -> dict[str, torch.Tensor] | None:
-        """Instance weights per term (none for the baseline objectives; the methods issue fills this)."""
-        return None
+    def meta_attack(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """PGD examples of a validation batch for BiLAW's look-ahead (CE, the training threat model)."""
+        a = self.cfg.attack
+        return pgd(model, x, y, eps=self.eps, alpha=self.alpha, steps=a.steps, norm=a.norm, loss="ce",
+                   start="uniform", bn_mode=a.bn_mode, check_inputs=False)
+
+    def _observe(self, x, y, idx, eps, info, logits_adv, logits_nat, w_raw, saving) -> None:
+        """Collect per-example quantities on the device for the epoch's metrics (and saved values)."""
+        buf = self._epoch_buf
+        if w_raw is not None:
+            buf.setdefault("weight", []).append(w_raw.detach())
+        if info is not None:
+            buf.setdefault("kappa", []).append(info.kappa)
+        if torch.is_tensor(eps):
+            buf.setdefault("eps", []).append(eps.detach())
+        if self.reweighter.w.name in ("mail", "wmmr") or saving:
+            buf.setdefault("pm_adv", []).append(probabilistic_margin(logits_adv.detach(), y))
+        if saving:
+            nat = logits_nat.detach() if logits_nat is not None else natural_logits(self.model, x)
+            buf.setdefault("pm_nat", []).append(probabilistic_margin(nat, y))
+            if info is not None and info.x_at_step is not None:
+                buf.setdefault("pm_dif", []).append(pm_dif(nat, natural_logits(self.model, info.x_at_step), y))
+            buf.setdefault("index", []).append(idx)
+            buf.setdefault("label", []).append(y)
+            if w_raw is None:
+                buf.setdefault("weight_or_one", []).append(torch.ones_like(y, dtype=torch.float))
+            if not torch.is_tensor(eps):
+                buf.setdefault("eps_scalar", []).append(torch.full_like(y, float(eps), dtype=torch.float))
+        if self.bilaw is not None:
+            buf.setdefault("bilaw_val_loss", []).append(self.bilaw.last_val_loss.reshape(1))
 
     # -- epochs ---------------------------------------------------------------------------------
     def fit(self, max_epochs: int | None = None) -> dict[str, Any]:
@@ -147,6 +217,8 @@ class Trainer:
             epoch = self.epoch + 1
             t0 = time.perf_counter()
             self.model.train()
+            if self.bilaw is not None:
+                self.bilaw.new_epoch()
             acc: dict[str, torch.Tensor] = {}
             bar = tqdm(total=n_batches, desc=f"epoch {epoch}/{cfg.epochs}", disable=not cfg.progress, leave=False)
             for i, (x, y, idx) in enumerate(self.splits.train.batches(cfg.batch_size, shuffle=True,
@@ -187,7 +259,42 @@ class Trainer:
         return last_row
 
     def extra_metrics(self) -> dict[str, Any]:
-        return {}
+        """Per-epoch distributions of weights, κ, margins and radii; saves per-example values if asked."""
+        buf = {k: torch.cat(v) for k, v in self._epoch_buf.items()}
+        self._epoch_buf = {}
+        row: dict[str, Any] = {}
+        if "weight" in buf:
+            row.update(summarize(buf["weight"], "weight"))
+        if "kappa" in buf:
+            k = self.cfg.attack.steps
+            row["kappa_hist"] = torch.bincount(buf["kappa"].clamp(0, k), minlength=k + 1).tolist()
+        if "pm_adv" in buf:
+            row.update(summarize(buf["pm_adv"], "pm_adv"))
+        if "eps" in buf:
+            e = buf["eps"]
+            row.update({"eps_min": e.min().item(), "eps_mean": e.mean().item(), "eps_max": e.max().item()})
+        if "bilaw_val_loss" in buf:
+            row["bilaw_val_loss"] = buf["bilaw_val_loss"].mean().item()
+        if "index" in buf:
+            self._save_per_example(buf)
+        return row
+
+    def _save_per_example(self, buf: dict[str, torch.Tensor]) -> None:
+        import numpy as np
+        out = {"index": buf["index"], "label": buf["label"], "pm_adv": buf["pm_adv"], "pm_nat": buf["pm_nat"]}
+        out["weight"] = buf.get("weight", buf.get("weight_or_one"))
+        out["eps"] = buf.get("eps", buf.get("eps_scalar"))
+        for k in ("kappa", "pm_dif"):
+            if k in buf:
+                out[k] = buf[k]
+        path = self.out / "per_example" / f"epoch_{self.epoch + 1:03d}.npz"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        arrays = {k: v.cpu().numpy() for k, v in out.items()}
+
+        def write(tmp: str) -> None:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, **arrays)
+        atomic_write(path, write)
 
     def validate(self) -> dict[str, float]:
         """Natural and PGD-K accuracy on the validation split (or the test set: the papers' protocol)."""
@@ -225,10 +332,11 @@ class Trainer:
         save_checkpoint(self.out / RECOVERY, payload)
 
     def extra_state(self) -> dict[str, Any]:
-        return {}
+        return {"bilaw": self.bilaw.state_dict()} if self.bilaw is not None else {}
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
-        pass
+        if self.bilaw is not None and "bilaw" in state:
+            self.bilaw.load_state_dict(state["bilaw"])
 
     def _restore(self, data: dict[str, Any]) -> None:
         self.model.load_state_dict(data["model"])
@@ -252,6 +360,14 @@ class Trainer:
         keep = [ln for ln in path.read_text(encoding="utf-8").splitlines()
                 if ln.strip() and json.loads(ln).get("epoch", 0) <= self.epoch]
         atomic_write_text(path, "".join(k + "\n" for k in keep))
+
+
+def _split_meta(n: int, size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """BiLAW's second validation set (drives the weight net), split off the training set, seeded."""
+    if size < 1 or size >= n:
+        raise ConfigError(f"weighting.bilaw_meta_size must be in [1, {n - 1}] for {n} training examples, got {size}")
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed + 1))
+    return perm[:size].sort().values, perm[size:].sort().values
 
 
 def load_model(run: str | Path, checkpoint: str = "best", device: str | torch.device = "cpu") -> nn.Module:

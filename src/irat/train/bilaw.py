@@ -1,0 +1,105 @@
+"""BiLAW (METHODS §3.5): instance weights learned by a one-step look-ahead on a validation set.
+
+Each iteration: (1) θ̃ = θ − η·∇_θ Σ_i ω_i(μ)·ℓ_i(θ), kept differentiable in μ (torch.func);
+(2) μ ← μ − η_μ·∇_μ L_val(θ̃), L_val the unweighted robust CE of a PGD-attacked validation batch;
+(3) ω recomputed with the new μ weights the real step on θ. The weight net sees the multi-class
+margin vector Δ_i (natural input). The non-parametric variant takes ω_i ∝ max(0, ⟨∇ℓ_i, ∇L_val⟩),
+obtained as −∂L_val(θ̃(ε))/∂ε_i at ε = 0 (the same look-ahead with a per-example ε).
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.func import functional_call
+
+from ..data import DeviceData
+from ..margins import margin_vector
+from ..objectives import Objective
+from .reweight import natural_logits
+
+
+class WeightNet(nn.Module):
+    """ω_μ: Linear(C, h) → ReLU → Linear(h, 1) → sigmoid."""
+
+    def __init__(self, num_classes: int, hidden: int = 128):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(num_classes, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+
+    def forward(self, delta: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.net(delta)).squeeze(1)
+
+
+class BiLAW:
+    def __init__(self, num_classes: int, meta: DeviceData, *, hidden: int, lr: float, batch_size: int, seed: int,
+                 parametric: bool, device: torch.device):
+        self.parametric = parametric
+        self.net = WeightNet(num_classes, hidden).to(device)
+        self.opt = torch.optim.Adam(self.net.parameters(), lr=lr)
+        self.meta = meta
+        self.batch_size = batch_size
+        self.gen = torch.Generator(device=device).manual_seed(seed + 7919)
+        self._iter = iter(())
+        self.last_val_loss = torch.zeros((), device=device)
+
+    def new_epoch(self) -> None:
+        """A fresh permutation of the validation set each epoch (so that resume is exact)."""
+        self._iter = iter(())
+
+    def _meta_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        try:
+            x, y, _ = next(self._iter)
+        except StopIteration:
+            self._iter = self.meta.batches(self.batch_size, shuffle=True, generator=self.gen, drop_last=False)
+            x, y, _ = next(self._iter)
+        return x, y
+
+    def weights(self, model: nn.Module, objective: Objective, targets: list[str], x: torch.Tensor,
+                x_adv: torch.Tensor, y: torch.Tensor, lr: float,
+                attack: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        """Update μ by the look-ahead (parametric) and return raw weights for the real step."""
+        xv, yv = self._meta_batch()
+        xv_adv = attack(model, xv, yv)
+        params = {n: p for n, p in model.named_parameters()}
+        buffers = {n: b.clone() for n, b in model.named_buffers()}  # the look-ahead leaves BN statistics alone
+        b = len(y)
+        delta = margin_vector(natural_logits(model, x), y) if self.parametric else None
+        if self.parametric:
+            w = self.net(delta)
+            scale = w * b / w.sum().clamp_min(1e-12)
+        else:
+            eps = torch.zeros(b, device=x.device, requires_grad=True)
+            scale = eps * b
+
+        def forward(p, inp):
+            return functional_call(model, (p, buffers), (inp,))
+
+        logits_adv = forward(params, x_adv)
+        logits_nat = forward(params, x) if objective.needs_natural else None
+        loss = objective.combine(objective.terms(logits_nat, logits_adv, y), {t: scale for t in targets})
+        grads = torch.autograd.grad(loss, list(params.values()), create_graph=True)
+        lookahead = {n: p - lr * g for (n, p), g in zip(params.items(), grads)}
+        val_loss = F.cross_entropy(forward(lookahead, xv_adv), yv)
+        self.last_val_loss = val_loss.detach()
+        if self.parametric:
+            g_mu = torch.autograd.grad(val_loss, list(self.net.parameters()))
+            self.opt.zero_grad(set_to_none=True)
+            for p, g in zip(self.net.parameters(), g_mu):
+                p.grad = g
+            self.opt.step()
+            with torch.no_grad():
+                return self.net(delta)
+        g_eps, = torch.autograd.grad(val_loss, eps)
+        w = torch.clamp(-g_eps.detach(), min=0.0)
+        return w if float(w.sum()) > 0 else torch.ones_like(w)
+
+    def state_dict(self) -> dict:
+        return {"net": self.net.state_dict(), "opt": self.opt.state_dict(), "gen": self.gen.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.net.load_state_dict(state["net"])
+        self.opt.load_state_dict(state["opt"])
+        self.gen.set_state(state["gen"].cpu())
+        self._iter = iter(())
