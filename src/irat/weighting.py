@@ -51,7 +51,7 @@ def gair_weight(kappa: torch.Tensor, steps: int, lam: float, fn: str = "tanh") -
         return torch.ones_like(k)
     arg = lam + 5.0 * (1.0 - 2.0 * k / steps)
     if fn == "tanh":
-        return 0.5 * (1.0 + torch.tanh(arg))
+        return torch.sigmoid(2.0 * arg)  # = ½(1 + tanh(arg)) exactly, without float32 cancellation near 0
     if fn == "sigmoid":
         return torch.sigmoid(arg)
     raise ConfigError(f"weighting.gair_fn must be one of {', '.join(GAIR_FUNCTIONS)}, got {fn!r}")

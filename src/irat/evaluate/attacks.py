@@ -7,6 +7,7 @@ from dataclasses import dataclass, asdict
 import torch
 import torch.nn as nn
 
+from ..attacks.lm_pgd import lm_pgd
 from ..attacks.pgd import pgd
 from ..errors import IratError
 
@@ -36,10 +37,13 @@ def parse_attack(name: str) -> AttackSpec:
     m = re.fullmatch(r"pgd(\d+)", key)
     if m:
         return AttackSpec(key, "pgd", steps=int(m.group(1)))
+    m = re.fullmatch(r"lmpgd(\d*)", key)
+    if m:
+        return AttackSpec(key, "lmpgd", steps=int(m.group(1) or 50), start="none")
     m = re.fullmatch(r"cw(\d*)", key)
     if m:
         return AttackSpec(key, "pgd", steps=int(m.group(1) or _CW_DEFAULT_STEPS), loss="cw")
-    raise IratError(f"unknown attack {name!r}; known: natural, pgdK (e.g. pgd20, pgd100), cw, cwK")
+    raise IratError(f"unknown attack {name!r}; known: natural, pgdK (e.g. pgd20, pgd100), cw, cwK, lmpgdK")
 
 
 def run_attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec, *, eps: float, norm: str,
@@ -47,5 +51,7 @@ def run_attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackS
     """Adversarial inputs for one batch (x itself for `natural`)."""
     if spec.kind == "natural":
         return x
+    if spec.kind == "lmpgd":
+        return lm_pgd(model, x, y, eps=eps, steps=spec.steps, check_inputs=False)
     return pgd(model, x, y, eps=eps, alpha=spec.alpha or alpha, steps=spec.steps, norm=norm, loss=spec.loss,
                start=spec.start, restarts=spec.restarts, generator=generator, check_inputs=False)

@@ -32,6 +32,24 @@ class WeightNet(nn.Module):
         return torch.sigmoid(self.net(delta)).squeeze(1)
 
 
+def lookahead_val_loss(model: nn.Module, objective: Objective, targets: list[str], x: torch.Tensor,
+                       x_adv: torch.Tensor, y: torch.Tensor, scale: torch.Tensor, lr: float, xv_adv: torch.Tensor,
+                       yv: torch.Tensor) -> torch.Tensor:
+    """L_val(θ̃) with θ̃ = θ − η·∇_θ loss(θ; ω = scale), differentiable in `scale` (and so in μ)."""
+    params = {n: p for n, p in model.named_parameters()}
+    buffers = {n: b.clone() for n, b in model.named_buffers()}  # the look-ahead leaves BN statistics alone
+
+    def forward(p, inp):
+        return functional_call(model, (p, buffers), (inp,))
+
+    logits_adv = forward(params, x_adv)
+    logits_nat = forward(params, x) if objective.needs_natural else None
+    loss = objective.combine(objective.terms(logits_nat, logits_adv, y), {t: scale for t in targets})
+    grads = torch.autograd.grad(loss, list(params.values()), create_graph=True)
+    lookahead = {n: p - lr * g for (n, p), g in zip(params.items(), grads)}
+    return F.cross_entropy(forward(lookahead, xv_adv), yv)
+
+
 class BiLAW:
     def __init__(self, num_classes: int, meta: DeviceData, *, hidden: int, lr: float, batch_size: int, seed: int,
                  parametric: bool, device: torch.device):
@@ -62,8 +80,6 @@ class BiLAW:
         """Update μ by the look-ahead (parametric) and return raw weights for the real step."""
         xv, yv = self._meta_batch()
         xv_adv = attack(model, xv, yv)
-        params = {n: p for n, p in model.named_parameters()}
-        buffers = {n: b.clone() for n, b in model.named_buffers()}  # the look-ahead leaves BN statistics alone
         b = len(y)
         delta = margin_vector(natural_logits(model, x), y) if self.parametric else None
         if self.parametric:
@@ -72,16 +88,7 @@ class BiLAW:
         else:
             eps = torch.zeros(b, device=x.device, requires_grad=True)
             scale = eps * b
-
-        def forward(p, inp):
-            return functional_call(model, (p, buffers), (inp,))
-
-        logits_adv = forward(params, x_adv)
-        logits_nat = forward(params, x) if objective.needs_natural else None
-        loss = objective.combine(objective.terms(logits_nat, logits_adv, y), {t: scale for t in targets})
-        grads = torch.autograd.grad(loss, list(params.values()), create_graph=True)
-        lookahead = {n: p - lr * g for (n, p), g in zip(params.items(), grads)}
-        val_loss = F.cross_entropy(forward(lookahead, xv_adv), yv)
+        val_loss = lookahead_val_loss(model, objective, targets, x, x_adv, y, scale, lr, xv_adv, yv)
         self.last_val_loss = val_loss.detach()
         if self.parametric:
             g_mu = torch.autograd.grad(val_loss, list(self.net.parameters()))
