@@ -105,6 +105,7 @@ class OptimConfig:
     schedule: str = "piecewise"      # piecewise, cosine, cyclic, constant
     milestones: list | None = None   # epochs of the ÷gamma drops; None: 50% and 75% of epochs
     gamma: float = 0.1
+    milestone_lrs: list | None = None  # explicit LR after each milestone (GAIRAT: 0.01, 0.001, 0.0005)
     step_per: str = "epoch"          # epoch or iteration: when the schedule is evaluated
     warmup_epochs: int = 0           # linear warm-up from 0 (per iteration)
 
@@ -122,6 +123,8 @@ class Config:
     val_every: int = 1
     best_on: str = "val"             # val (default) or test (the papers' protocol, labelled)
     progress: bool = True
+    seeds: int = 1                   # trials the paper averages over (for multi-seed runs and reports)
+    eval_suite: str | None = None    # the paper's evaluation protocol (irat eval --suite)
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     attack: AttackConfig = field(default_factory=AttackConfig)

@@ -18,21 +18,28 @@ DEMO_SETTINGS = {
     "data": {"dataset": "digits", "val_size": 300},
     "model": {"arch": "tinycnn"},
     "attack": {"eps": 0.1, "steps": 10},
-    "optim": {"lr": 0.05, "weight_decay": 5e-4, "milestones": [15, 22]},
-    "epochs": 25,
+    "optim": {"lr": 0.05, "weight_decay": 5e-4, "milestones": [20, 27]},
+    "epochs": 30,
     "batch_size": 64,
     "val_n": 300,
 }
-DEMO_METHODS = ["at"]
+# AT, two reweighting schemes (κ-based GAIRAT, margin-based MAIL-AT) and MWPB's per-example radii;
+# weights and radii switch on after a 15-epoch burn-in, as the papers start them mid-training.
+DEMO_METHODS = ["at", "gairat", "mail-at", "mwpb-at"]
+DEMO_METHOD_SETTINGS = {"gairat": {"weighting": {"burn_in": 15}}, "mail-at": {"weighting": {"burn_in": 15}},
+                        "mwpb-at": {"radius": {"phase1_epochs": 15}}}
 
 
 def demo_config(method: str, epochs: int | None, device: str | None, quiet: bool) -> Config:
     cfg = Config()
     apply_method(cfg, method)
     apply_dict(cfg, DEMO_SETTINGS)
+    apply_dict(cfg, DEMO_METHOD_SETTINGS.get(method, {}))
     if epochs is not None:
         cfg.epochs = epochs
-        cfg.optim.milestones = [round(epochs * 0.6), round(epochs * 0.88)]
+        cfg.optim.milestones = [round(epochs * 2 / 3), round(epochs * 0.9)]
+        cfg.weighting.burn_in = min(cfg.weighting.burn_in, epochs // 2)
+        cfg.radius.phase1_epochs = min(cfg.radius.phase1_epochs, epochs // 2)
     cfg.device = device or "auto"
     cfg.progress = not quiet
     return cfg

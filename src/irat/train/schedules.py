@@ -19,7 +19,11 @@ def milestones(opt: OptimConfig, epochs: int) -> list[float]:
 def learning_rate(opt: OptimConfig, epochs: int, progress: float) -> float:
     """LR after `progress` completed epochs (fractional when the schedule steps per iteration)."""
     if opt.schedule == "piecewise":
-        lr = opt.lr * opt.gamma ** sum(progress >= m for m in milestones(opt, epochs))
+        passed = sum(progress >= m for m in milestones(opt, epochs))
+        if opt.milestone_lrs:
+            lr = opt.lr if passed == 0 else float(opt.milestone_lrs[min(passed, len(opt.milestone_lrs)) - 1])
+        else:
+            lr = opt.lr * opt.gamma ** passed
     elif opt.schedule == "cosine":
         lr = opt.lr * 0.5 * (1 + math.cos(math.pi * min(progress, epochs) / epochs))
     elif opt.schedule == "cyclic":  # linear up to 2/5 of training, then down to 0 (per iteration)

@@ -1,0 +1,52 @@
+"""Every shipped preset resolves to a valid config; the paper-table presets match their generator."""
+from __future__ import annotations
+
+import pytest
+
+from irat.config import Config, apply_dict
+from irat.methods import apply_method
+from irat.paper_presets import PRESET_DIR, render, table_presets
+from irat.presets import load_preset, preset_info, preset_names
+from irat.train.validate import validate_config
+
+NAMES = preset_names()
+
+
+def test_generated_presets_are_committed_unchanged():
+    for name, p in table_presets().items():
+        path = PRESET_DIR / f"{name}.yaml"
+        assert path.is_file(), f"{name}: run `python -m irat.paper_presets`"
+        assert path.read_text(encoding="utf-8") == render(p), f"{name} differs from its generator"
+
+
+def test_every_table_is_covered():
+    names = set(table_presets())
+    assert len([n for n in names if n.startswith("mail/cifar10-resnet18-pm/")]) == 9          # MAIL Table 1
+    for setting in ("cifar10-resnet18", "cifar10-wrn32", "svhn-resnet18", "cifar100-resnet18"):  # MAIL Tables 2-4
+        assert {f"mail/{setting}/{r}" for r in ("at", "trades", "mart", "fat", "gairat", "mail-at", "mail-trades")} <= names
+    assert {"gairat/cifar10-wrn32/gair-fat", "gairat/cifar10-wrn34/gair-trades"} <= names    # GAIRAT Tables 1-2
+    assert {"mwpb/cifar10-rn18/mwpb-trades", "mwpb/tiny-imagenet-rn18/mwpb-mart",
+            "mwpb/cifar10-wrn34-baselines/mwpb-awp"} <= names                                # MWPB Tables 1-5
+    assert {"bilaw/mnist-tinycnn-linf/bilaw", "bilaw/fmnist-fc1-l2/mail", "bilaw/cifar10-wrn32-linf8/bilaw-trades",
+            "bilaw/cifar100-wrn32-linf8/trades"} <= names                                    # BiLAW Tables 1-3
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_preset_resolves(name):
+    data = load_preset(name)
+    cfg = Config()
+    apply_method(cfg, data.pop("method", "at"))
+    apply_dict(cfg, data)
+    validate_config(cfg)
+    info = preset_info(name)
+    assert info["source"] and info["method"]
+
+
+def test_table_values_follow_the_papers():
+    p = table_presets()
+    assert p["mail/cifar10-resnet18/mail-trades"]["optim"]["weight_decay"] == 3.5e-3
+    assert p["gairat/cifar10-wrn32/gair-fat"]["weighting"] == {"burn_in": 60, "gair_lambda": 0.0}
+    assert p["gairat/cifar10-wrn32/at"]["optim"]["milestone_lrs"] == [0.01, 0.001, 0.0005]
+    assert p["mwpb/svhn-rn18/mwpb-trades"]["radius"]["alpha"] == 0.15
+    assert p["bilaw/cifar100-wrn32-linf8/trades"]["objective"]["beta"] == 1.0
+    assert p["bilaw/mnist-tinycnn-l2/at"]["attack"] == {"norm": "l2", "eps": 0.3, "alpha": 0.075, "steps": 10}
