@@ -118,6 +118,11 @@ def table_presets() -> dict[str, dict]:
         add(f"mail/cifar10-wrn32/{row}", f"MAIL Table 3, row {row}", MAIL_WRN, m, ex, "cifar10")
         add(f"mail/svhn-resnet18/{row}", f"MAIL Table 4 (SVHN), row {row}", MAIL_RN18, m, ex, "svhn")
         add(f"mail/cifar100-resnet18/{row}", f"MAIL Table 4 (CIFAR-100), row {row}", MAIL_RN18, m, ex, "cifar100")
+    released = _merge(MAIL_RN18, {"data": {"dataset": "cifar10"}, "optim": {"milestones": [75, 90, 100]}})
+    for row, gamma, bias in (("mail-at", 10.0, -0.5), ("mail-trades", 2.0, 0.0)):
+        add(f"mail/cifar10-resnet18-released/{row}", f"MAIL released code README, {row} (normalisation constant 3)",
+            released, row, {"weighting": {"mail_gamma": gamma, "mail_bias": bias, "normalization": "constant",
+                                          "constant": 3.0}})
     for row, (m, ex) in GAIRAT_T1.items():
         add(f"gairat/cifar10-wrn32/{row}", f"GAIRAT Table 1, row {row}", GAIRAT_WRN32, m, ex)
     for row, (m, ex) in GAIRAT_T2.items():
