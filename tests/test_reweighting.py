@@ -274,3 +274,20 @@ def test_per_example_values_saved(tmp_path):
     assert np.allclose(z["weight"], w, atol=1e-6)  # weights line up with their κ and index
     z1 = np.load(tmp_path / "g" / "per_example" / "epoch_001.npz")
     assert np.all(z1["weight"] == 1.0)
+
+
+def test_gair_rst_mix_loss():
+    """CE + β·mean[w·KL(x,x_kl) + (1−w)·KL(x,x_cw)]; with ω ≡ 1 it is TRADES exactly."""
+    torch.manual_seed(0)
+    nat, adv, adv2 = torch.randn(5, 4), torch.randn(5, 4), torch.randn(5, 4)
+    y = torch.randint(0, 4, (5,))
+    w = torch.rand(5)
+    mix, trades = make_objective("trades-mix", 6.0), make_objective("trades", 6.0)
+    t = mix.terms(nat, adv, y, adv2)
+    pn = F.softmax(nat, 1)
+    kl1 = (pn * (pn.log() - F.log_softmax(adv, 1))).sum(1)
+    kl2 = (pn * (pn.log() - F.log_softmax(adv2, 1))).sum(1)
+    want = F.cross_entropy(nat, y) + 6 * (w * kl1 + (1 - w) * kl2).mean()
+    assert mix.combine(t, {"kl": w}).item() == pytest.approx(want.item(), rel=1e-6)
+    assert mix.combine(t).item() == pytest.approx(trades.combine(trades.terms(nat, adv, y)).item(), rel=1e-6)
+    assert weight_targets("trades-mix", "gair") == ["kl"]

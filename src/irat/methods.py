@@ -56,6 +56,9 @@ _m("gair-fat", "GAIR-FAT: FAT (τ 0/3/6 at epochs 40/70) with GAIR weights, κ c
    weighting=dict(_GAIR, burn_in=70))
 _m("gair-trades", "GAIR-TRADES: GAIR weights on the natural CE, β·mean KL; β = 6, λ = −1, burn-in 75",
    "GAIRAT Alg. 4-5, App. C.9", objective={"name": "trades", "beta": 6.0}, weighting=dict(_GAIR, burn_in=75))
+_m("gair-trades-rst", "GAIR-TRADES as in the released GAIR-RST code: CE + β·mean[w·KL(x,x_kl) + (1−w)·KL(x,x_cw)], "
+   "w not normalised, x_cw from a CW attack", "METHODS §3.1 (released GAIR-RST)",
+   objective={"name": "trades-mix", "beta": 6.0}, weighting=dict(_GAIR, burn_in=0, normalization="none"))
 _m("gair-mart", "GAIR-MART: GAIR weights on the CE part of MART's BCE only; burn-in 75",
    "GAIRAT App. C.7, Eq. 10", objective={"name": "mart", "beta": 6.0}, weighting=dict(_GAIR, burn_in=75))
 

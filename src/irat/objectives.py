@@ -37,8 +37,16 @@ class Objective:
     weighted_term: str        # where the papers put an instance weight by default
     beta: float = 6.0
     early_stop: bool = False  # FAT: friendly adversarial data from PGD-K-τ
+    second_attack: str | None = None  # trades-mix: a second adversarial example from this attack loss
 
-    def terms(self, logits_nat: torch.Tensor | None, logits_adv: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+    def terms(self, logits_nat: torch.Tensor | None, logits_adv: torch.Tensor, y: torch.Tensor,
+              logits_adv2: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        if self.name == "trades-mix":
+            assert logits_nat is not None and logits_adv2 is not None
+            p_nat = F.softmax(logits_nat, 1)
+            return {"nat_ce": F.cross_entropy(logits_nat, y, reduction="none"),
+                    "kl": self.beta * kl_per_example(p_nat, logits_adv),
+                    "kl_cw": self.beta * kl_per_example(p_nat, logits_adv2)}
         base = self.name.removeprefix("fat-") if self.name != "fat" else "at"
         if base == "at":
             return {"adv_ce": F.cross_entropy(logits_adv, y, reduction="none")}
@@ -53,7 +61,9 @@ class Objective:
 
     def combine(self, terms: dict[str, torch.Tensor], weights: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         """Σ over terms of mean_i(ω_i·term_i); a term absent from `weights` gets ω ≡ 1."""
-        weights = weights or {}
+        weights = dict(weights or {})
+        if "kl_cw" in terms:  # trades-mix: w on KL(x, x_kl), 1 − w on KL(x, x_cw); ω ≡ 1 gives TRADES
+            weights["kl_cw"] = 1.0 - weights.get("kl", torch.ones_like(terms["kl"]))
         total = 0.0
         for k, v in terms.items():
             w = weights.get(k)
@@ -72,6 +82,8 @@ _SPECS = {
     "fat": ("ce", "uniform", False, "adv_ce"),
     "fat-trades": ("kl", "normal", True, "kl"),
     "fat-mart": ("ce", "normal", True, "adv_ce"),
+    # released GAIR-RST loss: CE + β·mean[w·KL(x, x_kl) + (1 − w)·KL(x, x_cw)], x_cw from a CW attack
+    "trades-mix": ("kl", "normal", True, "kl"),
 }
 OBJECTIVES = tuple(_SPECS)
 
@@ -80,7 +92,8 @@ def make_objective(name: str, beta: float = 6.0) -> Objective:
     if name not in _SPECS:
         raise ConfigError(f"unknown objective {name!r}; known: {', '.join(OBJECTIVES)}")
     loss, start, nat, term = _SPECS[name]
-    return Objective(name, loss, start, nat, term, beta=float(beta), early_stop=name.startswith("fat"))
+    return Objective(name, loss, start, nat, term, beta=float(beta), early_stop=name.startswith("fat"),
+                     second_attack="cw" if name == "trades-mix" else None)
 
 
 def weight_targets(objective: str, scheme: str) -> list[str]:
@@ -93,6 +106,8 @@ def weight_targets(objective: str, scheme: str) -> list[str]:
     base = "at" if objective == "fat" else objective.removeprefix("fat-")
     if base == "at":
         return ["adv_ce"]
+    if base == "trades-mix":
+        return ["kl"]
     if base == "trades":
         return ["nat_ce"] if scheme == "gair" else ["kl"]
     if base == "mart":

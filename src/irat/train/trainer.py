@@ -135,16 +135,20 @@ class Trainer:
         if self.reweighter.record_step or saving:
             kw["record_step"] = "kappa"
         x_adv, info = pgd(self.model, x, y, return_info=True, **kw) if want_info else (pgd(self.model, x, y, **kw), None)
+        x_adv2 = None
+        if self.objective.second_attack:
+            kw2 = dict(kw, loss=self.objective.second_attack, start="uniform", record_step=None, tau=None)
+            x_adv2 = pgd(self.model, x, y, **kw2)
         w_raw = None
         if self.bilaw is not None and self.reweighter.active(epoch):
             w_raw = self.bilaw.weights(self.model, self.objective, self.reweighter.targets, x, x_adv, y,
                                        self.optimizer.param_groups[0]["lr"], self.meta_attack)
         awp_on = self.awp is not None and epoch > self.cfg.awp.warmup
         if awp_on:
-            diff = self.awp.perturbation(lambda m: self.batch_loss(m, x, x_adv, y, info, epoch, w_raw)[0])
+            diff = self.awp.perturbation(lambda m: self.batch_loss(m, x, x_adv, y, info, epoch, w_raw, x_adv2)[0])
             self.awp.apply(diff, +1.0)
         self.model.train()
-        loss, logits_adv, logits_nat, w_used = self.batch_loss(self.model, x, x_adv, y, info, epoch, w_raw)
+        loss, logits_adv, logits_nat, w_used = self.batch_loss(self.model, x, x_adv, y, info, epoch, w_raw, x_adv2)
         if not torch.isfinite(loss):
             raise IratError(f"the training loss became {loss.item()} at epoch {epoch}; lower the learning rate")
         self.optimizer.zero_grad(set_to_none=True)
@@ -159,11 +163,12 @@ class Trainer:
         return stats
 
     def batch_loss(self, model: nn.Module, x: torch.Tensor, x_adv: torch.Tensor, y: torch.Tensor, info, epoch: int,
-                   w_raw: torch.Tensor | None = None):
+                   w_raw: torch.Tensor | None = None, x_adv2: torch.Tensor | None = None):
         """The (weighted) training loss of one batch on `model` (the model itself or AWP's proxy)."""
         logits_adv = model(x_adv)
         logits_nat = model(x) if self.objective.needs_natural else None
-        terms = self.objective.terms(logits_nat, logits_adv, y)
+        logits_adv2 = model(x_adv2) if x_adv2 is not None else None
+        terms = self.objective.terms(logits_nat, logits_adv, y, logits_adv2)
         weights = None
         if self.reweighter.active(epoch):
             if w_raw is None:

@@ -52,3 +52,5 @@ def validate_config(cfg: Config) -> None:
     _choice(o.step_per, ("epoch", "iteration"), "optim.step_per")
     _choice(cfg.best_on, ("val", "test"), "best_on")
     _positive(cfg.objective.beta, "objective.beta", allow_zero=True)
+    if cfg.objective.name == "trades-mix" and cfg.weighting.name in ("bilaw", "bilaw-np"):
+        raise ConfigError("objective trades-mix (GAIR-RST's loss) works with gair, mail, wmmr or no weighting, not BiLAW")
