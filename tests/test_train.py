@@ -104,3 +104,17 @@ def test_schedules():
     assert stepwise_value([[0, 0], [50, 1], [90, 2]], 49) == 0
     assert stepwise_value([[0, 0], [50, 1], [90, 2]], 50) == 1
     assert stepwise_value([[0, 0], [50, 1], [90, 2]], 119) == 2
+
+
+@pytest.mark.parametrize("method", ["bilaw", "mwpb-awp", "gair-fat"])
+def test_resume_is_bit_identical_for_stateful_methods(tmp_path, method):
+    over = dict(method=method, epochs=3, weighting={"burn_in": 1, "bilaw_meta_size": 64}, radius={"phase1_epochs": 1},
+                data={"train_subset": 192})
+    Trainer(quick_config(**over), tmp_path / "a").fit()
+    Trainer(quick_config(**over), tmp_path / "b").fit(max_epochs=2)
+    Trainer(None, tmp_path / "b", resume=True).fit()
+    assert _same(_weights(tmp_path / "a" / "last.pt"), _weights(tmp_path / "b" / "last.pt"))
+    if method == "bilaw":
+        a = load_checkpoint(tmp_path / "a" / "recovery.pt")["extra"]["bilaw"]["net"]
+        b = load_checkpoint(tmp_path / "b" / "recovery.pt")["extra"]["bilaw"]["net"]
+        assert _same(a, b)
