@@ -3,13 +3,11 @@ from __future__ import annotations
 
 import gzip
 import http.server
-import io
 import pickle
 import shutil
 import tarfile
 import threading
 from functools import partial
-from pathlib import Path
 
 import numpy as np
 import pytest
