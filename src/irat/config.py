@@ -6,6 +6,7 @@ beside every run (`config.yaml`) and inside every checkpoint.
 from __future__ import annotations
 
 import dataclasses
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -142,10 +143,21 @@ class Config:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
 
-_FLOAT_KEYS = {"attack.eps", "attack.alpha", "objective.beta", "objective.fat_noise", "optim.lr",
-               "optim.momentum", "optim.weight_decay", "optim.gamma", "weighting.constant", "weighting.gair_lambda",
-               "weighting.gair_lambda_end", "weighting.mail_gamma", "weighting.mail_bias", "weighting.wmmr_alpha",
-               "weighting.bilaw_lr", "radius.alpha", "radius.phase1_scale", "awp.gamma", "awp.proxy_lr"}
+def _float_keys(cls: type = None, prefix: str = "") -> set[str]:
+    """Dotted keys whose annotation admits a float (they accept fractions such as 8/255)."""
+    cls = Config if cls is None else cls
+    hints = typing.get_type_hints(cls)
+    keys: set[str] = set()
+    for f in dataclasses.fields(cls):
+        t = hints[f.name]
+        if dataclasses.is_dataclass(t):
+            keys |= _float_keys(t, prefix + f.name + ".")
+        elif t is float or float in typing.get_args(t):
+            keys.add(prefix + f.name)
+    return keys
+
+
+_FLOAT_KEYS = _float_keys()
 
 
 def all_keys(obj: Any = None, prefix: str = "") -> list[str]:

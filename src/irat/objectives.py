@@ -27,6 +27,11 @@ def mart_bce(logits_adv: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, t
     return ce, margin_part
 
 
+def base_objective(name: str) -> str:
+    """The loss a FAT variant trains on friendly data: fat → at, fat-trades → trades, fat-mart → mart."""
+    return "at" if name == "fat" else name.removeprefix("fat-")
+
+
 @dataclass
 class Objective:
     """A training objective. `terms` are per-example; `combine` makes the batch loss."""
@@ -47,7 +52,7 @@ class Objective:
             return {"nat_ce": F.cross_entropy(logits_nat, y, reduction="none"),
                     "kl": self.beta * kl_per_example(p_nat, logits_adv),
                     "kl_cw": self.beta * kl_per_example(p_nat, logits_adv2)}
-        base = self.name.removeprefix("fat-") if self.name != "fat" else "at"
+        base = base_objective(self.name)
         if base == "at":
             return {"adv_ce": F.cross_entropy(logits_adv, y, reduction="none")}
         assert logits_nat is not None
@@ -103,7 +108,7 @@ def weight_targets(objective: str, scheme: str) -> list[str]:
     term under MAIL, WMMR and BiLAW. MART: only the CE part of BCE under GAIR (GAIR-MART, Eq. 10),
     all of BCE under MAIL and the others.
     """
-    base = "at" if objective == "fat" else objective.removeprefix("fat-")
+    base = base_objective(objective)
     if base == "at":
         return ["adv_ce"]
     if base == "trades-mix":

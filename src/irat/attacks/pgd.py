@@ -185,7 +185,6 @@ def _run(model, x, y, eps, alpha, steps, norm, loss, start, kappa, record_step, 
     dev = x.device
     x_adv = random_start(x, eps, norm, start, generator)
     kappa_count = torch.zeros(b, dtype=torch.long, device=dev)
-    kappa_first = torch.full((b,), steps, dtype=torch.long, device=dev)
     first = torch.full((b,), -1, dtype=torch.long, device=dev)
     fat = tau is not None
     if fat:
@@ -209,7 +208,6 @@ def _run(model, x, y, eps, alpha, steps, norm, loss, start, kappa, record_step, 
             kappa_count += correct
             newly = (first < 0) & ~correct
             first = torch.where(newly, k, first)
-            kappa_first = torch.where(newly, torch.full_like(kappa_first, k), kappa_first)
             if rec is not None:
                 rec = torch.where((record_step == k).reshape(bshape), x_adv, rec)
             if fat:
@@ -232,6 +230,7 @@ def _run(model, x, y, eps, alpha, steps, norm, loss, start, kappa, record_step, 
     x_adv = x_adv.detach()
     if not need_info:
         return x_adv, None
+    kappa_first = torch.where(first < 0, steps, first)  # first misclassified among x_0..x_{K-1}, else K
     with torch.no_grad():
         logits = model(x_adv)
         correct = logits.argmax(1) == y

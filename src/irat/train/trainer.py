@@ -201,8 +201,6 @@ class Trainer:
                 buf.setdefault("pm_dif", []).append(pm_dif(nat, natural_logits(self.model, info.x_at_step), y))
             buf.setdefault("index", []).append(idx)
             buf.setdefault("label", []).append(y)
-            if w_raw is None:
-                buf.setdefault("weight_or_one", []).append(torch.ones_like(y, dtype=torch.float))
             if not torch.is_tensor(eps):
                 buf.setdefault("eps_scalar", []).append(torch.full_like(y, float(eps), dtype=torch.float))
         if self.bilaw is not None:
@@ -287,7 +285,7 @@ class Trainer:
     def _save_per_example(self, buf: dict[str, torch.Tensor]) -> None:
         import numpy as np
         out = {"index": buf["index"], "label": buf["label"], "pm_adv": buf["pm_adv"], "pm_nat": buf["pm_nat"]}
-        out["weight"] = buf.get("weight", buf.get("weight_or_one"))
+        out["weight"] = buf["weight"] if "weight" in buf else torch.ones_like(buf["label"], dtype=torch.float)
         out["eps"] = buf.get("eps", buf.get("eps_scalar"))
         for k in ("kappa", "pm_dif"):
             if k in buf:
