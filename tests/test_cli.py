@@ -75,6 +75,12 @@ def test_preset_and_set_precedence(tmp_path):
     (["--set", "optim.nope=1"], "unknown config key"),
     (["--set", "attack.norm=l1"], "attack.norm"),
     (["--preset", "no/such/preset"], "unknown preset"),
+    (["--weighting", "magic"], "weighting.name"),
+    (["--radius", "huge"], "radius.name"),
+    (["--burn-in=-1"], "weighting.burn_in"),
+    (["--method", "mail-at", "--set", "weighting.mail_margin=pm-xyz"], "weighting.mail_margin"),
+    (["--method", "gairat", "--set", "weighting.normalization=max"], "weighting.normalization"),
+    (["--objective", "trades-mix", "--weighting", "bilaw"], "not BiLAW"),
 ])
 def test_bad_train_input(tmp_path, capsys, extra, msg):
     out = tmp_path / "run"

@@ -52,5 +52,16 @@ def validate_config(cfg: Config) -> None:
     _choice(o.step_per, ("epoch", "iteration"), "optim.step_per")
     _choice(cfg.best_on, ("val", "test"), "best_on")
     _positive(cfg.objective.beta, "objective.beta", allow_zero=True)
+    w = cfg.weighting
+    from .reweight import MAIL_MARGINS, SCHEMES
+    from ..weighting import GAIR_FUNCTIONS, NORMALIZATIONS
+    _choice(w.name, SCHEMES, "weighting.name")
+    _choice(w.mail_margin, MAIL_MARGINS, "weighting.mail_margin")
+    _choice(w.normalization, NORMALIZATIONS, "weighting.normalization")
+    _choice(w.gair_fn, GAIR_FUNCTIONS, "weighting.gair_fn")
+    _choice(w.gair_lambda_schedule, ("fixed", "linear", "piecewise"), "weighting.gair_lambda_schedule")
+    if not isinstance(w.burn_in, int) or isinstance(w.burn_in, bool) or w.burn_in < 0:
+        raise ConfigError(f"weighting.burn_in must be a whole number >= 0, got {w.burn_in!r}")
+    _choice(cfg.radius.name, ("fixed", "mwpb"), "radius.name")
     if cfg.objective.name == "trades-mix" and cfg.weighting.name in ("bilaw", "bilaw-np"):
         raise ConfigError("objective trades-mix (GAIR-RST's loss) works with gair, mail, wmmr or no weighting, not BiLAW")
