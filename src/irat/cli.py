@@ -94,7 +94,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     record = evaluate_run(args.run, attacks=args.attacks, checkpoint=args.checkpoint, n=args.n, eps=args.eps,
                           norm=args.norm, alpha=args.alpha, batch_size=args.batch_size, seed=args.seed,
-                          device=args.device, data_dir=args.data_dir, split=args.split, json_path=args.json)
+                          device=args.device, data_dir=args.data_dir, split=args.split, json_path=args.json,
+                          suite=args.suite, backend=args.backend, precision=args.precision, sanity=not args.no_sanity)
     print_record(record)
     return 0
 
@@ -132,7 +133,15 @@ def make_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="evaluate a run under attacks")
     p.add_argument("run", help="run directory or checkpoint file")
-    p.add_argument("--attacks", default="natural,pgd20,cw", help="comma list: natural, pgdK, cw, cwK")
+    p.add_argument("--attacks", help="comma list (default natural,pgd20,cw without --suite): natural, pgdK, cw, cwK, "
+                   "pgdplus, lmpgdK, apgd-ce, apgd-dlr, apgd-t, fab, fab-t, square, spsa, aa, aa-plus, aa-rand; "
+                   "options as name:key=value, e.g. pgd100:alpha=0.003, aa:n=1000")
+    p.add_argument("--suite", help="a paper's protocol: mail, gairat, mwpb, bilaw, fast, full (see docs/evaluation.md)")
+    p.add_argument("--backend", default="irat", choices=["irat", "autoattack"],
+                   help="who runs aa/aa-plus/aa-rand: irat's implementation or the official autoattack package")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
+                   help="bf16 autocast is faster on GPUs but may weaken attacks (the record says so)")
+    p.add_argument("--no-sanity", action="store_true", help="skip the model checks and the PGD sanity probe")
     p.add_argument("--checkpoint", default="best", choices=["best", "last"])
     p.add_argument("--n", type=int, help="evaluate the first N test examples (default all)")
     p.add_argument("--eps", help="radius (default: the run's training eps)")

@@ -127,7 +127,8 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float | torc
         restarts: int = 1, bn_mode: str = "eval", kappa: str = "count",
         record_step: torch.Tensor | str | None = None, tau: int | torch.Tensor | None = None,
         step_noise: float = 0.0, cw_confidence: float = 50.0, p_natural: torch.Tensor | None = None,
-        return_info: bool = False, generator: torch.Generator | None = None, check_inputs: bool = True):
+        return_info: bool = False, return_first_success: bool = False, generator: torch.Generator | None = None,
+        check_inputs: bool = True):
     """Projected gradient ascent on `loss` inside the ε-ball around x (METHODS §1).
 
     eps, alpha: scalars or per-example tensors of shape [B].
@@ -138,6 +139,8 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float | torc
     kappa: which geometry value `info.kappa` holds — count (default) or first-success.
     record_step: per-example step indices, or "kappa", for `info.x_at_step` (MAIL's PM-dif).
     tau: FAT's early-stop budget (scalar or per-example); `step_noise` adds ω·N(0,I) to each step.
+    return_first_success: return, per example, the first misclassified iterate (PGD+: an example is
+        robust only if every iterate is classified correctly), else the last one.
     Returns x_adv, or (x_adv, PGDInfo) with `return_info=True`.
     """
     _validate(eps, alpha, steps, norm, loss, start, kappa, restarts, tau)
@@ -146,7 +149,7 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float | torc
     x = x.detach()
     y = y.long()
     eps_b, alpha_b = _per_example(eps, x), _per_example(alpha, x)
-    need_info = return_info or restarts > 1
+    need_info = return_info or restarts > 1 or return_first_success
     best_adv, best_info = None, None
     with attack_mode(model, bn_mode):
         p_nat = p_natural
@@ -155,7 +158,7 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float | torc
                 p_nat = F.softmax(model(x), 1)
         for _ in range(restarts):
             x_adv, info = _run(model, x, y, eps_b, alpha_b, int(steps), norm, loss, start, kappa, record_step,
-                               tau, step_noise, cw_confidence, p_nat, need_info, generator)
+                               tau, step_noise, cw_confidence, p_nat, need_info, return_first_success, generator)
             if best_adv is None or info is None:
                 best_adv, best_info = x_adv, info
                 continue
@@ -180,7 +183,7 @@ def _merge(a: PGDInfo, b: PGDInfo, take: torch.Tensor) -> PGDInfo:
 
 
 def _run(model, x, y, eps, alpha, steps, norm, loss, start, kappa, record_step, tau, step_noise, cw_conf, p_nat,
-         need_info, generator):
+         need_info, first_success_out, generator):
     b = x.shape[0]
     dev = x.device
     x_adv = random_start(x, eps, norm, start, generator)
@@ -208,6 +211,8 @@ def _run(model, x, y, eps, alpha, steps, norm, loss, start, kappa, record_step, 
             kappa_count += correct
             newly = (first < 0) & ~correct
             first = torch.where(newly, k, first)
+            if first_success_out:
+                found = x_adv.detach() if k == 0 else torch.where(newly.reshape(bshape), x_adv.detach(), found)
             if rec is not None:
                 rec = torch.where((record_step == k).reshape(bshape), x_adv, rec)
             if fat:
@@ -236,6 +241,11 @@ def _run(model, x, y, eps, alpha, steps, norm, loss, start, kappa, record_step, 
         correct = logits.argmax(1) == y
         first = torch.where((first < 0) & ~correct, steps, first)
         final_loss = attack_loss(loss, logits, y, p_nat, cw_conf)
+        if first_success_out and steps > 0:
+            early = (first >= 0) & (first < steps)
+            x_adv = torch.where(early.reshape(bshape), found, x_adv)
+            correct = first < 0
+            final_loss = torch.where(early, torch.full_like(final_loss, float("inf")), final_loss)
         if rec is not None:
             rec = torch.where((record_step >= steps).reshape(bshape), x_adv, rec)
     kap = kappa_count if kappa == "count" else kappa_first
@@ -251,6 +261,15 @@ def cw(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float | torch
     """CW∞ as the papers evaluate it: PGD on the CW margin loss with κ = 50 (not the optimisation-based C&W)."""
     return pgd(model, x, y, eps=eps, alpha=alpha, steps=steps, norm=norm, loss="cw", start=start,
                cw_confidence=confidence, **kw)
+
+
+def pgd_plus(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float | torch.Tensor, alpha: float = 0.01,
+             steps: int = 40, restarts: int = 5, norm: str = "linf", **kw) -> torch.Tensor:
+    """PGD+ (GAIRAT's evaluation): `restarts` × PGD-`steps` with step α = 0.01; an example counts as
+    robust only if it is classified correctly at every step of every restart, so the returned input is
+    the first misclassified iterate found, if any."""
+    return pgd(model, x, y, eps=eps, alpha=alpha, steps=steps, restarts=restarts, norm=norm,
+               return_first_success=True, **kw)
 
 
 def fat_pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float | torch.Tensor,

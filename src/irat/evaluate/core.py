@@ -1,4 +1,5 @@
-"""`evaluate`: accuracy under a list of attacks, per-example results, bound checks and a JSON record."""
+"""`evaluate`: accuracy under a list of attacks, per-example worst case, bound checks, gradient-masking
+warnings and a JSON-ready record."""
 from __future__ import annotations
 
 import time
@@ -9,9 +10,26 @@ import torch.nn as nn
 
 from ..attacks.checks import attack_mode, check_batch, check_eps
 from ..errors import IratError
-from .attacks import AttackSpec, parse_attack, run_attack
+from .attacks import AttackSpec, _components, parse_attack, run_attack
+from .masking import attack_warnings, model_warnings, sanity_probe
+from .suites import suite_attacks
 
 BOUND_TOL = 1e-6
+BACKENDS = ("irat", "autoattack")
+PRECISIONS = ("fp32", "bf16")
+
+
+class Autocast(nn.Module):
+    """Runs the wrapped model under bf16 autocast and returns fp32 logits (opt-in; may weaken attacks)."""
+
+    def __init__(self, module: nn.Module):
+        super().__init__()
+        self.module = module
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16):
+            out = self.module(x)
+        return out.float()
 
 
 @torch.no_grad()
@@ -25,6 +43,8 @@ def check_bounds(x_adv: torch.Tensor, x: torch.Tensor, eps: float, norm: str, at
     """Refuse a result whose adversarial inputs leave the ε-ball (+1e-6) or [0,1]."""
     if x_adv.shape != x.shape:
         raise IratError(f"{attack}: adversarial batch has shape {tuple(x_adv.shape)}, expected {tuple(x.shape)}")
+    if not bool(torch.isfinite(x_adv).all()):
+        raise IratError(f"{attack}: an adversarial example contains NaN or infinity; the result is refused")
     d = (x_adv - x).flatten(1)
     dist = d.abs().amax(1) if norm == "linf" else d.norm(dim=1)
     if bool((dist > eps + BOUND_TOL).any()) or bool((x_adv < -BOUND_TOL).any()) or bool((x_adv > 1 + BOUND_TOL).any()):
@@ -32,21 +52,51 @@ def check_bounds(x_adv: torch.Tensor, x: torch.Tensor, eps: float, norm: str, at
                         f"(max distance {float(dist.max()):.6g}); the result is refused")
 
 
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, attacks: Sequence[str | AttackSpec],
-             eps: float, norm: str = "linf", alpha: float | None = None, batch_size: int = 512, seed: int = 0,
-             device: torch.device | str | None = None) -> dict:
-    """Accuracy (percent) under each attack, on examples still classified correctly.
+def resolve_attacks(attacks: Sequence[str | AttackSpec] | str | None = None, suite: str | None = None) -> list[AttackSpec]:
+    """Parse attack names (a list or a comma-separated string) and a suite into specs with unique names."""
+    names: list[str | AttackSpec] = []
+    if suite:
+        names += suite_attacks(suite)
+    if isinstance(attacks, str):
+        attacks = [a for a in attacks.split(",") if a.strip()]
+    names += list(attacks or [])
+    specs = [a if isinstance(a, AttackSpec) else parse_attack(a) for a in names]
+    if not specs:
+        raise IratError("no attacks given")
+    seen: dict[str, int] = {}
+    for s in specs:
+        seen[s.name] = seen.get(s.name, 0) + 1
+        if seen[s.name] > 1:
+            s.name = f"{s.name}#{seen[s.name]}"
+    return specs
 
-    Returns a JSON-ready record {"n", "eps", "norm", "alpha", "results", "attacks", "worst_case"}
-    plus "per_example": {attack: bool tensor of correctness}, which callers save apart.
-    α defaults to ε/4 (GAIRAT, BiLAW); pass the papers' values (0.003 MAIL, 1/255 MWPB) as needed.
+
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
+             attacks: Sequence[str | AttackSpec] | str | None = None, suite: str | None = None, eps: float,
+             norm: str = "linf", alpha: float | None = None, batch_size: int = 512, seed: int = 0,
+             device: torch.device | str | None = None, sanity: bool = True, backend: str = "irat",
+             precision: str = "fp32") -> dict:
+    """Accuracy (percent) under each attack, attacking only examples still classified correctly.
+
+    Returns a JSON-ready record {"n", "eps", "norm", "alpha", "results", "attacks", "worst_case",
+    "warnings", "sanity"} plus "per_example": {attack: bool tensor of correctness}, saved apart.
+    α (for PGD-family attacks without their own) defaults to ε/4 (GAIRAT, BiLAW). `sanity` adds the
+    model checks and the PGD probe of `masking.py`; `backend="autoattack"` runs the official package
+    for aa / aa-plus / aa-rand; `precision="bf16"` runs model and attacks under bf16 autocast.
     """
     check_eps(eps)
     if norm not in ("linf", "l2"):
         raise IratError(f"norm must be linf or l2, got {norm!r}")
-    specs = [a if isinstance(a, AttackSpec) else parse_attack(a) for a in attacks]
-    if not specs:
-        raise IratError("no attacks given")
+    if backend not in BACKENDS:
+        raise IratError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if precision not in PRECISIONS:
+        raise IratError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if batch_size < 1:
+        raise IratError(f"batch_size must be >= 1, got {batch_size}")
+    specs = resolve_attacks(attacks, suite)
+    if backend == "autoattack":
+        from .official import require_official
+        require_official()
     if device is not None:
         model = model.to(device)
     dev = next(model.parameters()).device
@@ -54,32 +104,70 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, attacks: Seq
     check_batch(model, x, y)
     alpha = eps / 4 if alpha is None else float(alpha)
     check_eps(alpha, "alpha")
+    warnings: list[dict] = []
+    if precision == "bf16":
+        model = Autocast(model)
+        warnings.append({"check": "bf16", "message": "evaluated under bf16 autocast: attacks may be weaker than "
+                                                      "in fp32, so robust accuracy may be overstated"})
     gen = torch.Generator(device=dev).manual_seed(seed)
     n = len(y)
     nat_correct = predict(model, x, batch_size) == y
-    results, configs, per_example = {}, {}, {}
+    results, configs, per_example, covered, aa_components = {}, {}, {}, {}, {}
     worst = nat_correct.clone()
     for spec in specs:
         t0 = time.perf_counter()
-        if spec.kind == "natural":
-            correct = nat_correct.clone()
-        else:
-            correct = nat_correct.clone()
-            todo = correct.nonzero().squeeze(1)  # attack only the examples still classified right
+        cover = torch.zeros(n, dtype=torch.bool, device=dev)
+        cover[:spec.options.get("n") or n] = True
+        correct = nat_correct.clone()
+        todo = (correct & cover).nonzero().squeeze(1)   # attack only the examples still classified right
+        comps: dict[str, torch.Tensor] = {}
+        comp_time: dict[str, float] = {}
+        if spec.kind != "natural":
             for i in range(0, len(todo), batch_size):
                 sel = todo[i:i + batch_size]
-                xa = run_attack(model, x[sel], y[sel], spec, eps=eps, norm=norm, alpha=alpha, generator=gen)
+                if spec.kind == "aa" and backend == "autoattack":
+                    from .official import run_official
+                    xa, extra = run_official(model, x[sel], y[sel], eps=eps, norm=norm, version=spec.options["version"],
+                                             components=_components(spec.options), seed=seed,
+                                             batch_size=batch_size), None
+                else:
+                    xa, extra = run_attack(model, x[sel], y[sel], spec, eps=eps, norm=norm, alpha=alpha, generator=gen)
                 check_bounds(xa, x[sel], eps, norm, spec.name)
                 correct[sel] = predict(model, xa, batch_size) == y[sel]
+                for comp, rob in (extra or {}).get("robust_after", {}).items():
+                    comps.setdefault(comp, nat_correct.clone())[sel] = rob
+                for comp, t in (extra or {}).get("time_s", {}).items():
+                    comp_time[comp] = comp_time.get(comp, 0.0) + t
         if bool((correct & ~nat_correct).any()):
             raise IratError(f"{spec.name}: robust accuracy exceeds natural accuracy on some example; result refused")
-        results[spec.name] = round(100.0 * correct.float().mean().item(), 4) if n else 0.0
+        elapsed = time.perf_counter() - t0
+        n_cov = int(cover.sum())
+        results[spec.name] = round(100.0 * float(correct[cover].float().mean()), 4) if n_cov else 0.0
         cfg = spec.config()
-        cfg["alpha"] = spec.alpha or (alpha if spec.kind != "natural" else None)
-        cfg["time_s"] = round(time.perf_counter() - t0, 3)
+        cfg["alpha"] = spec.alpha_for(eps, alpha)
+        cfg.update({"n": n_cov, "n_attacked": len(todo), "time_s": round(elapsed, 3),
+                    "examples_per_s": round(len(todo) / elapsed, 2) if len(todo) and elapsed > 0 else None})
+        if spec.kind == "aa":
+            cfg["backend"] = backend
+            if backend == "autoattack":
+                from .official import official_version
+                cfg["official_version"] = official_version()
+            if comps:
+                cfg["after_component"] = {c: round(100.0 * float(f[cover].float().mean()), 4) for c, f in comps.items()}
+                cfg["component_time_s"] = {c: round(t, 3) for c, t in comp_time.items()}
+                aa_components[spec.name] = comps
         configs[spec.name] = cfg
-        per_example[spec.name] = correct.cpu()
+        per_example[spec.name] = correct
+        covered[spec.name] = cover
         worst &= correct
-    return {"n": n, "eps": eps, "norm": norm, "alpha": alpha, "results": results, "attacks": configs,
-            "worst_case": round(100.0 * worst.float().mean().item(), 4) if n else 0.0,
-            "per_example": per_example}
+    warnings += attack_warnings(specs, per_example, covered, nat_correct, aa_components)
+    probe = {}
+    if sanity and any(s.kind != "natural" for s in specs):
+        warnings += model_warnings(model, x, y)
+        probe, probe_warnings = sanity_probe(model, x, y, nat_correct, eps=eps, norm=norm, generator=gen)
+        warnings += probe_warnings
+    return {"n": n, "eps": eps, "norm": norm, "alpha": alpha, "seed": seed, "precision": precision,
+            "backend": backend, "results": results, "attacks": configs,
+            "worst_case": round(100.0 * float(worst.float().mean()), 4) if n else 0.0,
+            "warnings": warnings, "sanity": probe,
+            "per_example": {k: v.cpu() for k, v in per_example.items()}}

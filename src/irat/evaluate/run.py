@@ -13,19 +13,27 @@ from ..errors import IratError
 from ..tables import results_table
 from ..train import load_model
 from ..utils import atomic_write, atomic_write_json, parse_number, resolve_device
-from .core import evaluate
+from .core import BACKENDS, PRECISIONS, evaluate, resolve_attacks
+from .official import require_official
 
 
-def evaluate_run(run: str | Path, *, attacks: str | list[str] = "natural,pgd20,cw", checkpoint: str = "best",
+def evaluate_run(run: str | Path, *, attacks: str | list[str] | None = None, checkpoint: str = "best",
                  n: int | None = None, eps: str | float | None = None, norm: str | None = None,
                  alpha: str | float | None = None, batch_size: int = 512, seed: int = 0, device: str | None = None,
-                 data_dir: str | None = None, split: str = "test", json_path: str | None = None) -> dict:
-    attack_list = [a for a in (attacks.split(",") if isinstance(attacks, str) else attacks) if a.strip()]
-    from .attacks import parse_attack
-    for a in attack_list:
-        parse_attack(a)  # unknown attack names stop here, before any work
+                 data_dir: str | None = None, split: str = "test", json_path: str | None = None,
+                 suite: str | None = None, backend: str = "irat", precision: str = "fp32",
+                 sanity: bool = True) -> dict:
+    if attacks is None and suite is None:
+        attacks = "natural,pgd20,cw"
+    specs = resolve_attacks(attacks, suite)  # unknown attacks, options and suites stop here, before any work
     if n is not None and n < 1:
         raise IratError(f"--n must be >= 1, got {n}")
+    if backend not in BACKENDS:
+        raise IratError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if precision not in PRECISIONS:
+        raise IratError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if backend == "autoattack":
+        require_official()
     dev = resolve_device(device)
     model = load_model(run, checkpoint, device=dev)
     info = model.irat_checkpoint
@@ -38,9 +46,9 @@ def evaluate_run(run: str | Path, *, attacks: str | list[str] = "natural,pgd20,c
                          val_size=d.get("val_size"), split_seed=d.get("split_seed", 0), augment="none", device=dev)
     data = (splits.test if split == "test" else splits.val).head(n)
     x, y = data.all()
-    record = evaluate(model, x, y, attacks=attack_list, eps=eps_v, norm=norm_v, alpha=alpha_v,
-                      batch_size=batch_size, seed=seed)
-    record.update({"run": str(run), "checkpoint": checkpoint, "epoch": info["epoch"], "split": split,
+    record = evaluate(model, x, y, attacks=specs, eps=eps_v, norm=norm_v, alpha=alpha_v, batch_size=batch_size,
+                      seed=seed, sanity=sanity, backend=backend, precision=precision)
+    record.update({"suite": suite, "run": str(run), "checkpoint": checkpoint, "epoch": info["epoch"], "split": split,
                    "method": cfg.get("method"), "dataset": d["dataset"], "model": info["meta"]["arch"], "seed": seed,
                    "train_seed": cfg.get("seed")})
     per_example = record.pop("per_example")
@@ -79,4 +87,11 @@ def print_record(record: dict) -> None:
     print(f"{record.get('method', '')} on {record.get('dataset', '')}: n={record['n']}, {record['norm']} "
           f"eps={record['eps']:.5g}, alpha={record['alpha']:.5g}")
     print(results_table([row], list(row)))
-    print(json.dumps({"results": record["results"], "worst_case": record["worst_case"]}))
+    timing = {k: {"s": a["time_s"], "ex/s": a["examples_per_s"]} for k, a in record["attacks"].items()
+              if a.get("n_attacked")}
+    if timing:
+        print("time per attack: " + ", ".join(f"{k} {v['s']:.1f} s" for k, v in timing.items()))
+    for w in record.get("warnings", []):
+        print(f"WARNING [{w['check']}]: {w['message']}")
+    print(json.dumps({"results": record["results"], "worst_case": record["worst_case"],
+                      "warnings": len(record.get("warnings", []))}))
