@@ -198,6 +198,7 @@ def _run(model, x, y, eps, alpha, steps, norm, loss, start, kappa, record_step, 
     if keep_all and record_step != "kappa":
         raise IratError(f"record_step must be a per-example tensor or 'kappa', got {record_step!r}")
     iterates = [x_adv] if keep_all else None
+    found = x_adv  # PGD+: the first misclassified iterate per example
     rec = None
     if torch.is_tensor(record_step):
         record_step = record_step.to(dev).long()
@@ -212,7 +213,7 @@ def _run(model, x, y, eps, alpha, steps, norm, loss, start, kappa, record_step, 
             newly = (first < 0) & ~correct
             first = torch.where(newly, k, first)
             if first_success_out:
-                found = x_adv.detach() if k == 0 else torch.where(newly.reshape(bshape), x_adv.detach(), found)
+                found = torch.where(newly.reshape(bshape), x_adv.detach(), found)
             if rec is not None:
                 rec = torch.where((record_step == k).reshape(bshape), x_adv, rec)
             if fat:
