@@ -24,6 +24,7 @@ from irat.evaluate import evaluate
 from irat.methods import apply_method
 from irat.presets import load_preset
 from irat.train import Trainer
+from irat.utils import parse_number
 
 ATTACKS = ["natural", "pgd20", "cw30", "pgdplus", "apgd-ce", "apgd-t", "fab-t", "square", "aa"]
 
@@ -33,7 +34,7 @@ def main() -> None:
     ap.add_argument("--data-dir", default="../shared/datasets")
     ap.add_argument("--dataset", default="mnist")
     ap.add_argument("--model", default="tinycnn")
-    ap.add_argument("--eps", default=0.1, type=float)
+    ap.add_argument("--eps", default=0.1, type=parse_number, help="e.g. 0.1 or 8/255")
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--n", type=int, default=1000)
     ap.add_argument("--spsa-n", type=int, default=100)
