@@ -48,7 +48,7 @@ def demo_config(method: str, epochs: int | None, device: str | None, quiet: bool
 def run_demo(out: str | None = None, epochs: int | None = None, device: str | None = None, overwrite: bool = False,
              quiet: bool = False, methods: list[str] | None = None) -> list[dict]:
     root = Path(out) if out else Path(tempfile.mkdtemp(prefix="irat-demo-"))
-    rows = []
+    rows, warnings = [], []
     for method in methods or DEMO_METHODS:
         cfg = demo_config(method, epochs, device, quiet)
         t0 = time.perf_counter()
@@ -57,10 +57,14 @@ def run_demo(out: str | None = None, epochs: int | None = None, device: str | No
               f"{cfg.epochs} epochs) on {trainer.device}", file=sys.stderr)
         trainer.fit()
         train_s = time.perf_counter() - t0
-        rec = evaluate_run(root / method, attacks="natural,pgd20,cw", checkpoint="best", device=device)
+        rec = evaluate_run(root / method, attacks="natural,pgd20,cw,apgd-t", checkpoint="best", device=device)
         rows.append({"method": method, **rec["results"], "best epoch": str(rec["epoch"]),
                      "train s": round(train_s, 1)})
+        warnings += [f"{method}: [{w['check']}] {w['message']}" for w in rec["warnings"]]
     print(f"\nirat demo — digits test set (n={rec['n']}), linf eps={rec['eps']}, PGD-20 and CW-30 with alpha=eps/4, "
-          f"best checkpoint by validation PGD-20; runs in {root}")
-    print(results_table(rows, ["method", "natural", "pgd20", "cw", "best epoch", "train s"]))
+          f"APGD-T (AutoAttack's targeted component, 9 targets × 100 iterations), best checkpoint by validation "
+          f"PGD-20; runs in {root}")
+    print(results_table(rows, ["method", "natural", "pgd20", "cw", "apgd-t", "best epoch", "train s"]))
+    for w in warnings:
+        print(f"WARNING {w}")
     return rows

@@ -54,14 +54,15 @@ def evaluate_run(run: str | Path, *, attacks: str | list[str] | None = None, che
     per_example = record.pop("per_example")
     run_dir = Path(run) if Path(run).is_dir() else Path(run).parent
     stem = f"{checkpoint}_{split}_{norm_v}_eps{eps_v:.6g}_n{len(y)}".replace("/", "-")
-    _save_per_example(run_dir / "eval" / f"{stem}.npz", per_example, data.index.cpu())
+    _save_per_example(run_dir / "eval" / f"{stem}.npz", per_example, data.index.cpu(), y.cpu())
     atomic_write_json(run_dir / "eval" / f"{stem}.json", record)
     if json_path:
         atomic_write_json(json_path, record)
     return record
 
 
-def _save_per_example(path: Path, per_example: dict[str, torch.Tensor], index: torch.Tensor) -> None:
+def _save_per_example(path: Path, per_example: dict[str, torch.Tensor], index: torch.Tensor,
+                      label: torch.Tensor) -> None:
     """Merge this evaluation's per-example correctness with earlier attacks on the same examples."""
     arrays: dict[str, np.ndarray] = {}
     if path.exists():
@@ -72,6 +73,7 @@ def _save_per_example(path: Path, per_example: dict[str, torch.Tensor], index: t
         except (OSError, ValueError, KeyError):
             arrays = {}
     arrays["index"] = index.numpy()
+    arrays["label"] = label.numpy()
     for k, v in per_example.items():
         arrays[k] = v.numpy().astype(bool)
 

@@ -307,7 +307,8 @@ class Trainer:
             return {}
         x, y = data.all()
         rec = evaluate(self.model, x, y, attacks=["natural", f"pgd{cfg.val_steps}"], eps=self.eps,
-                       norm=cfg.attack.norm, alpha=self.eps / 4, batch_size=cfg.eval_batch_size, seed=cfg.seed)
+                       norm=cfg.attack.norm, alpha=self.eps / 4, batch_size=cfg.eval_batch_size, seed=cfg.seed,
+                       sanity=False)
         self.model.train()
         prefix = "test" if cfg.best_on == "test" else "val"
         return {f"{prefix}_nat": rec["results"]["natural"], f"{prefix}_pgd": rec["results"][f"pgd{cfg.val_steps}"]}
