@@ -1,4 +1,4 @@
-"""Command line: `irat train | eval | demo | methods`. Errors print one line and exit with 2."""
+"""Command line: `irat train | eval | report | analyze | demo | methods`. Errors print one line and exit with 2."""
 from __future__ import annotations
 
 import argparse
@@ -100,6 +100,33 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from .analysis.report import build_report, by_class, render
+
+    if args.by_class:
+        rep = by_class(args.runs, checkpoint="last" if args.checkpoint == "last" else "best", group_by=args.group_by)
+    else:
+        rep = build_report(args.runs, group_by=args.group_by, checkpoint=args.checkpoint, stat=args.stat)
+    text = render(rep, args.format, args.stat)
+    if args.out:
+        from .utils import atomic_write_text
+        atomic_write_text(args.out, text)
+    print(text)
+    return 0
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from .analysis.analyze import analyze_run
+
+    res = analyze_run(args.run, args.out, checkpoint=args.checkpoint, n=args.n, compare=args.compare,
+                      device=args.device)
+    for p in res["written"]:
+        print(f"wrote {p} (+ .pdf)")
+    for name, why in res["skipped"].items():
+        print(f"skipped {name}: {why}")
+    return 0
+
+
 def cmd_methods(args: argparse.Namespace) -> int:
     from .methods import METHODS
     from .models import describe
@@ -154,6 +181,26 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="test", choices=["test", "val"])
     p.add_argument("--json", help="write the result record to this JSON file")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("report", help="paper-style table (mean ± std across seeds) from run directories")
+    p.add_argument("runs", nargs="+", help="run directories (each evaluated with irat eval)")
+    p.add_argument("--group-by", default="method", help="config key whose value names a row (default method)")
+    p.add_argument("--checkpoint", default="best", choices=["best", "last", "both"])
+    p.add_argument("--format", default="md", choices=["md", "csv", "latex"])
+    p.add_argument("--stat", default="mean", choices=["mean", "median"],
+                   help="centre of each cell: mean (MAIL, MWPB) or median (GAIRAT); ± is the sample std")
+    p.add_argument("--by-class", action="store_true", help="per-class natural and robust accuracy")
+    p.add_argument("--out", help="also write the table to this file")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("analyze", help="the papers' analysis figures (PNG + PDF) from a run")
+    p.add_argument("run", help="run directory")
+    p.add_argument("--out", required=True, help="folder for the figures")
+    p.add_argument("--checkpoint", default="last", choices=["best", "last"])
+    p.add_argument("--n", type=int, default=1000, help="training examples to analyse (default 1000)")
+    p.add_argument("--compare", help="a second run: scatter of the two runs' weights on the same examples")
+    p.add_argument("--device")
+    p.set_defaults(func=cmd_analyze)
 
     p = sub.add_parser("demo", help="the main job on the embedded digits dataset: train, evaluate, print a table")
     p.add_argument("--out", help="keep the runs in this folder (default: a temporary folder)")

@@ -135,6 +135,8 @@ class Config:
     radius: RadiusConfig = field(default_factory=RadiusConfig)
     awp: AWPConfig = field(default_factory=AWPConfig)
     save_per_example: list = field(default_factory=list)  # epochs whose per-example values are saved
+    flatness_n: int = 0              # per-epoch loss flatness ‖∇ₓℓ‖ on the first N training examples (GAIRAT Fig. 4)
+    tensorboard: bool = False        # also log scalars and histograms to RUN/tensorboard (needs `tensorboard`)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -2,6 +2,7 @@
 model it was trained with; write the JSON record and per-example correctness beside the run."""
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -51,28 +52,68 @@ def evaluate_run(run: str | Path, *, attacks: str | list[str] | None = None, che
     record.update({"suite": suite, "run": str(run), "checkpoint": checkpoint, "epoch": info["epoch"], "split": split,
                    "method": cfg.get("method"), "dataset": d["dataset"], "model": info["meta"]["arch"], "seed": seed,
                    "train_seed": cfg.get("seed")})
+    record["checkpoint_md5"] = _md5(Path(info["path"]))
     per_example = record.pop("per_example")
     run_dir = Path(run) if Path(run).is_dir() else Path(run).parent
     stem = f"{checkpoint}_{split}_{norm_v}_eps{eps_v:.6g}_n{len(y)}".replace("/", "-")
-    _save_per_example(run_dir / "eval" / f"{stem}.npz", per_example, data.index.cpu(), y.cpu())
+    merged = _save_per_example(run_dir / "eval" / f"{stem}.npz", per_example, data.index.cpu(), y.cpu(),
+                               record["checkpoint_md5"])
+    record = _merge_record(run_dir / "eval" / f"{stem}.json", record, merged)
     atomic_write_json(run_dir / "eval" / f"{stem}.json", record)
     if json_path:
         atomic_write_json(json_path, record)
     return record
 
 
+def _md5(path: Path) -> str:
+    h = hashlib.md5()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+_META_ARRAYS = ("index", "label", "checkpoint_md5")
+
+
+def _merge_record(path: Path, record: dict, merged: bool) -> dict:
+    """Keep earlier attacks' results on the same checkpoint and examples; the worst case is then over all."""
+    if not merged or not path.exists():
+        return record
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return record
+    if old.get("checkpoint_md5") != record["checkpoint_md5"]:
+        return record
+    record["results"] = {**{k: v for k, v in old.get("results", {}).items() if k not in record["results"]},
+                         **record["results"]}
+    record["attacks"] = {**{k: v for k, v in old.get("attacks", {}).items() if k not in record["attacks"]},
+                         **record["attacks"]}
+    seen = {w["message"] for w in record["warnings"]}
+    record["warnings"] += [w for w in old.get("warnings", []) if w["message"] not in seen]
+    with np.load(path.with_suffix(".npz")) as z:
+        flags = [z[k] for k in z.files if k not in _META_ARRAYS]
+    record["worst_case"] = round(100.0 * float(np.logical_and.reduce(flags).mean()), 4)
+    return record
+
+
 def _save_per_example(path: Path, per_example: dict[str, torch.Tensor], index: torch.Tensor,
-                      label: torch.Tensor) -> None:
-    """Merge this evaluation's per-example correctness with earlier attacks on the same examples."""
+                      label: torch.Tensor, checkpoint_md5: str) -> bool:
+    """Merge this evaluation's per-example correctness with earlier attacks on the same examples of the
+    same checkpoint; returns whether earlier results were kept."""
     arrays: dict[str, np.ndarray] = {}
     if path.exists():
         try:
             with np.load(path) as z:
-                if np.array_equal(z["index"], index.numpy()):
+                if np.array_equal(z["index"], index.numpy()) and \
+                        "checkpoint_md5" in z.files and str(z["checkpoint_md5"]) == checkpoint_md5:
                     arrays = {k: z[k] for k in z.files}
         except (OSError, ValueError, KeyError):
             arrays = {}
+    merged = bool(arrays)
     arrays["index"] = index.numpy()
+    arrays["checkpoint_md5"] = np.array(checkpoint_md5)
     arrays["label"] = label.numpy()
     for k, v in per_example.items():
         arrays[k] = v.numpy().astype(bool)
@@ -81,6 +122,7 @@ def _save_per_example(path: Path, per_example: dict[str, torch.Tensor], index: t
         with open(tmp, "wb") as fh:
             np.savez(fh, **arrays)
     atomic_write(path, write)
+    return merged
 
 
 def print_record(record: dict) -> None:

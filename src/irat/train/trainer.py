@@ -14,8 +14,10 @@ from typing import Any
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from ..attacks.checks import attack_mode
 from ..attacks.pgd import pgd
 from ..config import Config, from_dict
 from ..data import Splits, load_splits
@@ -88,6 +90,7 @@ class Trainer:
         self.reweighter = Reweighter(cfg, self.objective)
         self.save_epochs = {int(e) for e in cfg.save_per_example}
         self._epoch_buf: dict[str, list[torch.Tensor]] = {}
+        self._tb = None  # TensorBoard writer, opened on first use
         self.bilaw = None
         if cfg.weighting.name in ("bilaw", "bilaw-np"):
             meta_idx, keep_idx = _split_meta(len(self.splits.train), cfg.weighting.bilaw_meta_size, cfg.data.split_seed)
@@ -247,6 +250,8 @@ class Trainer:
                 row["train_nat_acc"] = 100 * acc["nat_correct"].item() / n
             row.update(self.extra_metrics())
             row["train_time_s"] = time.perf_counter() - t0
+            if cfg.flatness_n:
+                row.update(self.flatness())
             row["train_examples_per_s"] = n / row["train_time_s"]
             self.epoch = epoch
             if epoch % cfg.val_every == 0 or epoch == cfg.epochs:
@@ -254,6 +259,8 @@ class Trainer:
             self._checkpoint(row)
             with open(self.out / "metrics.jsonl", "a", encoding="utf-8") as fh:
                 fh.write(json.dumps(row) + "\n")
+            if cfg.tensorboard:
+                self._tensorboard(row)
             last_row = row
             if cfg.progress:
                 shown = {k: round(v, 2) if isinstance(v, float) else v for k, v in row.items()
@@ -265,6 +272,7 @@ class Trainer:
         """Per-epoch distributions of weights, κ, margins and radii; saves per-example values if asked."""
         buf = {k: torch.cat(v) for k, v in self._epoch_buf.items()}
         self._epoch_buf = {}
+        self._last_buf = buf
         row: dict[str, Any] = {}
         if "weight" in buf:
             row.update(summarize(buf["weight"], "weight"))
@@ -281,6 +289,37 @@ class Trainer:
         if "index" in buf:
             self._save_per_example(buf)
         return row
+
+    def flatness(self) -> dict[str, float]:
+        """Mean ‖∇ₓ CE‖₂ at friendly (PGD stopped at the first misclassification, FAT τ = 0) and at
+        most-adversarial (PGD-K) points of the first `flatness_n` training examples (GAIRAT Fig. 4)."""
+        from ..attacks import fat_pgd, pgd
+        x, y = self.splits.train.head(self.cfg.flatness_n).all()
+        a = self.cfg.attack
+        gen = torch.Generator(device=x.device).manual_seed(self.cfg.seed + self.epoch)  # leaves training's RNG alone
+        out = {}
+        for key, xa in (("flat_friendly", fat_pgd(self.model, x, y, eps=self.eps, alpha=self.alpha, steps=a.steps,
+                                                  tau=0, step_noise=0.0, norm=a.norm, generator=gen)),
+                        ("flat_adv", pgd(self.model, x, y, eps=self.eps, alpha=self.alpha, steps=a.steps,
+                                         norm=a.norm, generator=gen))):
+            with attack_mode(self.model, "eval"):
+                xr = xa.detach().requires_grad_(True)
+                g, = torch.autograd.grad(F.cross_entropy(self.model(xr), y, reduction="sum"), xr)
+            out[key] = g.flatten(1).norm(dim=1).mean().item()
+        return out
+
+    def _tensorboard(self, row: dict[str, Any]) -> None:
+        """Per-epoch scalars and weight/margin/κ/radius histograms under RUN/tensorboard."""
+        if self._tb is None:
+            from torch.utils.tensorboard import SummaryWriter
+            self._tb = SummaryWriter(str(self.out / "tensorboard"))
+        for k, v in row.items():
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "epoch":
+                self._tb.add_scalar(k, v, row["epoch"])
+        for k in ("weight", "pm_adv", "kappa", "eps"):
+            if k in getattr(self, "_last_buf", {}):
+                self._tb.add_histogram(k, self._last_buf[k].float().cpu(), row["epoch"])
+        self._tb.flush()
 
     def _save_per_example(self, buf: dict[str, torch.Tensor]) -> None:
         import numpy as np

@@ -5,7 +5,7 @@ from ..attacks.losses import ATTACK_LOSSES
 from ..attacks.pgd import KAPPAS, NORMS, STARTS
 from ..config import Config
 from ..data import get_spec
-from ..errors import ConfigError
+from ..errors import ConfigError, IratError
 from ..models import canonical
 from ..objectives import OBJECTIVES
 from .schedules import SCHEDULES
@@ -23,6 +23,13 @@ def _positive(value, key: str, allow_zero: bool = False) -> None:
 
 
 def validate_config(cfg: Config) -> None:
+    _positive(cfg.flatness_n, "flatness_n", allow_zero=True)
+    if cfg.tensorboard:
+        try:
+            import torch.utils.tensorboard  # noqa: F401  (imports the `tensorboard` package)
+        except ImportError:
+            raise IratError("tensorboard=true needs the `tensorboard` package (pip install tensorboard, or "
+                            "pip install 'irat[tensorboard]'); metrics.jsonl is written either way") from None
     if cfg.data.dataset.lower() != "npz":
         get_spec(cfg.data.dataset)
     canonical(cfg.model.arch)

@@ -1,0 +1,221 @@
+"""`irat report`: paper-style tables from run directories — mean ± std (or median) across seeds.
+
+Rows are groups of runs (by method, or any config key), columns natural accuracy, each attack and
+the worst case, for the best and/or last checkpoint side by side. Runs in one group that were
+trained with different settings (anything but the seed and where/how they ran) are split into
+separate rows and reported, never averaged together; runs without a matching evaluation are listed.
+The standard deviation is the sample one (ddof = 1; 0 for a single run).
+"""
+from __future__ import annotations
+
+import json
+import statistics
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from ..errors import IratError
+from ..tables import results_table
+
+# config keys that may differ between seeds of one setting
+IGNORED_KEYS = {"seed", "device", "progress", "data.data_dir", "data.download", "eval_batch_size", "val_every",
+                "save_per_example", "tensorboard", "flatness_n", "seeds", "eval_suite"}
+FORMATS = ("md", "csv", "latex")
+
+
+@dataclass
+class RunInfo:
+    path: Path
+    config: dict
+    evals: dict[str, list[dict]] = field(default_factory=dict)   # checkpoint → eval records
+
+
+def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def load_run(path: str | Path) -> RunInfo:
+    p = Path(path)
+    cfg_file = p / "config.yaml"
+    if not cfg_file.is_file():
+        raise IratError(f"{p} is not an irat run directory (no config.yaml)")
+    try:
+        config = yaml.safe_load(cfg_file.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise IratError(f"{cfg_file} is not valid YAML: {e}") from None
+    info = RunInfo(p, config)
+    for f in sorted((p / "eval").glob("*.json")):
+        try:
+            rec = json.loads(f.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if isinstance(rec, dict) and "results" in rec:
+            rec["_file"] = str(f)
+            info.evals.setdefault(rec.get("checkpoint", "best"), []).append(rec)
+    return info
+
+
+def eval_setting(rec: dict) -> tuple:
+    """What must match for two evaluations to be averaged: split, threat model, number of examples."""
+    return rec.get("split", "test"), rec.get("norm"), round(float(rec.get("eps", 0)), 8), rec.get("n")
+
+
+def group_key(config: dict, by: str) -> str:
+    flat = _flatten(config)
+    if by not in flat:
+        raise IratError(f"--group-by {by!r} is not a config key; e.g. method, model.arch, weighting.scheme")
+    return str(flat[by])
+
+
+def settings_diff(configs: list[dict]) -> dict[str, list]:
+    """Config keys (other than IGNORED_KEYS) whose values differ across the given runs."""
+    flats = [_flatten(c) for c in configs]
+    keys = set().union(*flats) - IGNORED_KEYS
+    return {k: [f.get(k) for f in flats] for k in sorted(keys) if len({json.dumps(f.get(k)) for f in flats}) > 1}
+
+
+def _stats(values: list[float]) -> dict[str, float]:
+    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+            "median": statistics.median(values), "n": len(values)}
+
+
+@dataclass
+class Report:
+    rows: list[dict]
+    columns: list[str]
+    notes: list[str]
+
+
+def build_report(run_dirs: list[str | Path], *, group_by: str = "method", checkpoint: str = "best",
+                 stat: str = "mean") -> Report:
+    """Aggregate runs into rows of {column: stats}; `notes` say what is missing or was split apart."""
+    if checkpoint not in ("best", "last", "both"):
+        raise IratError(f"--checkpoint must be best, last or both, got {checkpoint!r}")
+    if stat not in ("mean", "median"):
+        raise IratError(f"--stat must be mean or median, got {stat!r}")
+    if not run_dirs:
+        raise IratError("no run directories given")
+    runs = [load_run(p) for p in run_dirs]
+    ckpts = ["best", "last"] if checkpoint == "both" else [checkpoint]
+    notes: list[str] = []
+    # the evaluation setting used: the most common one across runs and checkpoints
+    settings = Counter(eval_setting(r) for run in runs for c in ckpts for r in run.evals.get(c, []))
+    if not settings:
+        raise IratError(f"none of the runs has an evaluation of the {' or '.join(ckpts)} checkpoint; "
+                        f"run `irat eval RUN` first")
+    setting = settings.most_common(1)[0][0]
+    if len(settings) > 1:
+        notes.append(f"evaluations with other settings are left out; using split={setting[0]}, norm={setting[1]}, "
+                     f"eps={setting[2]:.6g}, n={setting[3]}")
+    groups: dict[str, list[RunInfo]] = {}
+    for run in runs:
+        groups.setdefault(group_key(run.config, group_by), []).append(run)
+    rows, columns = [], []
+    for name, members in groups.items():
+        for label, sub in _split_by_settings(name, members, notes):
+            row: dict[str, Any] = {"group": label, "runs": len(sub), "seeds": ",".join(str(r.config.get("seed"))
+                                                                                     for r in sub)}
+            for c in ckpts:
+                per_col: dict[str, list[float]] = {}
+                for run in sub:
+                    recs = [r for r in run.evals.get(c, []) if eval_setting(r) == setting]
+                    if not recs:
+                        notes.append(f"{run.path}: no evaluation of the {c} checkpoint with that setting "
+                                     f"(missing from row {label!r})")
+                        continue
+                    rec = max(recs, key=lambda r: Path(r["_file"]).stat().st_mtime)
+                    for att, v in {**rec["results"], "worst case": rec["worst_case"]}.items():
+                        per_col.setdefault(f"{att} ({c})" if len(ckpts) > 1 else att, []).append(float(v))
+                for col, vals in per_col.items():
+                    if len(vals) < len(sub):
+                        notes.append(f"row {label!r}, column {col!r}: {len(vals)} of {len(sub)} runs have it")
+                    row[col] = _stats(vals)
+                    if col not in columns:
+                        columns.append(col)
+            rows.append(row)
+    order = [c for c in columns if not c.startswith("worst case")] + [c for c in columns if c.startswith("worst case")]
+    return Report(rows, order, notes)
+
+
+def _split_by_settings(name: str, members: list[RunInfo], notes: list[str]) -> list[tuple[str, list[RunInfo]]]:
+    diff = settings_diff([m.config for m in members])
+    if not diff:
+        return [(name, members)]
+    keys = list(diff)
+    subs: dict[str, list[RunInfo]] = {}
+    for m in members:
+        flat = _flatten(m.config)
+        label = f"{name} [" + ", ".join(f"{k}={flat.get(k)}" for k in keys[:3]) + ("…" if len(keys) > 3 else "") + "]"
+        subs.setdefault(label, []).append(m)
+    notes.append(f"group {name!r}: runs were trained with different settings ({', '.join(keys)}); "
+                 f"shown as separate rows, not averaged")
+    return list(subs.items())
+
+
+def render(report: Report, fmt: str = "md", stat: str = "mean", digits: int = 2) -> str:
+    """The table as markdown, CSV (mean, std and median as separate columns) or LaTeX."""
+    if fmt not in FORMATS:
+        raise IratError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    if fmt == "csv":
+        import csv
+        import io
+        buf = io.StringIO()
+        header = ["group", "runs", "seeds"] + [f"{c} {s}" for c in report.columns for s in ("mean", "std", "median")]
+        w = csv.writer(buf)
+        w.writerow(header)
+        for r in report.rows:
+            w.writerow([r["group"], r["runs"], r["seeds"]] + [
+                (f"{r[c][s]:.{digits + 2}f}" if c in r else "") for c in report.columns for s in ("mean", "std", "median")])
+        return buf.getvalue()
+    pm = r"$\pm$" if fmt == "latex" else "±"
+    table = [{"method": r["group"], "runs": r["runs"],
+              **{c: (f"{r[c][stat]:.{digits}f} {pm} {r[c]['std']:.{digits}f}" if c in r else "–") for c in report.columns}}
+             for r in report.rows]
+    text = results_table(table, ["method", "runs"] + report.columns,
+                         fmt="latex_raw" if fmt == "latex" else "github")
+    return text + ("\n\n" + "\n".join(f"note: {n}" for n in report.notes) if report.notes else "")
+
+
+def by_class(run_dirs: list[str | Path], *, checkpoint: str = "best", group_by: str = "method") -> Report:
+    """Per-class natural and robust accuracy (mean over runs) from the per-example evaluation files."""
+    rows, columns, notes = [], [], []
+    groups: dict[str, list[RunInfo]] = {}
+    for p in run_dirs:
+        run = load_run(p)
+        groups.setdefault(group_key(run.config, group_by), []).append(run)
+    for name, members in groups.items():
+        per_class: dict[int, dict[str, list[float]]] = {}
+        for run in members:
+            files = sorted((run.path / "eval").glob(f"{checkpoint}_test_*.npz"), key=lambda f: f.stat().st_mtime)
+            if not files:
+                notes.append(f"{run.path}: no per-example evaluation of the {checkpoint} checkpoint")
+                continue
+            with np.load(files[-1]) as z:
+                if "label" not in z.files:
+                    notes.append(f"{files[-1]}: written before labels were saved; re-run irat eval")
+                    continue
+                labels = z["label"]
+                attacks = [k for k in z.files if k not in ("index", "label", "checkpoint_md5")]
+                for c in np.unique(labels):
+                    m = labels == c
+                    for a in attacks:
+                        per_class.setdefault(int(c), {}).setdefault(a, []).append(100.0 * float(z[a][m].mean()))
+                        if a not in columns:
+                            columns.append(a)
+        for c in sorted(per_class):
+            rows.append({"group": f"{name} / class {c}", "runs": len(per_class[c][columns[0]]) if columns else 0,
+                         "seeds": "", **{a: _stats(v) for a, v in per_class[c].items()}})
+    if not rows:
+        raise IratError("no per-example evaluation files found; run `irat eval RUN` first")
+    return Report(rows, columns, notes)
