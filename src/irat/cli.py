@@ -1,4 +1,4 @@
-"""Command line: `irat train | eval | report | analyze | demo | methods`. Errors print one line and exit with 2."""
+"""Command line: `irat train | eval | report | analyze | bench | demo | methods`. Errors print one line and exit with 2."""
 from __future__ import annotations
 
 import argparse
@@ -127,6 +127,27 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import run_bench
+    from .tables import results_table
+    from .utils import atomic_write_json
+
+    res = run_bench(methods=args.methods.split(","), model=args.model, size=args.input_size, channels=args.channels,
+                    classes=args.classes, batch_sizes=[int(b) for b in args.batch_size.split(",")], steps=args.steps,
+                    iters=args.iters, repeats=args.repeats, device=args.device, precision=args.precision,
+                    channels_last=args.channels_last, compile=args.compile, eval_n=args.eval_n,
+                    eval_attacks=args.eval_attacks.split(","))
+    print(f"irat bench on {res['device']} (torch {res['torch']})")
+    cols = ["method", "batch_size", "precision", "irat_examples_per_s", "reference_examples_per_s", "speedup",
+            "fraction_of_floor"]
+    print(results_table(res["training"], cols))
+    if res["evaluation"]:
+        print(results_table(res["evaluation"], ["attack", "n", "time_s", "examples_per_s"]))
+    if args.json:
+        atomic_write_json(args.json, res)
+    return 0
+
+
 def cmd_methods(args: argparse.Namespace) -> int:
     from .methods import METHODS
     from .models import describe
@@ -201,6 +222,25 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--compare", help="a second run: scatter of the two runs' weights on the same examples")
     p.add_argument("--device")
     p.set_defaults(func=cmd_analyze)
+
+    p = sub.add_parser("bench", help="training/evaluation throughput: irat vs a reference-style loop")
+    p.add_argument("--methods", default="at,trades")
+    p.add_argument("--model", default="resnet18")
+    p.add_argument("--input-size", type=int, default=32)
+    p.add_argument("--channels", type=int, default=3)
+    p.add_argument("--classes", type=int, default=10)
+    p.add_argument("--batch-size", default="128,512", help="comma list (the papers' 128 and a larger one)")
+    p.add_argument("--steps", type=int, default=10, help="PGD steps of the training attack")
+    p.add_argument("--iters", type=int, default=10, help="batches per timed window")
+    p.add_argument("--repeats", type=int, default=3, help="timed windows per side (median reported)")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--compile", action="store_true")
+    p.add_argument("--eval-n", type=int, default=256, help="examples for the evaluation throughput (0: skip)")
+    p.add_argument("--eval-attacks", default="pgd20,apgd-ce,aa")
+    p.add_argument("--device")
+    p.add_argument("--json", help="write the figures to this JSON file")
+    p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("demo", help="the main job on the embedded digits dataset: train, evaluate, print a table")
     p.add_argument("--out", help="keep the runs in this folder (default: a temporary folder)")

@@ -85,6 +85,9 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.model = create_model(cfg.model.arch, in_channels=c, num_classes=self.splits.num_classes,
                                   input_size=h).to(self.device)
+        if cfg.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.net = self._compiled(self.model) if cfg.compile else self.model   # forward used by train steps
         self.meta = dict(self.model.irat_meta, dataset=self.splits.name)
         self.objective = make_objective(cfg.objective.name, cfg.objective.beta)
         self.reweighter = Reweighter(cfg, self.objective)
@@ -107,6 +110,27 @@ class Trainer:
         self.best = {"epoch": 0, "robust": -1.0}
         if self.resume_state is not None:
             self._restore(self.resume_state)
+
+    def _compiled(self, model: nn.Module) -> nn.Module:
+        """torch.compile'd forward sharing the model's parameters; eager (with a message) if compiling fails."""
+        try:
+            net = torch.compile(model)
+            c, h, w = self.splits.shape
+            probe = torch.rand(2, c, h, w, device=self.device)
+            with torch.no_grad(), self.autocast():
+                net(probe)
+            return net
+        except Exception as exc:  # noqa: BLE001 — any backend failure falls back to eager
+            import sys
+            print(f"irat: torch.compile failed ({type(exc).__name__}: {str(exc).splitlines()[0][:120]}); "
+                  f"training in eager mode", file=sys.stderr)
+            self.compile_failed = True
+            return model
+
+    def autocast(self):
+        """bf16 autocast for the training forward passes and the training attack (precision=bf16)."""
+        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16,
+                              enabled=self.cfg.precision == "bf16")
 
     # -- attack settings ------------------------------------------------------------------------
     @property
@@ -137,11 +161,12 @@ class Trainer:
         want_info = self.reweighter.needs_kappa or saving
         if self.reweighter.record_step or saving:
             kw["record_step"] = "kappa"
-        x_adv, info = pgd(self.model, x, y, return_info=True, **kw) if want_info else (pgd(self.model, x, y, **kw), None)
+        net = self.net
+        x_adv, info = pgd(net, x, y, return_info=True, **kw) if want_info else (pgd(net, x, y, **kw), None)
         x_adv2 = None
         if self.objective.second_attack:
             kw2 = dict(kw, loss=self.objective.second_attack, start="uniform", record_step=None, tau=None)
-            x_adv2 = pgd(self.model, x, y, **kw2)
+            x_adv2 = pgd(net, x, y, **kw2)
         w_raw = None
         if self.bilaw is not None and self.reweighter.active(epoch):
             w_raw = self.bilaw.weights(self.model, self.objective, self.reweighter.targets, x, x_adv, y,
@@ -151,9 +176,7 @@ class Trainer:
             diff = self.awp.perturbation(lambda m: self.batch_loss(m, x, x_adv, y, info, epoch, w_raw, x_adv2)[0])
             self.awp.apply(diff, +1.0)
         self.model.train()
-        loss, logits_adv, logits_nat, w_used = self.batch_loss(self.model, x, x_adv, y, info, epoch, w_raw, x_adv2)
-        if not torch.isfinite(loss):
-            raise IratError(f"the training loss became {loss.item()} at epoch {epoch}; lower the learning rate")
+        loss, logits_adv, logits_nat, w_used = self.batch_loss(net, x, x_adv, y, info, epoch, w_raw, x_adv2)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -234,7 +257,10 @@ class Trainer:
                 lr = learning_rate(cfg.optim, cfg.epochs, progress)
                 for g in self.optimizer.param_groups:
                     g["lr"] = lr
-                stats = self.train_step(x, y, idx, epoch)
+                if cfg.channels_last:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                with self.autocast():
+                    stats = self.train_step(x, y, idx, epoch)
                 for k, v in stats.items():
                     acc[k] = acc[k] + v if k in acc else v
                 bar.update(1)
@@ -243,6 +269,9 @@ class Trainer:
                     bar.set_postfix(loss=f"{acc['loss'].item() / seen:.3f}",
                                     adv_acc=f"{100 * acc['adv_correct'].item() / seen:.1f}")
             bar.close()
+            if not torch.isfinite(acc["loss"]):   # checked once per epoch: no host sync inside the loop
+                raise IratError(f"the training loss became {acc['loss'].item()} in epoch {epoch}; lower the "
+                                f"learning rate (the last good state is kept in {RECOVERY})")
             n = len(self.splits.train)
             row: dict[str, Any] = {"epoch": epoch, "lr": lr, "train_loss": acc["loss"].item() / n,
                                    "train_adv_acc": 100 * acc["adv_correct"].item() / n}

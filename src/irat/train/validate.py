@@ -24,6 +24,7 @@ def _positive(value, key: str, allow_zero: bool = False) -> None:
 
 def validate_config(cfg: Config) -> None:
     _positive(cfg.flatness_n, "flatness_n", allow_zero=True)
+    _choice(cfg.precision, ("fp32", "bf16"), "precision")
     if cfg.tensorboard:
         try:
             import torch.utils.tensorboard  # noqa: F401  (imports the `tensorboard` package)
