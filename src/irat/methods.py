@@ -26,6 +26,9 @@ def register_method(m: Method) -> None:
     METHODS[m.name] = m
 
 
+register_method(Method("standard", "plain (non-adversarial) training: CE on natural inputs, no attack; "
+                       "BiLAW Table 1's 'plain' rows and RST's teacher", "METHODS §7 comparison systems; BiLAW Table 1",
+                       {"objective": {"name": "standard"}}, ("plain", "natural")))
 register_method(Method("at", "Madry et al. PGD adversarial training: CE on PGD examples (uniform start)",
                        "METHODS §2 (Madry et al. 2018)", {"objective": {"name": "at"}}, ("madry", "pgd-at")))
 register_method(Method("trades", "TRADES: CE(f(x),y) + β·KL(p(x)‖p(x')), KL attack from x + 0.001·N(0,I), β = 6",

@@ -52,6 +52,8 @@ class Objective:
             return {"nat_ce": F.cross_entropy(logits_nat, y, reduction="none"),
                     "kl": self.beta * kl_per_example(p_nat, logits_adv),
                     "kl_cw": self.beta * kl_per_example(p_nat, logits_adv2)}
+        if self.name == "standard":   # plain training: logits_adv are the natural logits (no attack is run)
+            return {"nat_ce": F.cross_entropy(logits_adv, y, reduction="none")}
         base = base_objective(self.name)
         if base == "at":
             return {"adv_ce": F.cross_entropy(logits_adv, y, reduction="none")}
@@ -81,6 +83,7 @@ class Objective:
 
 _SPECS = {
     # name: (attack loss, start, needs natural forward, default weighted term)
+    "standard": ("ce", "none", False, "nat_ce"),   # no attack: CE on natural inputs
     "at": ("ce", "uniform", False, "adv_ce"),
     "trades": ("kl", "normal", True, "kl"),
     "mart": ("ce", "normal", True, "adv_ce"),
@@ -109,6 +112,8 @@ def weight_targets(objective: str, scheme: str) -> list[str]:
     all of BCE under MAIL and the others.
     """
     base = base_objective(objective)
+    if base == "standard":
+        return ["nat_ce"]
     if base == "at":
         return ["adv_ce"]
     if base == "trades-mix":

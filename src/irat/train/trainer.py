@@ -162,7 +162,10 @@ class Trainer:
         if self.reweighter.record_step or saving:
             kw["record_step"] = "kappa"
         net = self.net
-        x_adv, info = pgd(net, x, y, return_info=True, **kw) if want_info else (pgd(net, x, y, **kw), None)
+        if self.objective.name == "standard":      # plain training: the "adversarial" batch is the batch
+            x_adv, info = x, None
+        else:
+            x_adv, info = pgd(net, x, y, return_info=True, **kw) if want_info else (pgd(net, x, y, **kw), None)
         x_adv2 = None
         if self.objective.second_attack:
             kw2 = dict(kw, loss=self.objective.second_attack, start="uniform", record_step=None, tau=None)

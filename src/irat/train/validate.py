@@ -25,6 +25,10 @@ def _positive(value, key: str, allow_zero: bool = False) -> None:
 def validate_config(cfg: Config) -> None:
     _positive(cfg.flatness_n, "flatness_n", allow_zero=True)
     _choice(cfg.precision, ("fp32", "bf16"), "precision")
+    if cfg.objective.name == "standard" and (cfg.weighting.name != "none" or cfg.radius.name != "fixed"
+                                             or cfg.awp.enabled):
+        raise ConfigError("objective standard (plain training) runs no attack: it takes no weighting, "
+                          "per-example radius or AWP")
     if cfg.tensorboard:
         try:
             import torch.utils.tensorboard  # noqa: F401  (imports the `tensorboard` package)
