@@ -9,7 +9,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from irat.attacks import apgd, apgd_targeted, autoattack, fab, pgd, pgd_plus, spsa, square
-from irat.attacks.apgd import apgd_checkpoints, dlr_targeted_loss, dlr_untargeted_loss
+from irat.attacks.apgd import apgd_checkpoints, dlr_targeted_loss
+from irat.attacks.losses import dlr_loss
 from irat.attacks.fab import project_to_hyperplane_box, solve_threshold
 from irat.attacks.square import p_schedule
 from irat.errors import IratError
@@ -69,7 +70,7 @@ def test_dlr_losses_on_hand_values():
     z = torch.tensor([[5.0, 3.0, 1.0, 0.0, -1.0]])
     y = torch.tensor([0])
     # untargeted: −(z_y − max_{j≠y} z_j)/(z_π1 − z_π3) = −(5 − 3)/(5 − 1)
-    assert dlr_untargeted_loss(z, y).item() == pytest.approx(-0.5)
+    assert dlr_loss(z, y).item() == pytest.approx(-0.5)
     # targeted at class 2: −(z_y − z_t)/(z_π1 − (z_π3 + z_π4)/2) = −(5 − 1)/(5 − 0.5)
     assert dlr_targeted_loss(z, y, torch.tensor([2])).item() == pytest.approx(-4 / 4.5)
 

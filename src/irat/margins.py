@@ -8,7 +8,8 @@ import torch
 import torch.nn.functional as F
 
 
-def _true_and_best_other(values: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def true_and_other(values: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """v_y and max_{j≠y} v_j per example (logits or probabilities)."""
     true = values.gather(1, y[:, None]).squeeze(1)
     other = values.scatter(1, y[:, None], float("-inf")).amax(1)
     return true, other
@@ -16,13 +17,13 @@ def _true_and_best_other(values: torch.Tensor, y: torch.Tensor) -> tuple[torch.T
 
 def probabilistic_margin(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """PM = p_y − max_{j≠y} p_j on softmax probabilities (MAIL Eq. 5/6; WMMR's m; MWPB's d), in [−1, 1]."""
-    true, other = _true_and_best_other(F.softmax(logits, 1), y)
+    true, other = true_and_other(F.softmax(logits, 1), y)
     return true - other
 
 
 def logit_margin(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """z_y − max_{j≠y} z_j: MAIL's logit-margin ablation (App. Eq. 15)."""
-    true, other = _true_and_best_other(logits, y)
+    true, other = true_and_other(logits, y)
     return true - other
 
 

@@ -20,8 +20,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import IratError
-from .checks import attack_mode, check_batch, check_eps
-from .losses import true_and_other
+from .checks import attack_mode, attack_still_robust, check_batch, check_eps, clean_logits, need_classes
+from .losses import dlr_loss
+from .pgd import per_example_norm, project
 
 APGD_LOSSES = ("ce", "dlr", "dlr-targeted", "ce-targeted")
 
@@ -34,18 +35,11 @@ def dlr_targeted_loss(logits: torch.Tensor, y: torch.Tensor, y_target: torch.Ten
     return -(z_y - z_t) / (srt[:, -1] - 0.5 * (srt[:, -3] + srt[:, -4]) + 1e-12)
 
 
-def dlr_untargeted_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """−(z_y − max_{j≠y} z_j)/(z_π1 − z_π3) as AutoAttack computes it (needs ≥ 3 classes)."""
-    srt = logits.sort(1).values
-    z_y, other = true_and_other(logits, y)
-    return -(z_y - other) / (srt[:, -1] - srt[:, -3] + 1e-12)
-
-
 def _loss_fn(loss: str, y_target: torch.Tensor | None) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     if loss == "ce":
         return lambda z, y: F.cross_entropy(z, y, reduction="none")
     if loss == "dlr":
-        return dlr_untargeted_loss
+        return dlr_loss
     if loss == "dlr-targeted":
         return lambda z, y: dlr_targeted_loss(z, y, y_target)
     if loss == "ce-targeted":
@@ -79,19 +73,6 @@ def apgd_checkpoints(steps: int) -> list[int]:
     return out
 
 
-def _norm_of(t: torch.Tensor, norm: str) -> torch.Tensor:
-    f = t.flatten(1)
-    return f.abs().amax(1) if norm == "linf" else f.norm(dim=1)
-
-
-def _project(z: torch.Tensor, x: torch.Tensor, eps: torch.Tensor, norm: str) -> torch.Tensor:
-    if norm == "linf":
-        return torch.minimum(torch.maximum(z, x - eps), x + eps).clamp(0.0, 1.0)
-    d = z - x
-    n = _norm_of(d, norm).reshape(eps.shape)
-    return (x + d / (n + 1e-12) * torch.minimum(eps, n)).clamp(0.0, 1.0)
-
-
 def _single_run(model, x, y, eps, norm, steps, loss_fn, rho, eot_iter, generator):
     """One APGD run on all of x; returns (adversarial-or-last-best inputs, still-correct mask)."""
     b = x.shape[0]
@@ -99,10 +80,10 @@ def _single_run(model, x, y, eps, norm, steps, loss_fn, rho, eot_iter, generator
     eps_b = torch.as_tensor(eps, dtype=x.dtype, device=x.device).expand(b).reshape(bshape)
     if norm == "linf":
         t = 2 * torch.rand(x.shape, device=x.device, dtype=x.dtype, generator=generator) - 1
-        x_adv = x + eps_b * t / _norm_of(t, norm).reshape(bshape)
+        x_adv = x + eps_b * t / per_example_norm(t, norm).reshape(bshape)
     else:
         t = torch.randn(x.shape, device=x.device, dtype=x.dtype, generator=generator)
-        x_adv = x + eps_b * t / (_norm_of(t, norm).reshape(bshape) + 1e-12)
+        x_adv = x + eps_b * t / (per_example_norm(t, norm).reshape(bshape) + 1e-12)
     x_adv = x_adv.clamp(0.0, 1.0)
     checkpoints = apgd_checkpoints(steps)
     last_check = 0
@@ -120,10 +101,10 @@ def _single_run(model, x, y, eps, norm, steps, loss_fn, rho, eot_iter, generator
             x_old = x_adv
             a = 0.75 if i > 0 else 1.0
             if norm == "linf":
-                z = _project(x_adv + step * grad.sign(), x, eps_b, norm)
+                z = project(x_adv + step * grad.sign(), x, eps_b, norm)
             else:
-                z = _project(x_adv + step * grad / (_norm_of(grad, norm).reshape(bshape) + 1e-12), x, eps_b, norm)
-            x_adv = _project(x_adv + (z - x_adv) * a + momentum_dir * (1 - a), x, eps_b, norm)
+                z = project(x_adv + step * grad / (per_example_norm(grad, norm).reshape(bshape) + 1e-12), x, eps_b, norm)
+            x_adv = project(x_adv + (z - x_adv) * a + momentum_dir * (1 - a), x, eps_b, norm)
         logits, loss, grad = _grad(model, x_adv, y, loss_fn, eot_iter)
         with torch.no_grad():
             pred_ok = logits.argmax(1) == y
@@ -171,37 +152,29 @@ def apgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, norm
     _validate(x, y, eps, norm, steps, restarts, rho, eot_iter, model, check_inputs)
     if loss not in ("ce", "dlr"):
         raise IratError(f"untargeted APGD takes loss ce or dlr, got {loss!r}")
-    if loss == "dlr" and x.shape[0]:
-        _need_classes(model, x, 3, "APGD-DLR")
     x, y = x.detach(), y.long()
     adv = x.clone()
+    if x.shape[0] == 0:
+        return adv
+    logits = clean_logits(model, x)
+    if loss == "dlr":
+        need_classes(logits, 3, "APGD-DLR")
+    robust = logits.argmax(1) == y
     fn = _loss_fn(loss, None)
+
+    def run(todo: torch.Tensor):
+        found, still = _single_run(model, x[todo], y[todo], eps, norm, int(steps), fn, rho, eot_iter, generator)
+        return found, ~still
     with attack_mode(model, "eval"):
-        with torch.no_grad():
-            robust = model(x).argmax(1) == y
         for _ in range(restarts):
-            todo = robust.nonzero().squeeze(1)
-            if len(todo) == 0:
+            if not attack_still_robust(adv, robust, run):
                 break
-            found, still = _single_run(model, x[todo], y[todo], eps, norm, int(steps), fn, rho, eot_iter, generator)
-            broken = todo[~still]
-            adv[broken] = found[~still]
-            robust[broken] = False
     return adv
 
 
-def _need_classes(model: nn.Module, x: torch.Tensor, n: int, what: str) -> int:
-    with torch.no_grad(), attack_mode(model, "eval"):
-        c = model(x[:1]).shape[1]
-    if c < n:
-        raise IratError(f"{what} needs at least {n} classes; the model has {c}")
-    return c
-
-
-def sorted_targets(model: nn.Module, x: torch.Tensor, n_targets: int) -> list[torch.Tensor]:
+def sorted_targets(logits: torch.Tensor, n_targets: int) -> list[torch.Tensor]:
     """The 2nd, 3rd, … most likely classes on the clean input (AutoAttack's target order)."""
-    with torch.no_grad(), attack_mode(model, "eval"):
-        order = model(x).argsort(1)
+    order = logits.argsort(1)
     return [order[:, -k] for k in range(2, n_targets + 2)]
 
 
@@ -222,20 +195,16 @@ def apgd_targeted(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: fl
     adv = x.clone()
     if x.shape[0] == 0:
         return adv
-    n_cls = _need_classes(model, x, 4 if loss == "dlr-targeted" else 2, "APGD-T")
-    targets = sorted_targets(model, x, min(n_target_classes, n_cls - 1))
+    logits = clean_logits(model, x)
+    n_cls = need_classes(logits, 4 if loss == "dlr-targeted" else 2, "APGD-T")
+    robust = logits.argmax(1) == y
     with attack_mode(model, "eval"):
-        with torch.no_grad():
-            robust = model(x).argmax(1) == y
-        for target in targets:
+        for target in sorted_targets(logits, min(n_target_classes, n_cls - 1)):
+            def run(todo: torch.Tensor, t=target):
+                found, still = _single_run(model, x[todo], y[todo], eps, norm, int(steps), _loss_fn(loss, t[todo]),
+                                           rho, eot_iter, generator)
+                return found, ~still
             for _ in range(restarts):
-                todo = robust.nonzero().squeeze(1)
-                if len(todo) == 0:
+                if not attack_still_robust(adv, robust, run):
                     return adv
-                fn = _loss_fn(loss, target[todo])
-                found, still = _single_run(model, x[todo], y[todo], eps, norm, int(steps), fn, rho, eot_iter,
-                                           generator)
-                broken = todo[~still]
-                adv[broken] = found[~still]
-                robust[broken] = False
     return adv

@@ -61,3 +61,29 @@ def attack_mode(model: nn.Module, bn_mode: str = "eval") -> Iterator[None]:
         model.train(was_training)
         for p, f in flags:
             p.requires_grad_(f)
+
+
+def clean_logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Eval-mode logits of the clean batch: one forward gives correctness, class count and targets."""
+    with torch.no_grad(), attack_mode(model, "eval"):
+        return model(x)
+
+
+def need_classes(logits: torch.Tensor, n: int, what: str) -> int:
+    c = logits.shape[1]
+    if c < n:
+        raise IratError(f"{what} needs at least {n} classes; the model has {c}")
+    return c
+
+
+def attack_still_robust(adv: torch.Tensor, robust: torch.Tensor, run) -> bool:
+    """One restart: `run(todo)` attacks the examples still classified correctly (indices `todo`) and
+    returns (candidates, broken mask); broken ones are written into `adv` and leave `robust`.
+    Returns False when nothing was left to attack."""
+    todo = robust.nonzero().squeeze(1)
+    if len(todo) == 0:
+        return False
+    found, broken = run(todo)
+    adv[todo[broken]] = found[broken]
+    robust[todo[broken]] = False
+    return True

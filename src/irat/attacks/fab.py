@@ -19,7 +19,8 @@ import torch.nn as nn
 
 from ..errors import IratError
 from .apgd import sorted_targets
-from .checks import attack_mode, check_batch, check_eps
+from .checks import attack_mode, attack_still_robust, check_batch, check_eps, clean_logits
+from .pgd import per_example_norm
 
 
 def solve_threshold(a: torch.Tensor, u: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
@@ -78,11 +79,6 @@ def _logit_diffs(model: nn.Module, x: torch.Tensor, y: torch.Tensor, target: tor
     return df, dg
 
 
-def _dist(d: torch.Tensor, norm: str) -> torch.Tensor:
-    f = d.flatten(1)
-    return f.abs().amax(1) if norm == "linf" else f.norm(dim=1)
-
-
 def _single_run(model, x, y, eps, norm, steps, target, alpha_max, eta, beta, random_start, generator):
     b = x.shape[0]
     bshape = (-1,) + (1,) * (x.dim() - 1)
@@ -93,7 +89,7 @@ def _single_run(model, x, y, eps, norm, steps, target, alpha_max, eta, beta, ran
             t = 2 * torch.rand(x.shape, device=x.device, dtype=x.dtype, generator=generator) - 1
         else:
             t = torch.randn(x.shape, device=x.device, dtype=x.dtype, generator=generator)
-        x1 = (x + 0.5 * eps * t / _dist(t, norm).clamp_min(1e-12).reshape(bshape)).clamp(0.0, 1.0)
+        x1 = (x + 0.5 * eps * t / per_example_norm(t, norm).clamp_min(1e-12).reshape(bshape)).clamp(0.0, 1.0)
     best = torch.full((b,), 1e10, device=x.device, dtype=x.dtype)
     adv = x.clone()
     for _ in range(steps):
@@ -105,13 +101,13 @@ def _single_run(model, x, y, eps, norm, steps, target, alpha_max, eta, beta, ran
             bias = -df[idx, j] + (w * x1.flatten(1)).sum(1)
             d = project_to_hyperplane_box(torch.cat([x1.flatten(1), x.flatten(1)]), torch.cat([w, w]),
                                           torch.cat([bias, bias]), norm)
-            a0 = _dist(d, norm).clamp_min(1e-8)
+            a0 = per_example_norm(d, norm).clamp_min(1e-8)
             a1, a2 = a0[:b], a0[b:]
             alpha = (a1 / (a1 + a2)).clamp(0.0, alpha_max).reshape(bshape)
             d1, d2 = d[:b].reshape(x.shape), d[b:].reshape(x.shape)
             x1 = ((x1 + eta * d1) * (1 - alpha) + (x + eta * d2) * alpha).clamp(0.0, 1.0)
             is_adv = model(x1).argmax(1) != y
-            dist = _dist(x1 - x, norm)
+            dist = per_example_norm(x1 - x, norm)
             better = is_adv & (dist < best)
             adv = torch.where(better.reshape(bshape), x1, adv)
             best = torch.where(better, dist, best)
@@ -135,22 +131,18 @@ def fab(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, norm:
     adv = x.clone()
     if x.shape[0] == 0:
         return adv
+    logits = clean_logits(model, x)
+    robust = logits.argmax(1) == y
+    targets = sorted_targets(logits, min(n_target_classes, logits.shape[1] - 1)) if targeted else [None]
     with attack_mode(model, "eval"):
-        with torch.no_grad():
-            robust = model(x).argmax(1) == y
-            n_cls = model(x[:1]).shape[1]
-        targets = sorted_targets(model, x, min(n_target_classes, n_cls - 1)) if targeted else [None]
         for target in targets:
             for r in range(restarts):
-                todo = robust.nonzero().squeeze(1)
-                if len(todo) == 0:
+                def run(todo: torch.Tensor, t=target, random_start=r > 0):
+                    found, dist = _single_run(model, x[todo], y[todo], eps, norm, int(steps),
+                                              None if t is None else t[todo], alpha_max, eta, beta, random_start,
+                                              generator)
+                    with torch.no_grad():
+                        return found, (model(found).argmax(1) != y[todo]) & (dist <= eps)
+                if not attack_still_robust(adv, robust, run):
                     return adv
-                found, dist = _single_run(model, x[todo], y[todo], eps, norm, int(steps),
-                                          None if target is None else target[todo], alpha_max, eta, beta, r > 0,
-                                          generator)
-                with torch.no_grad():
-                    ok = (model(found).argmax(1) != y[todo]) & (dist <= eps)
-                broken = todo[ok]
-                adv[broken] = found[ok]
-                robust[broken] = False
     return adv

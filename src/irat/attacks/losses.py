@@ -5,15 +5,9 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import IratError
+from ..margins import true_and_other
 
 ATTACK_LOSSES = ("ce", "kl", "cw", "dlr")
-
-
-def true_and_other(logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """z_y and max_{j≠y} z_j, per example."""
-    z_y = logits.gather(1, y[:, None]).squeeze(1)
-    other = logits.scatter(1, y[:, None], float("-inf")).amax(1)
-    return z_y, other
 
 
 def cw_loss(logits: torch.Tensor, y: torch.Tensor, confidence: float = 50.0) -> torch.Tensor:

@@ -58,6 +58,12 @@ def _per_example(v: float | torch.Tensor, x: torch.Tensor) -> float | torch.Tens
     return float(v)
 
 
+def per_example_norm(t: torch.Tensor, norm: str) -> torch.Tensor:
+    """‖t_i‖∞ or ‖t_i‖₂ of each example (row of the batch)."""
+    f = t.flatten(1)
+    return f.abs().amax(1) if norm == "linf" else f.norm(dim=1)
+
+
 def project(x_adv: torch.Tensor, x: torch.Tensor, eps: float | torch.Tensor, norm: str) -> torch.Tensor:
     """Project onto the ε-ball around x (per-example ε allowed), then clamp to [0,1]."""
     if norm == "linf":

@@ -15,15 +15,14 @@ import torch.nn as nn
 
 from ..errors import IratError
 from .checks import attack_mode, check_batch, check_eps
-from .losses import true_and_other
+from ..margins import logit_margin
 from .pgd import project
 
 
 def _margin(model: nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int) -> torch.Tensor:
     out = []
     for i in range(0, len(x), chunk):
-        z_y, other = true_and_other(model(x[i:i + chunk]).float(), y[i:i + chunk])
-        out.append(z_y - other)
+        out.append(logit_margin(model(x[i:i + chunk]).float(), y[i:i + chunk]))
     return torch.cat(out)
 
 

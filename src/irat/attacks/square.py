@@ -23,8 +23,8 @@ import torch
 import torch.nn as nn
 
 from ..errors import IratError
-from .checks import attack_mode, check_batch, check_eps
-from .losses import true_and_other
+from .checks import attack_mode, attack_still_robust, check_batch, check_eps, clean_logits
+from ..margins import logit_margin
 
 
 def p_schedule(it: int, p_init: float, n_queries: int, rescale: bool = False) -> float:
@@ -48,8 +48,7 @@ def _rand_int(low: int, high: int, x: torch.Tensor, generator) -> int:
 
 
 def _margin(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    z_y, other = true_and_other(model(x).float(), y)
-    return z_y - other
+    return logit_margin(model(x).float(), y)
 
 
 def rectangles(h: int, w: int, device) -> torch.Tensor:
@@ -79,25 +78,34 @@ def _l2n(t: torch.Tensor) -> torch.Tensor:
     return t.flatten(1).norm(dim=1).reshape(-1, *([1] * (t.dim() - 1)))
 
 
-def _run_linf(model, x, y, eps, n_queries, p_init, generator):
-    c, h, w = x.shape[1:]
-    x_best = (x + eps * _rand_sign((x.shape[0], c, 1, w), x, generator)).clamp(0.0, 1.0)
+def _search(model, x, y, x_best, n_queries, propose):
+    """Square's random search: each iteration `propose(it, x, x_best)` gives one candidate per example
+    still classified correctly; it is kept when it lowers the margin (or misclassifies)."""
     margin = _margin(model, x_best, y)
     for it in range(n_queries):
         todo = (margin > 0).nonzero().squeeze(1)
         if len(todo) == 0:
             break
-        xc, xb = x[todo], x_best[todo]
+        xb = x_best[todo]
+        x_new = propose(it, x[todo], xb)
+        m_new = _margin(model, x_new, y[todo])
+        take = m_new < margin[todo]
+        margin[todo] = torch.where(take, m_new, margin[todo])
+        x_best[todo] = torch.where(take.reshape(-1, 1, 1, 1), x_new, xb)
+    return x_best
+
+
+def _run_linf(model, x, y, eps, n_queries, p_init, generator):
+    c, h, w = x.shape[1:]
+
+    def propose(it, xc, xb):
         s = min(max(int(round(math.sqrt(p_schedule(it, p_init, n_queries) * h * w))), 1), h, w)
         vh, vw = _rand_int(0, h - s, x, generator), _rand_int(0, w - s, x, generator)
         delta = torch.zeros(c, h, w, device=x.device, dtype=x.dtype)
         delta[:, vh:vh + s, vw:vw + s] = 2.0 * eps * _rand_sign((c, 1, 1), x, generator)
-        x_new = torch.minimum(torch.maximum(xb + delta, xc - eps), xc + eps).clamp(0.0, 1.0)
-        m_new = _margin(model, x_new, y[todo])
-        take = m_new < margin[todo]   # margin loss: improvement or misclassification
-        margin[todo] = torch.where(take, m_new, margin[todo])
-        x_best[todo] = torch.where(take.reshape(-1, 1, 1, 1), x_new, xb)
-    return x_best, margin
+        return torch.minimum(torch.maximum(xb + delta, xc - eps), xc + eps).clamp(0.0, 1.0)
+    start = (x + eps * _rand_sign((x.shape[0], c, 1, w), x, generator)).clamp(0.0, 1.0)
+    return _search(model, x, y, start, n_queries, propose)
 
 
 def _run_l2(model, x, y, eps, n_queries, p_init, generator):
@@ -105,22 +113,17 @@ def _run_l2(model, x, y, eps, n_queries, p_init, generator):
     dev = x.device
     delta0 = torch.zeros_like(x)
     s = max(h // 5, 1)
-    start = (h - s * 5) // 2
-    vh = start
+    offset = (h - s * 5) // 2
+    vh = offset
     for _ in range(h // s):
-        vw = start
+        vw = offset
         for _ in range(w // s):
             delta0[:, :, vh:vh + s, vw:vw + s] += (window(s, dev, generator).view(1, 1, s, s)
                                                     * _rand_sign((x.shape[0], c, 1, 1), x, generator))
             vw += s
         vh += s
-    x_best = (x + delta0 / (_l2n(delta0) + 1e-12) * eps).clamp(0.0, 1.0)
-    margin = _margin(model, x_best, y)
-    for it in range(n_queries):
-        todo = (margin > 0).nonzero().squeeze(1)
-        if len(todo) == 0:
-            break
-        xc, xb = x[todo], x_best[todo]
+
+    def propose(it, xc, xb):
         d = xb - xc
         s = max(int(round(math.sqrt(p_schedule(it, p_init, n_queries) * h * w))), 3)
         s = min(s + 1 if s % 2 == 0 else s, h, w)
@@ -131,19 +134,16 @@ def _run_l2(model, x, y, eps, n_queries, p_init, generator):
         mask[:, :, vh2:vh2 + s, vw2:vw2 + s] = 1.0
         norm_win1 = d[:, :, vh:vh + s, vw:vw + s].pow(2).sum((-2, -1), keepdim=True).sqrt()
         norm_img, norm_wins = _l2n(d), _l2n(d * mask)
-        new = window(s, dev, generator).view(1, 1, s, s) * _rand_sign((len(todo), c, 1, 1), x, generator)
+        new = window(s, dev, generator).view(1, 1, s, s) * _rand_sign((len(xc), c, 1, 1), x, generator)
         new = new + d[:, :, vh:vh + s, vw:vw + s] / (1e-12 + norm_win1)
         budget = ((eps ** 2 - norm_img ** 2).clamp_min(0.0) / c + norm_wins ** 2).sqrt()
         new = new / (1e-12 + new.pow(2).sum((-2, -1), keepdim=True).sqrt()) * budget
         d = d.clone()
         d[:, :, vh2:vh2 + s, vw2:vw2 + s] = 0.0
         d[:, :, vh:vh + s, vw:vw + s] = new
-        x_new = (xc + d / (_l2n(d) + 1e-12) * eps).clamp(0.0, 1.0)
-        m_new = _margin(model, x_new, y[todo])
-        take = m_new < margin[todo]
-        margin[todo] = torch.where(take, m_new, margin[todo])
-        x_best[todo] = torch.where(take.reshape(-1, 1, 1, 1), x_new, xb)
-    return x_best, margin
+        return (xc + d / (_l2n(d) + 1e-12) * eps).clamp(0.0, 1.0)
+    start = (x + delta0 / (_l2n(delta0) + 1e-12) * eps).clamp(0.0, 1.0)
+    return _search(model, x, y, start, n_queries, propose)
 
 
 @torch.no_grad()
@@ -162,15 +162,16 @@ def square(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, no
         check_batch(model, x, y)
     x, y = x.detach(), y.long()
     adv = x.clone()
-    run = _run_linf if norm == "linf" else _run_l2
+    if x.shape[0] == 0:
+        return adv
+    search = _run_linf if norm == "linf" else _run_l2
+    robust = clean_logits(model, x).argmax(1) == y
+
+    def run(todo: torch.Tensor):
+        found = search(model, x[todo], y[todo], eps, int(n_queries), p_init, generator)
+        return found, model(found).argmax(1) != y[todo]
     with attack_mode(model, "eval"):
-        robust = model(x).argmax(1) == y if len(x) else torch.zeros(0, dtype=torch.bool)
         for _ in range(restarts):
-            todo = robust.nonzero().squeeze(1)
-            if len(todo) == 0:
+            if not attack_still_robust(adv, robust, run):
                 break
-            found, margin = run(model, x[todo], y[todo], eps, int(n_queries), p_init, generator)
-            ok = model(found).argmax(1) != y[todo]
-            adv[todo[ok]] = found[ok]
-            robust[todo[ok]] = False
     return adv

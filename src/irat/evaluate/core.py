@@ -9,6 +9,7 @@ import torch
 import torch.nn as nn
 
 from ..attacks.checks import attack_mode, check_batch, check_eps
+from ..attacks.pgd import per_example_norm
 from ..errors import IratError
 from .attacks import AttackSpec, _components, parse_attack, run_attack
 from .masking import attack_warnings, model_warnings, sanity_probe
@@ -45,8 +46,7 @@ def check_bounds(x_adv: torch.Tensor, x: torch.Tensor, eps: float, norm: str, at
         raise IratError(f"{attack}: adversarial batch has shape {tuple(x_adv.shape)}, expected {tuple(x.shape)}")
     if not bool(torch.isfinite(x_adv).all()):
         raise IratError(f"{attack}: an adversarial example contains NaN or infinity; the result is refused")
-    d = (x_adv - x).flatten(1)
-    dist = d.abs().amax(1) if norm == "linf" else d.norm(dim=1)
+    dist = per_example_norm(x_adv - x, norm)
     if bool((dist > eps + BOUND_TOL).any()) or bool((x_adv < -BOUND_TOL).any()) or bool((x_adv > 1 + BOUND_TOL).any()):
         raise IratError(f"{attack}: an adversarial example left the {norm} ball of radius {eps} or [0,1] "
                         f"(max distance {float(dist.max()):.6g}); the result is refused")
