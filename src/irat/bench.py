@@ -14,6 +14,7 @@ report gives the fraction of that floor the trainer reaches.
 from __future__ import annotations
 
 import statistics
+import tempfile
 import time
 from typing import Callable
 
@@ -113,8 +114,8 @@ def bench_training(*, method: str, model: str, size: int, channels: int, classes
     apply_dict(cfg, {"model": {"arch": model}, "attack": {"eps": eps, "steps": steps}, "batch_size": batch_size,
                      "epochs": 1, "progress": False, "device": str(device), "precision": precision,
                      "channels_last": channels_last, "compile": compile})
-    import tempfile
-    trainer = Trainer(cfg, tempfile.mkdtemp(prefix="irat-bench-"), splits=splits)
+    with tempfile.TemporaryDirectory(prefix="irat-bench-") as tmp:   # the trainer writes nothing in train_step
+        trainer = Trainer(cfg, tmp, splits=splits)
     ref_model = create_model(model, in_channels=channels, num_classes=classes, input_size=size).to(device)
     ref_opt = torch.optim.SGD(ref_model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
     x_host, y_host = splits.train.x.cpu().float() / 255, splits.train.y.cpu()

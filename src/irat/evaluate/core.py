@@ -71,6 +71,19 @@ def resolve_attacks(attacks: Sequence[str | AttackSpec] | str | None = None, sui
     return specs
 
 
+def check_options(backend: str, precision: str, batch_size: int = 1) -> None:
+    """Evaluation options that must be valid before any model or data is loaded."""
+    if backend not in BACKENDS:
+        raise IratError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if precision not in PRECISIONS:
+        raise IratError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if batch_size < 1:
+        raise IratError(f"batch_size must be >= 1, got {batch_size}")
+    if backend == "autoattack":
+        from .official import require_official
+        require_official()
+
+
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
              attacks: Sequence[str | AttackSpec] | str | None = None, suite: str | None = None, eps: float,
              norm: str = "linf", alpha: float | None = None, batch_size: int = 512, seed: int = 0,
@@ -87,16 +100,8 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
     check_eps(eps)
     if norm not in ("linf", "l2"):
         raise IratError(f"norm must be linf or l2, got {norm!r}")
-    if backend not in BACKENDS:
-        raise IratError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
-    if precision not in PRECISIONS:
-        raise IratError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    if batch_size < 1:
-        raise IratError(f"batch_size must be >= 1, got {batch_size}")
+    check_options(backend, precision, batch_size)
     specs = resolve_attacks(attacks, suite)
-    if backend == "autoattack":
-        from .official import require_official
-        require_official()
     if device is not None:
         model = model.to(device)
     dev = next(model.parameters()).device

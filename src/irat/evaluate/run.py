@@ -14,8 +14,7 @@ from ..errors import IratError
 from ..tables import results_table
 from ..train import load_model
 from ..utils import atomic_write, atomic_write_json, parse_number, resolve_device
-from .core import BACKENDS, PRECISIONS, evaluate, resolve_attacks
-from .official import require_official
+from .core import check_options, evaluate, resolve_attacks
 
 
 def evaluate_run(run: str | Path, *, attacks: str | list[str] | None = None, checkpoint: str = "best",
@@ -29,12 +28,7 @@ def evaluate_run(run: str | Path, *, attacks: str | list[str] | None = None, che
     specs = resolve_attacks(attacks, suite)  # unknown attacks, options and suites stop here, before any work
     if n is not None and n < 1:
         raise IratError(f"--n must be >= 1, got {n}")
-    if backend not in BACKENDS:
-        raise IratError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
-    if precision not in PRECISIONS:
-        raise IratError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    if backend == "autoattack":
-        require_official()
+    check_options(backend, precision, batch_size)
     dev = resolve_device(device)
     model = load_model(run, checkpoint, device=dev)
     info = model.irat_checkpoint
