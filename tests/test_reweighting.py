@@ -247,7 +247,7 @@ TINY = {"epochs": 1, "attack": {"steps": 2}, "data": {"train_subset": 192}, "val
         "weighting": {"burn_in": 0, "bilaw_meta_size": 64}, "radius": {"phase1_epochs": 0}, "awp": {"warmup": 0}}
 
 
-@pytest.mark.parametrize("method", sorted(METHODS))
+@pytest.mark.parametrize("method", sorted(m for m in METHODS if m not in ("rst", "gair-rst")))  # RST: test_systems.py
 def test_every_method_trains_one_epoch(tmp_path, method):
     row = Trainer(quick_config(method=method, **TINY), tmp_path / method).fit()
     assert row["epoch"] == 1 and math.isfinite(row["train_loss"])

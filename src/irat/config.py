@@ -54,6 +54,11 @@ class ObjectiveConfig:
     beta: float = 6.0                # TRADES / MART regularisation weight
     fat_tau: list = field(default_factory=lambda: [[0, 0]])  # [[from_epoch, tau], ...] (FAT)
     fat_noise: float = 0.001         # FAT's per-step Gaussian noise (released code)
+    mma_dmax: float | None = None    # MMA's hinge d_max; None: 1.5·attack.eps (MMA-12 at ε = 8/255)
+    mma_min_eps: float = 0.005       # smallest starting radius of AN-PGD (released CIFAR-10 ℓ∞; MNIST: 0.1)
+    mma_clean_coeff: float = 1 / 3   # share of the clean CE in MMA's loss (released default)
+    mma_search_steps: int = 10       # bisection steps of AN-PGD
+    mma_step_scale: float = 2.5      # AN-PGD step = scale·ε_i/K
 
 
 @dataclass
@@ -77,6 +82,16 @@ class WeightingConfig:
     bilaw_hidden: int = 128          # weight net: Linear(C,h) → ReLU → Linear(h,1) → sigmoid
     bilaw_lr: float = 1.0e-3         # Adam step size of the weight net (not given in the paper: our choice)
     bilaw_meta_size: int = 1000      # validation examples that drive the weight net
+
+
+@dataclass
+class UnlabeledConfig:
+    """Robust self-training (RST, Carmon et al. 2019): pseudo-labelled extra data mixed into each batch."""
+    path: str | None = None          # .npz with array `x` (uint8, N×C×H×W or N×H×W×C) of unlabeled images
+    withhold: int = 0                # or: take this many training examples out and use them without labels
+    teacher: str | None = None       # run directory or checkpoint of the pseudo-labelling model (`standard`)
+    teacher_checkpoint: str = "best"  # best or last, for a run directory
+    fraction: float = 0.5            # share of each batch drawn from the pseudo-labelled set (RST: 0.5)
 
 
 @dataclass
@@ -133,6 +148,7 @@ class Config:
     optim: OptimConfig = field(default_factory=OptimConfig)
     weighting: WeightingConfig = field(default_factory=WeightingConfig)
     radius: RadiusConfig = field(default_factory=RadiusConfig)
+    unlabeled: UnlabeledConfig = field(default_factory=UnlabeledConfig)
     awp: AWPConfig = field(default_factory=AWPConfig)
     save_per_example: list = field(default_factory=list)  # epochs whose per-example values are saved
     flatness_n: int = 0              # per-epoch loss flatness ‖∇ₓℓ‖ on the first N training examples (GAIRAT Fig. 4)

@@ -119,6 +119,21 @@ _m("bilaw-np", "BiLAW non-parametric: ω_i ∝ max(0, ⟨∇ℓ_i, ∇L_val⟩)"
    objective={"name": "at"}, weighting=dict(_BILAW, name="bilaw-np"), data={"val_size": 1000})
 
 
+# Comparison systems that bring their own attack (issue 7).
+_m("mma", "MMA: CE at each example's shortest successful perturbation (AN-PGD + bisection, capped at d_max = 1.5ε) "
+   "for correct examples, CE on misclassified ones, mixed 2:1 with the clean CE",
+   "Ding et al. ICLR 2020 and released code (anpgd.py, trainer.py, config.py)", objective={"name": "mma"})
+_m("st-at", "Squeeze training: CE(f(x)) + β·symKL between the lowest- and highest-p_y of {x, x_adv, x_col}, "
+   "adversarial and collaborative examples found jointly; β = 6", "Li et al. ICLR 2023 and released losses.py",
+   ("st", "squeeze"), objective={"name": "st", "beta": 6.0}, attack={"bn_mode": "train-frozen"})
+_m("rst", "Robust self-training: TRADES (β = 6) on batches half labeled, half pseudo-labelled by a standard-trained "
+   "teacher (set unlabeled.path or unlabeled.withhold, and unlabeled.teacher)", "Carmon et al. 2019; GAIRAT Eq. 12",
+   objective={"name": "trades", "beta": 6.0}, unlabeled={"fraction": 0.5})
+_m("gair-rst", "GAIR-RST: RST's mixed batches with GAIR-TRADES-RST's loss CE + β·mean[w·KL(x,x_kl) + (1−w)·KL(x,x_cw)]",
+   "GAIRAT App. C.10, Eq. 13; METHODS §3.1", objective={"name": "trades-mix", "beta": 6.0},
+   weighting=dict(_GAIR, burn_in=0, normalization="none"), unlabeled={"fraction": 0.5})
+
+
 def get_method(name: str) -> Method:
     key = name.lower()
     for m in METHODS.values():

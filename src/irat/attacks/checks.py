@@ -45,22 +45,47 @@ def check_eps(eps: float | torch.Tensor, name: str = "eps") -> None:
         raise IratError(f"{name} must be > 0, got {eps if not torch.is_tensor(eps) else 'a tensor with values <= 0'}")
 
 
+BN_MODES = ("eval", "train", "train-frozen")
+
+
 @contextlib.contextmanager
 def attack_mode(model: nn.Module, bn_mode: str = "eval") -> Iterator[None]:
-    """Freeze parameters (no parameter gradients while attacking) and set the BN mode; restore after."""
-    if bn_mode not in ("eval", "train"):
-        raise IratError(f"bn_mode must be 'eval' or 'train', got {bn_mode!r}")
+    """Freeze parameters (no parameter gradients while attacking) and set the BN mode; restore after.
+
+    eval: running statistics; train: batch statistics, running statistics updated; train-frozen:
+    batch statistics without touching the running ones (ST-AT's attack).
+    """
+    if bn_mode not in BN_MODES:
+        raise IratError(f"bn_mode must be one of {', '.join(BN_MODES)}, got {bn_mode!r}")
     was_training = model.training
     flags = [(p, p.requires_grad) for p in model.parameters()]
     for p, _ in flags:
         p.requires_grad_(False)
-    model.train(bn_mode == "train")
+    model.train(bn_mode != "eval")
     try:
-        yield
+        with frozen_bn_stats(model, bn_mode == "train-frozen"):
+            yield
     finally:
         model.train(was_training)
         for p, f in flags:
             p.requires_grad_(f)
+
+
+@contextlib.contextmanager
+def frozen_bn_stats(model: nn.Module, enabled: bool = True) -> Iterator[None]:
+    """Train-mode forwards inside use batch statistics but leave BN's running statistics unchanged."""
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)] if enabled else []
+    saved = [(m, m.momentum, m.num_batches_tracked.clone() if m.num_batches_tracked is not None else None)
+             for m in bns]
+    for m in bns:
+        m.momentum = 0.0
+    try:
+        yield
+    finally:
+        for m, mom, nbt in saved:
+            m.momentum = mom
+            if nbt is not None:
+                m.num_batches_tracked.copy_(nbt)
 
 
 def clean_logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:

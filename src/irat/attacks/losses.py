@@ -1,4 +1,5 @@
-"""Per-example attack losses (to be maximised): ce, kl (TRADES), cw (margin, κ=50), dlr (METHODS §1)."""
+"""Per-example attack losses (to be maximised): ce, kl (TRADES), cw (margin, κ=50), dlr (METHODS §1),
+slm (MMA's soft logit margin)."""
 from __future__ import annotations
 
 import torch
@@ -7,7 +8,7 @@ import torch.nn.functional as F
 from ..errors import IratError
 from ..margins import true_and_other
 
-ATTACK_LOSSES = ("ce", "kl", "cw", "dlr")
+ATTACK_LOSSES = ("ce", "kl", "cw", "dlr", "slm")
 
 
 def cw_loss(logits: torch.Tensor, y: torch.Tensor, confidence: float = 50.0) -> torch.Tensor:
@@ -23,6 +24,16 @@ def dlr_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     srt = logits.sort(1, descending=True).values
     z_y, other = true_and_other(logits, y)
     return -(z_y - other) / (srt[:, 0] - srt[:, 2] + 1e-12)
+
+
+def soft_logit_margin(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """log Σ_{j≠y} exp(z_j) − z_y: MMA's soft logit margin loss (advertorch's SLM; Ding et al. 2020).
+
+    Negative exactly when the true logit beats the soft maximum of the others (a slightly stricter
+    test than argmax); MMA attacks with it and decides with it which examples count as correct.
+    """
+    others = logits.scatter(1, y[:, None].long(), float("-inf"))
+    return torch.logsumexp(others, 1) - logits.gather(1, y[:, None].long()).squeeze(1)
 
 
 def kl_per_example(p_nat: torch.Tensor, logits_adv: torch.Tensor) -> torch.Tensor:
@@ -42,4 +53,6 @@ def attack_loss(name: str, logits: torch.Tensor, y: torch.Tensor, p_nat: torch.T
         return cw_loss(logits, y, cw_confidence)
     if name == "dlr":
         return dlr_loss(logits, y)
+    if name == "slm":
+        return soft_logit_margin(logits, y)
     raise IratError(f"unknown attack loss {name!r}; known: {', '.join(ATTACK_LOSSES)}")

@@ -141,7 +141,8 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float | torc
     loss: ce | kl (TRADES: KL(p(x) ‖ p(x')), p(x) computed once, or passed as `p_natural`) | cw | dlr.
     start: uniform | normal (x + 0.001·N(0,I)) | none. restarts: keep, per example, a
         misclassifying iterate if any restart finds one, else the highest-loss one.
-    bn_mode: eval (TRADES, MART, GAIRAT, FAT, MAIL) or train (AWP, WMMR code; updates BN statistics).
+    bn_mode: eval (TRADES, MART, GAIRAT, FAT, MAIL), train (AWP, WMMR code; updates BN statistics) or
+        train-frozen (batch statistics, running ones untouched: ST-AT).
     kappa: which geometry value `info.kappa` holds — count (default) or first-success.
     record_step: per-example step indices, or "kappa", for `info.x_at_step` (MAIL's PM-dif).
     tau: FAT's early-stop budget (scalar or per-example); `step_noise` adds ω·N(0,I) to each step.

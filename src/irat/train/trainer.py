@@ -17,10 +17,14 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..attacks.checks import attack_mode
+from ..attacks.anpgd import an_pgd
+from ..attacks.checks import attack_mode, frozen_bn_stats
+from ..attacks.losses import soft_logit_margin
 from ..attacks.pgd import pgd
+from ..attacks.squeeze import squeeze_pair
 from ..config import Config, from_dict
 from ..data import Splits, load_splits
+from ..data.unlabeled import build_unlabeled, mixed_batches, n_mixed_batches
 from ..errors import ConfigError, IratError
 from ..evaluate.core import evaluate
 from ..models import create_model
@@ -89,7 +93,7 @@ class Trainer:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.net = self._compiled(self.model) if cfg.compile else self.model   # forward used by train steps
         self.meta = dict(self.model.irat_meta, dataset=self.splits.name)
-        self.objective = make_objective(cfg.objective.name, cfg.objective.beta)
+        self.objective = make_objective(cfg.objective.name, cfg.objective.beta, cfg.objective.mma_clean_coeff)
         self.reweighter = Reweighter(cfg, self.objective)
         self.save_epochs = {int(e) for e in cfg.save_per_example}
         self._epoch_buf: dict[str, list[torch.Tensor]] = {}
@@ -102,6 +106,14 @@ class Trainer:
             self.bilaw = BiLAW(self.splits.num_classes, meta, hidden=cfg.weighting.bilaw_hidden,
                                lr=cfg.weighting.bilaw_lr, batch_size=cfg.batch_size, seed=cfg.seed,
                                parametric=cfg.weighting.name == "bilaw", device=self.device)
+        self.unlabeled, self.unlabeled_info = None, None
+        u = cfg.unlabeled
+        if u.path or u.withhold:
+            self.splits.train, self.unlabeled, self.unlabeled_info = build_unlabeled(
+                u, self.splits.train, self.splits.shape, self.splits.num_classes, cfg.data.split_seed)
+        # MMA: every training example's last radius (its margin estimate), indexed by example index
+        n_index = 1 + max(int(d.index.max()) for d in (self.splits.train, self.unlabeled) if d is not None and len(d))
+        self.mma_eps = torch.zeros(n_index, device=self.device) if cfg.objective.name == "mma" else None
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=cfg.optim.lr, momentum=cfg.optim.momentum,
                                          weight_decay=cfg.optim.weight_decay, nesterov=cfg.optim.nesterov)
         self.generator = torch.Generator(device=self.device).manual_seed(cfg.seed)
@@ -162,11 +174,17 @@ class Trainer:
         if self.reweighter.record_step or saving:
             kw["record_step"] = "kappa"
         net = self.net
-        if self.objective.name == "standard":      # plain training: the "adversarial" batch is the batch
-            x_adv, info = x, None
+        x_adv2, info, mask = None, None, None
+        name = self.objective.name
+        if name == "standard":      # plain training: the "adversarial" batch is the batch
+            x_adv = x
+        elif name == "mma":         # AN-PGD points of correctly classified examples, x itself for the others
+            x_adv, eps, mask = self.mma_attack(net, x, y, idx)
+        elif name == "st":          # the adversarial and the collaborative example, found jointly
+            x_adv, x_adv2 = squeeze_pair(net, x, y, eps=eps, alpha=step, steps=kw["steps"], norm=kw["norm"],
+                                         bn_mode=kw["bn_mode"])
         else:
             x_adv, info = pgd(net, x, y, return_info=True, **kw) if want_info else (pgd(net, x, y, **kw), None)
-        x_adv2 = None
         if self.objective.second_attack:
             kw2 = dict(kw, loss=self.objective.second_attack, start="uniform", record_step=None, tau=None)
             x_adv2 = pgd(net, x, y, **kw2)
@@ -176,10 +194,10 @@ class Trainer:
                                        self.optimizer.param_groups[0]["lr"], self.meta_attack)
         awp_on = self.awp is not None and epoch > self.cfg.awp.warmup
         if awp_on:
-            diff = self.awp.perturbation(lambda m: self.batch_loss(m, x, x_adv, y, info, epoch, w_raw, x_adv2)[0])
+            diff = self.awp.perturbation(lambda m: self.batch_loss(m, x, x_adv, y, info, epoch, w_raw, x_adv2, mask)[0])
             self.awp.apply(diff, +1.0)
         self.model.train()
-        loss, logits_adv, logits_nat, w_used = self.batch_loss(net, x, x_adv, y, info, epoch, w_raw, x_adv2)
+        loss, logits_adv, logits_nat, w_used = self.batch_loss(net, x, x_adv, y, info, epoch, w_raw, x_adv2, mask)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -192,12 +210,16 @@ class Trainer:
         return stats
 
     def batch_loss(self, model: nn.Module, x: torch.Tensor, x_adv: torch.Tensor, y: torch.Tensor, info, epoch: int,
-                   w_raw: torch.Tensor | None = None, x_adv2: torch.Tensor | None = None):
+                   w_raw: torch.Tensor | None = None, x_adv2: torch.Tensor | None = None,
+                   mask: torch.Tensor | None = None):
         """The (weighted) training loss of one batch on `model` (the model itself or AWP's proxy)."""
         logits_adv = model(x_adv)
         logits_nat = model(x) if self.objective.needs_natural else None
-        logits_adv2 = model(x_adv2) if x_adv2 is not None else None
-        terms = self.objective.terms(logits_nat, logits_adv, y, logits_adv2)
+        logits_adv2 = None
+        if x_adv2 is not None:   # ST-AT's collaborative example leaves BN's running statistics alone (released code)
+            with frozen_bn_stats(model, self.objective.name == "st"):
+                logits_adv2 = model(x_adv2)
+        terms = self.objective.terms(logits_nat, logits_adv, y, logits_adv2, mask)
         weights = None
         if self.reweighter.active(epoch):
             if w_raw is None:
@@ -205,6 +227,36 @@ class Trainer:
                                             epoch=epoch)
             weights = self.reweighter.term_weights(w_raw)
         return self.objective.combine(terms, weights), logits_adv, logits_nat, w_raw
+
+    def mma_attack(self, net: nn.Module, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor):
+        """MMA's training points (released trainer): AN-PGD from each example's last radius for the examples
+        classified correctly (soft logit margin < 0), the clean input for the rest (radius 0). Returns
+        (inputs, radii, counted) — counted: misclassified, or radius below d_max (the hinge)."""
+        a, o = self.cfg.attack, self.cfg.objective
+        d_max = self.mma_dmax
+        with torch.no_grad(), attack_mode(net, "eval"):
+            correct = soft_logit_margin(net(x), y) < 0
+        prev = self.mma_eps[idx].clamp_min(o.mma_min_eps)
+        x_an, r = an_pgd(net, x, y, prev, max_eps=1.05 * d_max, steps=a.steps, search_steps=o.mma_search_steps,
+                         step_scale=o.mma_step_scale, norm=a.norm, loss=a.loss or "slm", start=a.start or "uniform")
+        r = torch.where(correct, r, torch.zeros_like(r))
+        self.mma_eps[idx] = r
+        x_mma = torch.where(correct.reshape(-1, *([1] * (x.dim() - 1))), x_an, x)
+        return x_mma, r, ~correct | (r < d_max)
+
+    @property
+    def mma_dmax(self) -> float:
+        d = self.cfg.objective.mma_dmax
+        return float(d) if d is not None else 1.5 * self.eps
+
+    def train_batches(self):
+        """This epoch's (x, y, index) batches: the training set, topped up with pseudo-labelled data for RST."""
+        cfg = self.cfg
+        if self.unlabeled is not None:
+            return mixed_batches(self.splits.train, self.unlabeled, cfg.batch_size, cfg.unlabeled.fraction,
+                                 generator=self.generator, augment=self.splits.augment)
+        return self.splits.train.batches(cfg.batch_size, shuffle=True, generator=self.generator,
+                                         augment=self.splits.augment)
 
     def meta_attack(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """PGD examples of a validation batch for BiLAW's look-ahead (CE, the training threat model)."""
@@ -244,7 +296,10 @@ class Trainer:
         self._trim_metrics()
         last_row: dict[str, Any] = {}
         stop = cfg.epochs if max_epochs is None else min(cfg.epochs, self.epoch + max_epochs)
-        n_batches = math.ceil(len(self.splits.train) / cfg.batch_size)
+        n_batches = (math.ceil(len(self.splits.train) / cfg.batch_size) if self.unlabeled is None else
+                     n_mixed_batches(len(self.splits.train), cfg.batch_size, cfg.unlabeled.fraction))
+        if self.unlabeled_info is not None:
+            atomic_write_text(self.out / "unlabeled.json", json.dumps(self.unlabeled_info, indent=1) + "\n")
         while self.epoch < stop:
             epoch = self.epoch + 1
             t0 = time.perf_counter()
@@ -252,10 +307,9 @@ class Trainer:
             if self.bilaw is not None:
                 self.bilaw.new_epoch()
             acc: dict[str, torch.Tensor] = {}
+            seen = 0
             bar = tqdm(total=n_batches, desc=f"epoch {epoch}/{cfg.epochs}", disable=not cfg.progress, leave=False)
-            for i, (x, y, idx) in enumerate(self.splits.train.batches(cfg.batch_size, shuffle=True,
-                                                                      generator=self.generator,
-                                                                      augment=self.splits.augment)):
+            for i, (x, y, idx) in enumerate(self.train_batches()):
                 progress = (epoch - 1) + (i / n_batches if cfg.optim.step_per == "iteration" else 0.0)
                 lr = learning_rate(cfg.optim, cfg.epochs, progress)
                 for g in self.optimizer.param_groups:
@@ -266,16 +320,16 @@ class Trainer:
                     stats = self.train_step(x, y, idx, epoch)
                 for k, v in stats.items():
                     acc[k] = acc[k] + v if k in acc else v
+                seen += len(y)
                 bar.update(1)
                 if cfg.progress and (i % 20 == 0 or i == n_batches - 1):
-                    seen = min((i + 1) * cfg.batch_size, len(self.splits.train))
                     bar.set_postfix(loss=f"{acc['loss'].item() / seen:.3f}",
                                     adv_acc=f"{100 * acc['adv_correct'].item() / seen:.1f}")
             bar.close()
             if not torch.isfinite(acc["loss"]):   # checked once per epoch: no host sync inside the loop
                 raise IratError(f"the training loss became {acc['loss'].item()} in epoch {epoch}; lower the "
                                 f"learning rate (the last good state is kept in {RECOVERY})")
-            n = len(self.splits.train)
+            n = seen
             row: dict[str, Any] = {"epoch": epoch, "lr": lr, "train_loss": acc["loss"].item() / n,
                                    "train_adv_acc": 100 * acc["adv_correct"].item() / n}
             if "nat_correct" in acc:
@@ -407,11 +461,16 @@ class Trainer:
         save_checkpoint(self.out / RECOVERY, payload)
 
     def extra_state(self) -> dict[str, Any]:
-        return {"bilaw": self.bilaw.state_dict()} if self.bilaw is not None else {}
+        state: dict[str, Any] = {"bilaw": self.bilaw.state_dict()} if self.bilaw is not None else {}
+        if self.mma_eps is not None:
+            state["mma_eps"] = self.mma_eps.clone()
+        return state
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         if self.bilaw is not None and "bilaw" in state:
             self.bilaw.load_state_dict(state["bilaw"])
+        if self.mma_eps is not None and "mma_eps" in state:
+            self.mma_eps.copy_(state["mma_eps"].to(self.mma_eps.device))
 
     def _restore(self, data: dict[str, Any]) -> None:
         self.model.load_state_dict(data["model"])

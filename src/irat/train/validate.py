@@ -1,6 +1,7 @@
 """Config validation: every bad value stops with one clear message before any work starts."""
 from __future__ import annotations
 
+from ..attacks.checks import BN_MODES
 from ..attacks.losses import ATTACK_LOSSES
 from ..attacks.pgd import KAPPAS, NORMS, STARTS
 from ..config import Config
@@ -29,6 +30,8 @@ def validate_config(cfg: Config) -> None:
                                              or cfg.awp.enabled):
         raise ConfigError("objective standard (plain training) runs no attack: it takes no weighting, "
                           "per-example radius or AWP")
+    _validate_own_attack(cfg)
+    _validate_unlabeled(cfg)
     if cfg.tensorboard:
         try:
             import torch.utils.tensorboard  # noqa: F401  (imports the `tensorboard` package)
@@ -48,7 +51,7 @@ def validate_config(cfg: Config) -> None:
         _choice(a.start, STARTS, "attack.start")
     if a.loss is not None:
         _choice(a.loss, ATTACK_LOSSES, "attack.loss")
-    _choice(a.bn_mode, ("eval", "train"), "attack.bn_mode")
+    _choice(a.bn_mode, BN_MODES, "attack.bn_mode")
     _choice(a.kappa, KAPPAS, "attack.kappa")
     for key, val in (("attack.steps", a.steps), ("epochs", cfg.epochs), ("batch_size", cfg.batch_size),
                      ("attack.restarts", a.restarts), ("eval_batch_size", cfg.eval_batch_size),
@@ -77,3 +80,58 @@ def validate_config(cfg: Config) -> None:
     _choice(cfg.radius.name, ("fixed", "mwpb"), "radius.name")
     if cfg.objective.name == "trades-mix" and cfg.weighting.name in ("bilaw", "bilaw-np"):
         raise ConfigError("objective trades-mix (GAIR-RST's loss) works with gair, mail, wmmr or no weighting, not BiLAW")
+
+
+def _validate_own_attack(cfg: Config) -> None:
+    """MMA and ST-AT bring their own attack: no MWPB radius, and no weighting that needs PGD's records."""
+    name = cfg.objective.name
+    if name not in ("mma", "st"):
+        return
+    what = {"mma": "objective mma (AN-PGD chooses each example's radius)",
+            "st": "objective st (squeeze training's joint search)"}[name]
+    if cfg.radius.name != "fixed":
+        raise ConfigError(f"{what} takes no per-example radius scheme (radius.name must be fixed)")
+    w = cfg.weighting
+    if w.name in ("gair", "bilaw", "bilaw-np") or (w.name == "mail" and w.mail_margin == "pm-dif"):
+        raise ConfigError(f"{what} works with weighting none, mail (not pm-dif) or wmmr; {w.name} needs the "
+                          f"PGD attack's per-step records or its adversarial examples")
+    o = cfg.objective
+    if name == "mma":
+        if o.mma_dmax is not None:
+            _positive(o.mma_dmax, "objective.mma_dmax")
+        _positive(o.mma_min_eps, "objective.mma_min_eps")
+        d_max = o.mma_dmax if o.mma_dmax is not None else 1.5 * cfg.attack.eps
+        if o.mma_min_eps >= 1.05 * d_max:
+            raise ConfigError(f"objective.mma_min_eps ({o.mma_min_eps:g}) must be below the attack's largest radius "
+                              f"1.05·d_max ({1.05 * d_max:g})")
+        if not isinstance(o.mma_clean_coeff, (int, float)) or not 0 <= o.mma_clean_coeff <= 1:
+            raise ConfigError(f"objective.mma_clean_coeff must lie in [0, 1], got {o.mma_clean_coeff!r}")
+        if not isinstance(o.mma_search_steps, int) or isinstance(o.mma_search_steps, bool) or o.mma_search_steps < 1:
+            raise ConfigError(f"objective.mma_search_steps must be a whole number >= 1, got {o.mma_search_steps!r}")
+        _positive(o.mma_step_scale, "objective.mma_step_scale")
+
+
+def _validate_unlabeled(cfg: Config) -> None:
+    """RST's extra data: one source, a teacher that exists, a fraction strictly between 0 and 1."""
+    from pathlib import Path
+    u = cfg.unlabeled
+    if not isinstance(u.withhold, int) or isinstance(u.withhold, bool) or u.withhold < 0:
+        raise ConfigError(f"unlabeled.withhold must be a whole number >= 0, got {u.withhold!r}")
+    used = bool(u.path) or u.withhold > 0
+    if cfg.method in ("rst", "gair-rst") and not (used and u.teacher):
+        raise ConfigError(f"method {cfg.method} trains on pseudo-labelled extra data: set unlabeled.path (an .npz of "
+                          f"images) or unlabeled.withhold (training examples used without labels), and unlabeled.teacher")
+    if not used:
+        return
+    if u.path and u.withhold:
+        raise ConfigError("set either unlabeled.path or unlabeled.withhold, not both")
+    if u.path and not u.teacher:
+        raise ConfigError("unlabeled data needs a teacher for its pseudo-labels: set unlabeled.teacher to a run "
+                          "directory or checkpoint (e.g. one trained with --method standard)")
+    if not u.teacher:      # withhold alone: the examples are only removed (RST's labeled-only baseline)
+        return
+    if not Path(u.teacher).expanduser().exists():
+        raise ConfigError(f"unlabeled.teacher: {u.teacher} does not exist")
+    _choice(u.teacher_checkpoint, ("best", "last"), "unlabeled.teacher_checkpoint")
+    if not isinstance(u.fraction, (int, float)) or not 0 < u.fraction < 1:
+        raise ConfigError(f"unlabeled.fraction must lie strictly between 0 and 1, got {u.fraction!r}")
