@@ -29,6 +29,17 @@ def test_every_table_is_covered():
             "mwpb/cifar10-wrn34-baselines/mwpb-awp"} <= names                                # MWPB Tables 1-5
     assert {"bilaw/mnist-tinycnn-linf/bilaw", "bilaw/fmnist-fc1-l2/mail", "bilaw/cifar10-wrn32-linf8/bilaw-trades",
             "bilaw/cifar100-wrn32-linf8/trades"} <= names                                    # BiLAW Tables 1-3
+    # issue 7: the comparison systems' rows and every ablation
+    assert {"mwpb/cifar10-wrn34-baselines/mma", "mwpb/cifar10-wrn34-baselines/st-at",
+            "bilaw/mnist-tinycnn-linf/plain"} <= names
+    count = lambda prefix: len([n for n in names if n.startswith(prefix)])
+    assert count("gairat/ablation-weight-fn/") == 4 and count("gairat/ablation-lambda-cifar10/") == 6
+    assert count("gairat/ablation-lambda-svhn/") == 6 and count("gairat/ablation-burn-in/") == 6
+    assert count("gairat/ablation-lr-schedule/") == 8 and count("gairat/ablation-capacity/") == 5
+    assert count("gairat/ablation-train-eps/") == 6 and count("mail/cifar10-resnet18-lm/") == 3
+    assert count("mwpb/cifar10-wrn34-alpha/") == 9                                           # MWPB Table 8
+    assert count("bilaw/cifar10-wrn32-capacity/") == 4 and count("bilaw/cifar10-wrn32-trades-beta/") == 4
+    assert count("bilaw/cifar10-wrn32-input/") == 4                                          # BiLAW Tables 6-8
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -50,3 +61,11 @@ def test_table_values_follow_the_papers():
     assert p["mwpb/svhn-rn18/mwpb-trades"]["radius"]["alpha"] == 0.15
     assert p["bilaw/cifar100-wrn32-linf8/trades"]["objective"]["beta"] == 1.0
     assert p["bilaw/mnist-tinycnn-l2/at"]["attack"] == {"norm": "l2", "eps": 0.3, "alpha": 0.075, "steps": 10}
+    assert p["bilaw/cifar10-wrn32-capacity/h64-64"]["weighting"]["bilaw_hidden"] == [64, 64]
+    assert p["bilaw/cifar10-wrn32-input/loss-diff"]["weighting"]["bilaw_input"] == "loss-diff"
+    assert p["mwpb/cifar10-wrn34-alpha/alpha-0.85"]["radius"]["alpha"] == 0.85
+    assert p["gairat/ablation-weight-fn/sigmoid"]["weighting"]["gair_fn"] == "sigmoid"
+    assert p["gairat/ablation-lambda-svhn/lambda-2"]["optim"]["lr"] == 0.01
+    assert p["gairat/ablation-lr-schedule/gairat-cosine"]["weighting"]["burn_in"] == 100
+    assert p["gairat/ablation-train-eps/at-eps16"]["attack"]["eps"] == "16/255"
+    assert p["mail/cifar10-resnet18-lm/trades-logit-adv"]["weighting"]["mail_margin"] == "logit-adv"

@@ -271,3 +271,36 @@ def test_bad_unlabeled_file_is_one_clear_error(tmp_path, capsys):
     assert main(["train", "--method", "rst", "--dataset", "digits", "--model", "tinycnn", "--out", str(out),
                  "--set", f"unlabeled.path={tmp_path / 'u.npz'}", "--set", f"unlabeled.teacher={tmp_path / 'teacher'}"]) == 2
     assert "do not match" in capsys.readouterr().err and not out.exists()
+
+
+# -- BiLAW ablation knobs (Tables 6 and 8) ---------------------------------------------------------
+def test_weight_net_inputs_hand_values():
+    from irat.train.bilaw import WeightNet, weight_net_input
+    model = Linear(torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]]), torch.zeros(3))
+    x = torch.tensor([[[[0.0, 0.0]]]])          # logits 0,0,0: p = 1/3 each
+    x_adv = torch.tensor([[[[0.0, 1.0]]]])      # logits 0,1,0
+    y = torch.tensor([0])
+    assert weight_net_input("multiclass-margin", model, x, x_adv, y).tolist() == [[0.0, 0.0, 0.0]]
+    assert weight_net_input("margin", model, x, x_adv, y).tolist() == [[0.0]]
+    ce_adv = math.log(2 + math.e)              # −log(1/(2 + e))
+    assert weight_net_input("adv-loss", model, x, x_adv, y).item() == pytest.approx(ce_adv, abs=1e-5)
+    assert weight_net_input("loss-diff", model, x, x_adv, y).item() == pytest.approx(ce_adv - math.log(3), abs=1e-5)
+    net = WeightNet(10, [64, 64])
+    assert [m.out_features for m in net.net if isinstance(m, nn.Linear)] == [64, 64, 1]
+
+
+@pytest.mark.parametrize("inp, hidden", [("margin", 16), ("adv-loss", [8, 8]), ("loss-diff", 8)])
+def test_bilaw_ablations_train(tmp_path, inp, hidden):
+    cfg = quick_config(method="bilaw", epochs=1, attack={"steps": 2},
+                       weighting={"burn_in": 0, "bilaw_meta_size": 64, "bilaw_input": inp, "bilaw_hidden": hidden})
+    t = Trainer(cfg, tmp_path / "b")
+    row = t.fit()
+    assert math.isfinite(row["train_loss"]) and row["bilaw_val_loss"] > 0
+    assert t.bilaw.net.net[0].in_features == 1
+
+
+def test_bad_bilaw_hidden_is_refused(tmp_path, capsys):
+    out = tmp_path / "r"
+    assert main(["train", "--method", "bilaw", "--dataset", "digits", "--out", str(out),
+                 "--set", "weighting.bilaw_hidden=[64, 0]"]) == 2
+    assert "bilaw_hidden" in capsys.readouterr().err and not out.exists()

@@ -79,7 +79,8 @@ class WeightingConfig:
     mail_bias: float = 0.0           # bias β
     wmmr_alpha: float = 0.5
     wmmr_detach: bool = True         # the released WMMR code does not detach (False)
-    bilaw_hidden: int = 128          # weight net: Linear(C,h) → ReLU → Linear(h,1) → sigmoid
+    bilaw_hidden: int | list = 128   # weight net: Linear(C,h) → ReLU → Linear(h,1) → sigmoid; a list: more layers
+    bilaw_input: str = "multiclass-margin"  # weight-net input: multiclass-margin, margin, adv-loss, loss-diff
     bilaw_lr: float = 1.0e-3         # Adam step size of the weight net (not given in the paper: our choice)
     bilaw_meta_size: int = 1000      # validation examples that drive the weight net
 

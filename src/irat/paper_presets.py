@@ -72,8 +72,10 @@ def _mwpb_rows(a_at: float, a_trades: float, a_mart: float, mart_beta: float) ->
             "trades": ("trades", {}), "mwpb-trades": ("mwpb-trades", {"radius": {"alpha": a_trades}})}
 
 
-MWPB_T5 = {"mail": ("mail-at", {"weighting": {"burn_in": 79}}), "mwpb-at": ("mwpb-at", {}),
-           "gairat": ("gairat", {"weighting": {"burn_in": 79}}), "awp": ("awp-at", {}), "mwpb-awp": ("mwpb-awp", {})}
+MWPB_T5 = {"mma": ("mma", {}), "mail": ("mail-at", {"weighting": {"burn_in": 79}}), "mwpb-at": ("mwpb-at", {}),
+           "gairat": ("gairat", {"weighting": {"burn_in": 79}}), "awp": ("awp-at", {}), "mwpb-awp": ("mwpb-awp", {}),
+           "st-at": ("st-at", {})}  # MMA: d_max = 1.5ε = 12/255 (MMA-12); the MWPB setup's lr, batch, weight decay
+MWPB_T8_ALPHAS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.58, 0.7, 0.85, 1.2)
 
 # ---- BiLAW (seed 004): 100 epochs, lr 0.1 ÷10 at 30, 60, batch 128, PGD-10 α = ε/4 ----
 def _bilaw(dataset: str, arch: str, norm: str, eps: float) -> dict:
@@ -87,12 +89,84 @@ _BILAW_VAL = {"data": {"val_size": 1000}}  # BiLAW's own rows: 1000 validation +
 _B_GAIR = ("gairat", {"weighting": {"burn_in": 30}})
 _B_MAIL = ("mail-at", {"weighting": {"mail_gamma": 5.0, "mail_bias": 0.05, "burn_in": 30}})
 _B_WMMR = ("wmmr", {"weighting": {"wmmr_alpha": 0.1}})
-BILAW_T1 = {"at": ("at", {}), "gairat": _B_GAIR, "wmmr": _B_WMMR, "mail": _B_MAIL, "bilaw": ("bilaw", _BILAW_VAL)}
+BILAW_T1 = {"plain": ("standard", {}), "at": ("at", {}), "gairat": _B_GAIR, "wmmr": _B_WMMR, "mail": _B_MAIL, "bilaw": ("bilaw", _BILAW_VAL)}
 BILAW_T2 = {"gairat": _B_GAIR, "wmmr": _B_WMMR, "mail": _B_MAIL, "at": ("at", {}), "trades": ("trades", {}),
             "non-parametric": ("bilaw-np", _BILAW_VAL), "bilaw": ("bilaw", _BILAW_VAL),
             "bilaw-trades": ("bilaw-trades", _BILAW_VAL)}
 BILAW_T3 = {"bilaw-trades": ("bilaw-trades", _BILAW_VAL), "at": ("at", {}),
             "trades": ("trades", {"objective": {"beta": 1.0}})}
+
+BILAW_T6_HIDDEN = {"h128": 128, "h64": 64, "h64-64": [64, 64], "h256": 256}
+BILAW_T7_BETAS = (6.0, 1.0, 5.0, 10.0)
+BILAW_T8_INPUTS = ("multiclass-margin", "margin", "adv-loss", "loss-diff")
+
+# ---- GAIRAT ablations (App. A, C.1, C.3): ResNet-18, 100 epochs, lr 0.1 ÷10 at 30 and 60, wd 5e-4 ----
+GAIRAT_RN18 = {"model": {"arch": "resnet18"}, "data": {"dataset": "cifar10"}, "attack": _cifar("0.031", "0.007"),
+               "epochs": 100, "batch_size": 128, "seeds": 1, "eval_suite": "gairat",
+               "optim": {"lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4, "milestones": [30, 60]}}
+# Figs. 12-15 show their λ and burn-in values only in legends, which the text does not give: these sets are ours
+GAIRAT_LAMBDAS = (-2.0, -1.0, 0.0, 1.0, 2.0)
+GAIRAT_BURN_INS = (10, 30, 50, 70, 90)
+# Fig. 11 (Rice et al.'s setup): PreAct ResNet-18, 200 epochs, burn-in 100, λ = −1; the four schedules are ours
+GAIRAT_PREACT = _merge(GAIRAT_RN18, {"model": {"arch": "preact-resnet18"}, "attack": _cifar(), "epochs": 200,
+                                     "optim": {"milestones": [100, 150]}})
+GAIRAT_SCHEDULES = ("piecewise", "cosine", "cyclic", "constant")
+# Fig. 2 (App. A): AT with α = ε/4; left: network sizes at ε = 8/255 (plus standard training), right: ResNet-18 at ε
+GAIRAT_FIG2_ARCHS = ("small-cnn", "vgg13", "resnet18", "wrn-34-10")
+GAIRAT_FIG2_EPS = (1, 2, 4, 8, 12, 16)
+
+
+def ablation_rows() -> list[tuple[str, str, dict, str, dict]]:
+    """(name, source, base, method, overrides) for every ablation preset (issue 7)."""
+    rows: list[tuple[str, str, dict, str, dict]] = []
+    add = rows.append
+    add(("gairat/ablation-weight-fn/at", "GAIRAT Fig. 12, AT (ω ≡ 1)", GAIRAT_RN18, "at", {}))
+    for fn in ("tanh", "sigmoid", "linear"):
+        add((f"gairat/ablation-weight-fn/{fn}", f"GAIRAT Fig. 12, {fn} weights (Eq. {dict(tanh=6, linear=7, sigmoid=8)[fn]})",
+             GAIRAT_RN18, "gairat", {"weighting": {"gair_fn": fn}}))
+    for ds, base, fig in (("cifar10", GAIRAT_RN18, "13"),
+                          ("svhn", _merge(GAIRAT_RN18, {"data": {"dataset": "svhn"}, "optim": {"lr": 0.01}}), "14")):
+        add((f"gairat/ablation-lambda-{ds}/at", f"GAIRAT Fig. {fig}, AT (λ = +∞)", base, "at", {}))
+        for lam in GAIRAT_LAMBDAS:
+            add((f"gairat/ablation-lambda-{ds}/lambda{lam:+g}", f"GAIRAT Fig. {fig}, tanh weights λ = {lam:g}",
+                 base, "gairat", {"weighting": {"gair_lambda": lam}}))
+    add(("gairat/ablation-burn-in/at", "GAIRAT Fig. 15, AT (burn-in = all 100 epochs)", GAIRAT_RN18, "at", {}))
+    for b in GAIRAT_BURN_INS:
+        add((f"gairat/ablation-burn-in/burn-in-{b}", f"GAIRAT Fig. 15, burn-in {b} epochs", GAIRAT_RN18, "gairat",
+             {"weighting": {"burn_in": b}}))
+    for sched in GAIRAT_SCHEDULES:
+        for m in ("at", "gairat"):
+            add((f"gairat/ablation-lr-schedule/{m}-{sched}", f"GAIRAT Fig. 11, {m} with a {sched} schedule",
+                 GAIRAT_PREACT, m, {"optim": {"schedule": sched}, "weighting": {"burn_in": 100}} if m == "gairat"
+                 else {"optim": {"schedule": sched}}))
+    fig2 = _merge(GAIRAT_RN18, {"attack": _cifar("8/255", "2/255"), "optim": {"milestone_lrs": [0.01, 0.001]}})
+    add(("gairat/ablation-capacity/standard-resnet18", "GAIRAT Fig. 2 left, standard training (ST) of ResNet-18",
+         fig2, "standard", {}))
+    for arch in GAIRAT_FIG2_ARCHS:
+        add((f"gairat/ablation-capacity/at-{arch}", f"GAIRAT Fig. 2 left, AT of {arch}", fig2, "at",
+             {"model": {"arch": arch}}))
+    for e in GAIRAT_FIG2_EPS:
+        add((f"gairat/ablation-train-eps/at-eps{e}", f"GAIRAT Fig. 2 right, AT of ResNet-18 at ε = {e}/255", fig2, "at",
+             {"attack": {"eps": f"{e}/255", "alpha": f"{e}/1020"}}))
+    for obj in ("at", "trades", "mart"):
+        add((f"mail/cifar10-resnet18-lm/{obj}-logit-adv", f"MAIL App. Eq. 15, MAIL-{obj.upper()} on the logit margin",
+             _merge(MAIL_RN18, {"data": {"dataset": "cifar10"}}), f"mail-{obj}",
+             {"weighting": {"mail_margin": "logit-adv"}}))
+    wrn = _mwpb("wrn-34-10", "cifar10", 0.1, 5e-4)
+    for a in MWPB_T8_ALPHAS:
+        add((f"mwpb/cifar10-wrn34-alpha/alpha-{a:g}", f"MWPB Table 8, MWPB-AT α = {a:g}", wrn, "mwpb-at",
+             {"radius": {"alpha": a}}))
+    bl = _bilaw("cifar10", "wrn-32-10", "linf", 0.031)
+    for tag, h in BILAW_T6_HIDDEN.items():
+        add((f"bilaw/cifar10-wrn32-capacity/{tag}", f"BiLAW Table 6, weight net {h}", bl, "bilaw",
+             _merge(_BILAW_VAL, {"weighting": {"bilaw_hidden": h}})))
+    for beta in BILAW_T7_BETAS:
+        add((f"bilaw/cifar10-wrn32-trades-beta/beta-{beta:g}", f"BiLAW Table 7, BiLAW-TRADES 1/λ = {beta:g}", bl,
+             "bilaw-trades", _merge(_BILAW_VAL, {"objective": {"beta": beta}})))
+    for inp in BILAW_T8_INPUTS:
+        add((f"bilaw/cifar10-wrn32-input/{inp}", f"BiLAW Table 8, weight-net input {inp}", bl, "bilaw",
+             _merge(_BILAW_VAL, {"weighting": {"bilaw_input": inp}})))
+    return rows
 
 
 def table_presets() -> dict[str, dict]:
@@ -152,6 +226,8 @@ def table_presets() -> dict[str, dict]:
     for row, (m, ex) in BILAW_T3.items():
         add(f"bilaw/cifar100-wrn32-linf8/{row}", f"BiLAW Table 3, row {row}", _bilaw("cifar100", "wrn-32-10", "linf", 0.031),
             m, ex)
+    for name, source, base, m, ex in ablation_rows():
+        add(name, source, base, m, ex)
     return out
 
 

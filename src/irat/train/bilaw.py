@@ -3,7 +3,7 @@
 Each iteration: (1) θ̃ = θ − η·∇_θ Σ_i ω_i(μ)·ℓ_i(θ), kept differentiable in μ (torch.func);
 (2) μ ← μ − η_μ·∇_μ L_val(θ̃), L_val the unweighted robust CE of a PGD-attacked validation batch;
 (3) ω recomputed with the new μ weights the real step on θ. The weight net sees the multi-class
-margin vector Δ_i (natural input). The non-parametric variant takes ω_i ∝ max(0, ⟨∇ℓ_i, ∇L_val⟩),
+margin vector Δ_i (natural input; `bilaw_input` picks Table 8's alternatives). The non-parametric variant takes ω_i ∝ max(0, ⟨∇ℓ_i, ∇L_val⟩),
 obtained as −∂L_val(θ̃(ε))/∂ε_i at ε = 0 (the same look-ahead with a per-example ε).
 """
 from __future__ import annotations
@@ -16,20 +16,41 @@ import torch.nn.functional as F
 from torch.func import functional_call
 
 from ..data import DeviceData
-from ..margins import margin_vector
+from ..margins import margin_vector, probabilistic_margin
 from ..objectives import Objective
 from .reweight import natural_logits
 
 
-class WeightNet(nn.Module):
-    """ω_μ: Linear(C, h) → ReLU → Linear(h, 1) → sigmoid."""
+BILAW_INPUTS = ("multiclass-margin", "margin", "adv-loss", "loss-diff")
 
-    def __init__(self, num_classes: int, hidden: int = 128):
+
+class WeightNet(nn.Module):
+    """ω_μ: Linear(d, h₁) → ReLU → … → Linear(h_k, 1) → sigmoid; `hidden` is one width or a list
+    (BiLAW Table 6: 128 — the default —, 64, 64–64, 256)."""
+
+    def __init__(self, in_features: int, hidden: int | list[int] = 128):
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(num_classes, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+        widths = [hidden] if isinstance(hidden, int) else list(hidden)
+        layers: list[nn.Module] = []
+        for a, b in zip([in_features] + widths[:-1], widths):
+            layers += [nn.Linear(a, b), nn.ReLU()]
+        self.net = nn.Sequential(*layers, nn.Linear(widths[-1], 1))
 
     def forward(self, delta: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.net(delta)).squeeze(1)
+
+
+@torch.no_grad()
+def weight_net_input(kind: str, model: nn.Module, x: torch.Tensor, x_adv: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """What the weight net sees (BiLAW Table 8): the multi-class margin Δ (Def. 3, the method's choice,
+    B×C), the margin (Def. 2, B×1), the adversarial loss ℓ̂ (B×1) or ℓ̂ − ℓ (B×1); natural logits in eval mode."""
+    nat = natural_logits(model, x)
+    if kind == "multiclass-margin":
+        return margin_vector(nat, y)
+    if kind == "margin":
+        return probabilistic_margin(nat, y)[:, None]
+    adv = F.cross_entropy(natural_logits(model, x_adv), y, reduction="none")[:, None]
+    return adv if kind == "adv-loss" else adv - F.cross_entropy(nat, y, reduction="none")[:, None]
 
 
 def lookahead_val_loss(model: nn.Module, objective: Objective, targets: list[str], x: torch.Tensor,
@@ -51,10 +72,11 @@ def lookahead_val_loss(model: nn.Module, objective: Objective, targets: list[str
 
 
 class BiLAW:
-    def __init__(self, num_classes: int, meta: DeviceData, *, hidden: int, lr: float, batch_size: int, seed: int,
-                 parametric: bool, device: torch.device):
+    def __init__(self, num_classes: int, meta: DeviceData, *, hidden: int | list[int], lr: float, batch_size: int,
+                 seed: int, parametric: bool, device: torch.device, net_input: str = "multiclass-margin"):
         self.parametric = parametric
-        self.net = WeightNet(num_classes, hidden).to(device)
+        self.net_input = net_input
+        self.net = WeightNet(num_classes if net_input == "multiclass-margin" else 1, hidden).to(device)
         self.opt = torch.optim.Adam(self.net.parameters(), lr=lr)
         self.meta = meta
         self.batch_size = batch_size
@@ -81,7 +103,7 @@ class BiLAW:
         xv, yv = self._meta_batch()
         xv_adv = attack(model, xv, yv)
         b = len(y)
-        delta = margin_vector(natural_logits(model, x), y) if self.parametric else None
+        delta = weight_net_input(self.net_input, model, x, x_adv, y) if self.parametric else None
         if self.parametric:
             w = self.net(delta)
             scale = w * b / w.sum().clamp_min(1e-12)

@@ -105,7 +105,8 @@ class Trainer:
             self.splits.train = self.splits.train.subset(keep_idx)
             self.bilaw = BiLAW(self.splits.num_classes, meta, hidden=cfg.weighting.bilaw_hidden,
                                lr=cfg.weighting.bilaw_lr, batch_size=cfg.batch_size, seed=cfg.seed,
-                               parametric=cfg.weighting.name == "bilaw", device=self.device)
+                               parametric=cfg.weighting.name == "bilaw", device=self.device,
+                               net_input=cfg.weighting.bilaw_input)
         self.unlabeled, self.unlabeled_info = None, None
         u = cfg.unlabeled
         if u.path or u.withhold:

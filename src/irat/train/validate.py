@@ -74,6 +74,12 @@ def validate_config(cfg: Config) -> None:
     _choice(w.mail_margin, MAIL_MARGINS, "weighting.mail_margin")
     _choice(w.normalization, NORMALIZATIONS, "weighting.normalization")
     _choice(w.gair_fn, GAIR_FUNCTIONS, "weighting.gair_fn")
+    from .bilaw import BILAW_INPUTS
+    _choice(w.bilaw_input, BILAW_INPUTS, "weighting.bilaw_input")
+    widths = [w.bilaw_hidden] if not isinstance(w.bilaw_hidden, list) else w.bilaw_hidden
+    if not widths or not all(isinstance(h, int) and not isinstance(h, bool) and h >= 1 for h in widths):
+        raise ConfigError(f"weighting.bilaw_hidden must be a width >= 1 or a list of them (e.g. [64, 64]), "
+                          f"got {w.bilaw_hidden!r}")
     _choice(w.gair_lambda_schedule, ("fixed", "linear", "piecewise"), "weighting.gair_lambda_schedule")
     if not isinstance(w.burn_in, int) or isinstance(w.burn_in, bool) or w.burn_in < 0:
         raise ConfigError(f"weighting.burn_in must be a whole number >= 0, got {w.burn_in!r}")
