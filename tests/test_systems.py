@@ -264,13 +264,16 @@ def test_bad_system_settings_stop_before_work(tmp_path, capsys, args, message):
     assert message in capsys.readouterr().err and not out.exists()
 
 
-def test_bad_unlabeled_file_is_one_clear_error(tmp_path, capsys):
+@pytest.mark.parametrize("x, message", [(np.zeros((5, 3, 8, 8), dtype=np.uint8), "do not match"),   # channels
+                                        (np.zeros((5, 1, 8, 8), dtype=np.float32), "uint8"),
+                                        (np.zeros((0, 1, 8, 8), dtype=np.uint8), "no images")])
+def test_bad_unlabeled_file_is_one_clear_error(tmp_path, capsys, x, message):
     Trainer(quick_config(method="standard", epochs=1), tmp_path / "teacher").fit()
-    np.savez(tmp_path / "u.npz", x=np.zeros((5, 3, 8, 8), dtype=np.uint8))      # wrong channel count
+    np.savez(tmp_path / "u.npz", x=x)
     out = tmp_path / "r"
     assert main(["train", "--method", "rst", "--dataset", "digits", "--model", "tinycnn", "--out", str(out),
                  "--set", f"unlabeled.path={tmp_path / 'u.npz'}", "--set", f"unlabeled.teacher={tmp_path / 'teacher'}"]) == 2
-    assert "do not match" in capsys.readouterr().err and not out.exists()
+    assert message in capsys.readouterr().err and not out.exists()
 
 
 # -- BiLAW ablation knobs (Tables 6 and 8) ---------------------------------------------------------

@@ -47,6 +47,8 @@ def read_images(path: str | Path, shape: tuple[int, int, int]) -> np.ndarray:
         x = x.transpose(0, 3, 1, 2)
     if x.ndim != 4 or tuple(x.shape[1:]) != shape:
         raise DataError(f"{path}: images of shape {tuple(x.shape[1:])} do not match the dataset's {shape} (C×H×W)")
+    if len(x) == 0:
+        raise DataError(f"{path}: `x` holds no images")
     return np.ascontiguousarray(x)
 
 
