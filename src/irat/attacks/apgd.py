@@ -20,7 +20,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import IratError
-from .checks import attack_mode, attack_still_robust, check_batch, check_eps, clean_logits, need_classes
+from .checks import attack_mode, attack_still_robust, check_batch, check_eps, clean_start, need_classes
 from .losses import dlr_loss
 from .pgd import per_example_norm, project
 
@@ -152,14 +152,11 @@ def apgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, norm
     _validate(x, y, eps, norm, steps, restarts, rho, eot_iter, model, check_inputs)
     if loss not in ("ce", "dlr"):
         raise IratError(f"untargeted APGD takes loss ce or dlr, got {loss!r}")
-    x, y = x.detach(), y.long()
-    adv = x.clone()
-    if x.shape[0] == 0:
+    x, y, adv, logits, robust = clean_start(model, x, y)
+    if logits is None:
         return adv
-    logits = clean_logits(model, x)
     if loss == "dlr":
         need_classes(logits, 3, "APGD-DLR")
-    robust = logits.argmax(1) == y
     fn = _loss_fn(loss, None)
 
     def run(todo: torch.Tensor):
@@ -191,13 +188,10 @@ def apgd_targeted(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: fl
         raise IratError(f"APGD-T takes loss dlr-targeted or ce-targeted, got {loss!r}")
     if n_target_classes < 1:
         raise IratError(f"n_target_classes must be >= 1, got {n_target_classes}")
-    x, y = x.detach(), y.long()
-    adv = x.clone()
-    if x.shape[0] == 0:
+    x, y, adv, logits, robust = clean_start(model, x, y)
+    if logits is None:
         return adv
-    logits = clean_logits(model, x)
     n_cls = need_classes(logits, 4 if loss == "dlr-targeted" else 2, "APGD-T")
-    robust = logits.argmax(1) == y
     with attack_mode(model, "eval"):
         for target in sorted_targets(logits, min(n_target_classes, n_cls - 1)):
             def run(todo: torch.Tensor, t=target):

@@ -94,6 +94,17 @@ def clean_logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
         return model(x)
 
 
+def clean_start(model: nn.Module, x: torch.Tensor, y: torch.Tensor):
+    """What every restart-based attack begins with: detached inputs, integer labels, the result buffer
+    (x itself: examples not broken are returned unchanged) and, for a non-empty batch, the clean
+    eval-mode logits and which examples they classify correctly (None, None for an empty batch)."""
+    x, y = x.detach(), y.long()
+    if x.shape[0] == 0:
+        return x, y, x.clone(), None, None
+    logits = clean_logits(model, x)
+    return x, y, x.clone(), logits, logits.argmax(1) == y
+
+
 def need_classes(logits: torch.Tensor, n: int, what: str) -> int:
     c = logits.shape[1]
     if c < n:

@@ -19,7 +19,7 @@ import torch.nn as nn
 
 from ..errors import IratError
 from .apgd import sorted_targets
-from .checks import attack_mode, attack_still_robust, check_batch, check_eps, clean_logits
+from .checks import attack_mode, attack_still_robust, check_batch, check_eps, clean_start
 from .pgd import per_example_norm
 
 
@@ -127,12 +127,9 @@ def fab(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, norm:
         raise IratError("FAB steps, restarts and n_target_classes must be whole numbers >= 1")
     if check_inputs:
         check_batch(model, x, y)
-    x, y = x.detach(), y.long()
-    adv = x.clone()
-    if x.shape[0] == 0:
+    x, y, adv, logits, robust = clean_start(model, x, y)
+    if logits is None:
         return adv
-    logits = clean_logits(model, x)
-    robust = logits.argmax(1) == y
     targets = sorted_targets(logits, min(n_target_classes, logits.shape[1] - 1)) if targeted else [None]
     with attack_mode(model, "eval"):
         for target in targets:

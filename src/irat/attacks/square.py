@@ -23,7 +23,7 @@ import torch
 import torch.nn as nn
 
 from ..errors import IratError
-from .checks import attack_mode, attack_still_robust, check_batch, check_eps, clean_logits
+from .checks import attack_mode, attack_still_robust, check_batch, check_eps, clean_start
 from ..margins import logit_margin
 
 
@@ -160,12 +160,10 @@ def square(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, no
         raise IratError(f"Square's p_init must lie in (0, 1], got {p_init}")
     if check_inputs:
         check_batch(model, x, y)
-    x, y = x.detach(), y.long()
-    adv = x.clone()
-    if x.shape[0] == 0:
+    x, y, adv, logits, robust = clean_start(model, x, y)
+    if logits is None:
         return adv
     search = _run_linf if norm == "linf" else _run_l2
-    robust = clean_logits(model, x).argmax(1) == y
 
     def run(todo: torch.Tensor):
         found = search(model, x[todo], y[todo], eps, int(n_queries), p_init, generator)
