@@ -52,13 +52,15 @@ def squeeze_pair(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: flo
     x_adv = random_start(x, eps_b, norm, "normal", generator)
     x_col = random_start(x, eps_b, norm, "normal", generator)
     with attack_mode(model, bn_mode):
+        x_nat = x.clone().requires_grad_(True)
+        logits_nat = model(x_nat)   # x never moves: one forward, its graph kept for every step's backward
         for _ in range(int(steps)):
-            points = [x.clone().requires_grad_(True), x_col.requires_grad_(True), x_adv.requires_grad_(True)]
-            logits = [model(p) for p in points]
+            points = [x_nat, x_col.requires_grad_(True), x_adv.requires_grad_(True)]
+            logits = [logits_nat, model(points[1]), model(points[2])]
             up, low = rank_by_true_prob([lg.detach() for lg in logits], y)
             stacked = torch.stack(logits)
             loss = symmetric_kl(pick(stacked, up), pick(stacked, low)).sum()
-            grads = torch.stack(torch.autograd.grad(loss, points))
+            grads = torch.stack(torch.autograd.grad(loss, points, retain_graph=True))
             inputs = torch.stack([p.detach() for p in points])
             new_adv, new_col = pick(inputs, up), pick(inputs, low)
             g_adv, g_col = pick(grads, up), pick(grads, low)
