@@ -103,6 +103,11 @@ def mma_terms(logits_nat: torch.Tensor, logits_mma: torch.Tensor, y: torch.Tenso
     return {"adv_ce": (1.0 - clean_coeff) * mma, "nat_ce": clean_coeff * F.cross_entropy(logits_nat, y, reduction="none")}
 
 
+def mma_dmax(dmax: float | None, eps: float) -> float:
+    """MMA's hinge d_max: the configured value, else 1.5·ε (their MMA-12 at ε = 8/255)."""
+    return float(dmax) if dmax is not None else 1.5 * float(eps)
+
+
 def st_terms(logits_nat: torch.Tensor, logits_col: torch.Tensor, logits_adv: torch.Tensor, y: torch.Tensor,
              beta: float) -> dict[str, torch.Tensor]:
     """Squeeze training (Li et al. 2023): CE(f(x), y) + β·symKL(upper, lower), where upper / lower are,

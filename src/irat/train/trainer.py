@@ -28,7 +28,7 @@ from ..data.unlabeled import build_unlabeled, mixed_batches, n_mixed_batches
 from ..errors import ConfigError, IratError
 from ..evaluate.core import evaluate
 from ..models import create_model
-from ..objectives import make_objective
+from ..objectives import make_objective, mma_dmax
 from ..utils import atomic_write_text, resolve_device
 from .checkpoint import load_checkpoint, save_checkpoint
 from .schedules import learning_rate, stepwise_value
@@ -112,9 +112,10 @@ class Trainer:
         if u.path or u.withhold:
             self.splits.train, self.unlabeled, self.unlabeled_info = build_unlabeled(
                 u, self.splits.train, self.splits.shape, self.splits.num_classes, cfg.data.split_seed)
-        # MMA: every training example's last radius (its margin estimate), indexed by example index
-        n_index = 1 + max(int(d.index.max()) for d in (self.splits.train, self.unlabeled) if d is not None and len(d))
-        self.mma_eps = torch.zeros(n_index, device=self.device) if cfg.objective.name == "mma" else None
+        self.mma_eps = None   # MMA: every training example's last radius (its margin estimate), by example index
+        if cfg.objective.name == "mma":
+            n_index = 1 + max(int(d.index.max()) for d in (self.splits.train, self.unlabeled) if d is not None and len(d))
+            self.mma_eps = torch.zeros(n_index, device=self.device)
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=cfg.optim.lr, momentum=cfg.optim.momentum,
                                          weight_decay=cfg.optim.weight_decay, nesterov=cfg.optim.nesterov)
         self.generator = torch.Generator(device=self.device).manual_seed(cfg.seed)
@@ -234,7 +235,7 @@ class Trainer:
         classified correctly (soft logit margin < 0), the clean input for the rest (radius 0). Returns
         (inputs, radii, counted) — counted: misclassified, or radius below d_max (the hinge)."""
         a, o = self.cfg.attack, self.cfg.objective
-        d_max = self.mma_dmax
+        d_max = mma_dmax(o.mma_dmax, self.eps)
         with torch.no_grad(), attack_mode(net, "eval"):
             correct = soft_logit_margin(net(x), y) < 0
         prev = self.mma_eps[idx].clamp_min(o.mma_min_eps)
@@ -244,11 +245,6 @@ class Trainer:
         self.mma_eps[idx] = r
         x_mma = torch.where(correct.reshape(-1, *([1] * (x.dim() - 1))), x_an, x)
         return x_mma, r, ~correct | (r < d_max)
-
-    @property
-    def mma_dmax(self) -> float:
-        d = self.cfg.objective.mma_dmax
-        return float(d) if d is not None else 1.5 * self.eps
 
     def train_batches(self):
         """This epoch's (x, y, index) batches: the training set, topped up with pseudo-labelled data for RST."""
@@ -330,16 +326,15 @@ class Trainer:
             if not torch.isfinite(acc["loss"]):   # checked once per epoch: no host sync inside the loop
                 raise IratError(f"the training loss became {acc['loss'].item()} in epoch {epoch}; lower the "
                                 f"learning rate (the last good state is kept in {RECOVERY})")
-            n = seen
-            row: dict[str, Any] = {"epoch": epoch, "lr": lr, "train_loss": acc["loss"].item() / n,
-                                   "train_adv_acc": 100 * acc["adv_correct"].item() / n}
+            row: dict[str, Any] = {"epoch": epoch, "lr": lr, "train_loss": acc["loss"].item() / seen,
+                                   "train_adv_acc": 100 * acc["adv_correct"].item() / seen}
             if "nat_correct" in acc:
-                row["train_nat_acc"] = 100 * acc["nat_correct"].item() / n
+                row["train_nat_acc"] = 100 * acc["nat_correct"].item() / seen
             row.update(self.extra_metrics())
             row["train_time_s"] = time.perf_counter() - t0
             if cfg.flatness_n:
                 row.update(self.flatness())
-            row["train_examples_per_s"] = n / row["train_time_s"]
+            row["train_examples_per_s"] = seen / row["train_time_s"]
             self.epoch = epoch
             if epoch % cfg.val_every == 0 or epoch == cfg.epochs:
                 row.update(self.validate())

@@ -8,7 +8,7 @@ from ..config import Config
 from ..data import get_spec
 from ..errors import ConfigError, IratError
 from ..models import canonical
-from ..objectives import OBJECTIVES
+from ..objectives import OBJECTIVES, mma_dmax
 from .schedules import SCHEDULES
 
 
@@ -106,7 +106,7 @@ def _validate_own_attack(cfg: Config) -> None:
         if o.mma_dmax is not None:
             _positive(o.mma_dmax, "objective.mma_dmax")
         _positive(o.mma_min_eps, "objective.mma_min_eps")
-        d_max = o.mma_dmax if o.mma_dmax is not None else 1.5 * cfg.attack.eps
+        d_max = mma_dmax(o.mma_dmax, cfg.attack.eps)
         if o.mma_min_eps >= 1.05 * d_max:
             raise ConfigError(f"objective.mma_min_eps ({o.mma_min_eps:g}) must be below the attack's largest radius "
                               f"1.05·d_max ({1.05 * d_max:g})")
