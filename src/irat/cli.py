@@ -68,6 +68,11 @@ def build_config(args: argparse.Namespace):
     return cfg
 
 
+def _main_rank() -> bool:
+    from .distributed import is_main_process
+    return is_main_process()
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from .train import Trainer
 
@@ -76,16 +81,22 @@ def cmd_train(args: argparse.Namespace) -> int:
         if args.quiet:
             trainer.cfg.progress = False
         if trainer.epoch >= trainer.cfg.epochs:
-            print(f"{args.out}: the run already finished ({trainer.epoch}/{trainer.cfg.epochs} epochs); nothing to do")
+            if _main_rank():
+                print(f"{args.out}: the run already finished ({trainer.epoch}/{trainer.cfg.epochs} epochs); nothing to do")
             return 0
     else:
         cfg = build_config(args)
         trainer = Trainer(cfg, args.out, overwrite=args.overwrite)
-    print(f"irat: training {trainer.cfg.method} ({trainer.cfg.model.arch} on {trainer.cfg.data.dataset}, "
-          f"{trainer.cfg.attack.norm} eps={trainer.cfg.attack.eps:.5g}) on {trainer.device} into {args.out}"
-          + (f", resuming after epoch {trainer.epoch}" if args.resume else ""), file=sys.stderr)
+    world = trainer.dist.world
+    if _main_rank():
+        print(f"irat: training {trainer.cfg.method} ({trainer.cfg.model.arch} on {trainer.cfg.data.dataset}, "
+              f"{trainer.cfg.attack.norm} eps={trainer.cfg.attack.eps:.5g}) on {trainer.device}"
+              + (f" and {world - 1} more ranks (global batch {trainer.cfg.batch_size})" if world > 1 else "")
+              + f" into {args.out}" + (f", resuming after epoch {trainer.epoch}" if args.resume else ""),
+              file=sys.stderr)
     row = trainer.fit()
-    print(json.dumps({k: row[k] for k in row if not isinstance(row[k], (list, dict))}))
+    if _main_rank():
+        print(json.dumps({k: row[k] for k in row if not isinstance(row[k], (list, dict))}))
     return 0
 
 
@@ -96,7 +107,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
                           norm=args.norm, alpha=args.alpha, batch_size=args.batch_size, seed=args.seed,
                           device=args.device, data_dir=args.data_dir, split=args.split, json_path=args.json,
                           suite=args.suite, backend=args.backend, precision=args.precision, sanity=not args.no_sanity)
-    print_record(record)
+    if _main_rank():
+        print_record(record)
     return 0
 
 
@@ -191,7 +203,8 @@ def make_parser() -> argparse.ArgumentParser:
                    help="bf16 autocast is faster on GPUs but may weaken attacks (the record says so)")
     p.add_argument("--no-sanity", action="store_true", help="skip the model checks and the PGD sanity probe")
     p.add_argument("--checkpoint", default="best", choices=["best", "last"])
-    p.add_argument("--n", type=int, help="evaluate the first N test examples (default all)")
+    p.add_argument("--n", "--num-examples", dest="n", type=int,
+                   help="evaluate the first N test examples (default all; under torchrun write --num-examples)")
     p.add_argument("--eps", help="radius (default: the run's training eps)")
     p.add_argument("--norm", choices=["linf", "l2"], help="default: the run's training norm")
     p.add_argument("--alpha", help="PGD/CW step size (default eps/4; MAIL 0.003, MWPB 1/255)")
@@ -255,14 +268,28 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
+DATA_PARALLEL_COMMANDS = ("train", "eval")
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Under torchrun (WORLD_SIZE > 1) `train` and `eval` run data-parallel; only rank 0 prints."""
+    from . import distributed
+
     parser = make_parser()
     args = parser.parse_args(argv)
     try:
+        if distributed.requested():
+            if args.command not in DATA_PARALLEL_COMMANDS:
+                raise IratError(f"only {' and '.join(DATA_PARALLEL_COMMANDS)} run under torchrun; run "
+                                f"`irat {args.command}` as one process")
+            distributed.init()
         return int(args.func(args) or 0)
     except IratError as exc:
-        print(f"irat: error: {exc}", file=sys.stderr)
+        if distributed.is_main_process():   # the ranks fail alike on bad input: one message, from rank 0
+            print(f"irat: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("irat: interrupted; the last completed epoch is in recovery.pt (use --resume)", file=sys.stderr)
         return 130
+    finally:
+        distributed.shutdown()

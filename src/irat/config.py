@@ -157,6 +157,7 @@ class Config:
     precision: str = "fp32"          # fp32 or bf16 (autocast for training and its attack steps; eval stays fp32)
     channels_last: bool = False      # NHWC memory format for model and batches (faster convolutions on GPUs)
     compile: bool = False            # torch.compile the training forward (falls back to eager if it fails)
+    sync_bn: bool = False            # torchrun on GPUs: SyncBatchNorm (BN statistics of the global batch, not the shard)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

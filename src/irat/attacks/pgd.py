@@ -13,6 +13,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..distributed import batch_noise
 from ..errors import IratError
 from .checks import attack_mode, check_batch, check_eps
 from .losses import ATTACK_LOSSES, attack_loss
@@ -85,14 +86,14 @@ def random_start(x: torch.Tensor, eps: float | torch.Tensor, norm: str, start: s
     if start == "none":
         return x.clone()
     if start == "normal":
-        noise = 0.001 * torch.randn(x.shape, device=x.device, dtype=x.dtype, generator=generator)
+        noise = 0.001 * batch_noise(x.shape, normal=True, device=x.device, dtype=x.dtype, generator=generator)
         return project(x + noise, x, eps, norm)
     if norm == "linf":
-        u = torch.rand(x.shape, device=x.device, dtype=x.dtype, generator=generator) * 2 - 1
+        u = batch_noise(x.shape, normal=False, device=x.device, dtype=x.dtype, generator=generator) * 2 - 1
         return project(x + u * eps, x, eps, norm)
-    d = torch.randn(x.shape, device=x.device, dtype=x.dtype, generator=generator)
+    d = batch_noise(x.shape, normal=True, device=x.device, dtype=x.dtype, generator=generator)
     d = d / d.flatten(1).norm(dim=1).clamp_min(1e-12).reshape(-1, *([1] * (x.dim() - 1)))
-    r = torch.rand(x.shape[0], device=x.device, dtype=x.dtype, generator=generator) ** (1.0 / x[0].numel())
+    r = batch_noise(x.shape[:1], normal=False, device=x.device, dtype=x.dtype, generator=generator) ** (1.0 / x[0].numel())
     return project(x + d * r.reshape(-1, *([1] * (x.dim() - 1))) * eps, x, eps, norm)
 
 
@@ -235,7 +236,7 @@ def _run(model, x, y, eps, alpha, steps, norm, loss, start, kappa, record_step, 
             x_adv = x_adv.detach()
             upd = _step(grad, alpha, norm)
             if step_noise:
-                upd = upd + step_noise * torch.randn(x.shape, device=dev, dtype=x.dtype, generator=generator)
+                upd = upd + step_noise * batch_noise(x.shape, normal=True, device=dev, dtype=x.dtype, generator=generator)
             new = project(x_adv + upd, x, eps, norm)
             x_adv = torch.where(active.reshape(bshape), new, x_adv) if fat else new
             if keep_all:

@@ -8,6 +8,7 @@ from typing import Sequence
 import torch
 import torch.nn as nn
 
+from .. import distributed
 from ..attacks.checks import attack_mode, check_batch, check_eps
 from ..attacks.pgd import per_example_norm
 from ..errors import IratError
@@ -96,6 +97,11 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
     α (for PGD-family attacks without their own) defaults to ε/4 (GAIRAT, BiLAW). `sanity` adds the
     model checks and the PGD probe of `masking.py`; `backend="autoattack"` runs the official package
     for aa / aa-plus / aa-rand; `precision="bf16"` runs model and attacks under bf16 autocast.
+
+    Under torchrun the examples are split across ranks (contiguous slices), each rank attacks its own
+    with its own random stream (seed + 7919·rank), and the per-example results are gathered, so every
+    rank returns the same record. Attacks without random starts give the same per-example results as
+    one process; those with random starts differ only in the draws. The sanity probe runs on rank 0.
     """
     check_eps(eps)
     if norm not in ("linf", "l2"):
@@ -114,44 +120,39 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
         model = Autocast(model)
         warnings.append({"check": "bf16", "message": "evaluated under bf16 autocast: attacks may be weaker than "
                                                       "in fp32, so robust accuracy may be overstated"})
-    gen = torch.Generator(device=dev).manual_seed(seed)
+    ctx = distributed.context()
+    gen = torch.Generator(device=dev).manual_seed(seed + 7919 * ctx.rank)
     n = len(y)
-    nat_correct = predict(model, x, batch_size) == y
+    lo, hi = distributed.shard_range(n)   # this rank's examples ([0, n) in one process)
+    xs, ys = x[lo:hi], y[lo:hi]
+    nat_correct = distributed.gather_cat(predict(model, xs, batch_size) == ys)
     results, configs, per_example, covered, aa_components = {}, {}, {}, {}, {}
     worst = nat_correct.clone()
     for spec in specs:
         t0 = time.perf_counter()
         cover = torch.zeros(n, dtype=torch.bool, device=dev)
         cover[:spec.options.get("n") or n] = True
-        correct = nat_correct.clone()
-        todo = (correct & cover).nonzero().squeeze(1)   # attack only the examples still classified right
-        comps: dict[str, torch.Tensor] = {}
-        comp_time: dict[str, float] = {}
-        if spec.kind != "natural":
-            for i in range(0, len(todo), batch_size):
-                sel = todo[i:i + batch_size]
-                if spec.kind == "aa" and backend == "autoattack":
-                    from .official import run_official
-                    xa, extra = run_official(model, x[sel], y[sel], eps=eps, norm=norm, version=spec.options["version"],
-                                             components=_components(spec.options), seed=seed,
-                                             batch_size=batch_size), None
-                else:
-                    xa, extra = run_attack(model, x[sel], y[sel], spec, eps=eps, norm=norm, alpha=alpha, generator=gen)
-                check_bounds(xa, x[sel], eps, norm, spec.name)
-                correct[sel] = predict(model, xa, batch_size) == y[sel]
-                for comp, rob in (extra or {}).get("robust_after", {}).items():
-                    comps.setdefault(comp, nat_correct.clone())[sel] = rob
-                for comp, t in (extra or {}).get("time_s", {}).items():
-                    comp_time[comp] = comp_time.get(comp, 0.0) + t
+        correct, comps, comp_time = _attack_shard(model, xs, ys, spec, nat_correct[lo:hi], cover[lo:hi], eps=eps,
+                                                  norm=norm, alpha=alpha, batch_size=batch_size, seed=seed,
+                                                  backend=backend, generator=gen)
+        if ctx.enabled:
+            correct = distributed.gather_cat(correct)
+            names = sorted({c for part in distributed.gather_objects(list(comps)) for c in part})
+            comps = {c: distributed.gather_cat(comps.get(c, nat_correct[lo:hi].clone())) for c in names}
+            times = distributed.gather_objects(comp_time)
+            comp_time = {c: max(t.get(c, 0.0) for t in times) for c in names}
         if bool((correct & ~nat_correct).any()):
             raise IratError(f"{spec.name}: robust accuracy exceeds natural accuracy on some example; result refused")
-        elapsed = time.perf_counter() - t0
+        elapsed = max(distributed.gather_objects(time.perf_counter() - t0))   # wall time: the slowest rank
         n_cov = int(cover.sum())
+        n_attacked = int((nat_correct & cover).sum())
         results[spec.name] = round(100.0 * float(correct[cover].float().mean()), 4) if n_cov else 0.0
         cfg = spec.config()
         cfg["alpha"] = spec.alpha_for(eps, alpha)
-        cfg.update({"n": n_cov, "n_attacked": len(todo), "time_s": round(elapsed, 3),
-                    "examples_per_s": round(len(todo) / elapsed, 2) if len(todo) and elapsed > 0 else None})
+        cfg.update({"n": n_cov, "n_attacked": n_attacked, "time_s": round(elapsed, 3),
+                    "examples_per_s": round(n_attacked / elapsed, 2) if n_attacked and elapsed > 0 else None})
+        if ctx.enabled:
+            cfg["ranks"] = ctx.world
         if spec.kind == "aa":
             cfg["backend"] = backend
             if backend == "autoattack":
@@ -168,11 +169,45 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
     warnings += attack_warnings(specs, per_example, covered, nat_correct, aa_components)
     probe = {}
     if sanity and any(s.kind != "natural" for s in specs):
-        warnings += model_warnings(model, x, y)
-        probe, probe_warnings = sanity_probe(model, x, y, nat_correct, eps=eps, norm=norm, generator=gen)
-        warnings += probe_warnings
+        checks: tuple[list[dict], dict] = ([], {})
+        if ctx.main:
+            more = model_warnings(model, x, y)
+            probe, probe_warnings = sanity_probe(model, x, y, nat_correct, eps=eps, norm=norm, generator=gen)
+            checks = (more + probe_warnings, probe)
+        more, probe = distributed.broadcast_object(checks)
+        warnings += more
     return {"n": n, "eps": eps, "norm": norm, "alpha": alpha, "seed": seed, "precision": precision,
             "backend": backend, "results": results, "attacks": configs,
             "worst_case": round(100.0 * float(worst.float().mean()), 4) if n else 0.0,
             "warnings": warnings, "sanity": probe,
             "per_example": {k: v.cpu() for k, v in per_example.items()}}
+
+
+def _attack_shard(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec, nat_correct: torch.Tensor,
+                  cover: torch.Tensor, *, eps: float, norm: str, alpha: float, batch_size: int, seed: int,
+                  backend: str, generator: torch.Generator
+                  ) -> tuple[torch.Tensor, dict[str, torch.Tensor], dict[str, float]]:
+    """One attack on these examples (a rank's slice under torchrun): per-example correctness, AutoAttack's
+    robustness after each component, and each component's time. Only examples still classified
+    correctly (and covered by the attack's `n`) are attacked, in batches."""
+    correct = nat_correct.clone()
+    comps: dict[str, torch.Tensor] = {}
+    comp_time: dict[str, float] = {}
+    if spec.kind == "natural":
+        return correct, comps, comp_time
+    todo = (correct & cover).nonzero().squeeze(1)
+    for i in range(0, len(todo), batch_size):
+        sel = todo[i:i + batch_size]
+        if spec.kind == "aa" and backend == "autoattack":
+            from .official import run_official
+            xa, extra = run_official(model, x[sel], y[sel], eps=eps, norm=norm, version=spec.options["version"],
+                                     components=_components(spec.options), seed=seed, batch_size=batch_size), None
+        else:
+            xa, extra = run_attack(model, x[sel], y[sel], spec, eps=eps, norm=norm, alpha=alpha, generator=generator)
+        check_bounds(xa, x[sel], eps, norm, spec.name)
+        correct[sel] = predict(model, xa, batch_size) == y[sel]
+        for comp, rob in (extra or {}).get("robust_after", {}).items():
+            comps.setdefault(comp, nat_correct.clone())[sel] = rob
+        for comp, t in (extra or {}).get("time_s", {}).items():
+            comp_time[comp] = comp_time.get(comp, 0.0) + t
+    return correct, comps, comp_time

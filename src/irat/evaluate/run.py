@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .. import distributed
 from ..data import load_splits
 from ..errors import IratError
 from ..tables import results_table
@@ -29,7 +30,7 @@ def evaluate_run(run: str | Path, *, attacks: str | list[str] | None = None, che
     if n is not None and n < 1:
         raise IratError(f"--n must be >= 1, got {n}")
     check_options(backend, precision, batch_size)
-    dev = resolve_device(device)
+    dev = distributed.device_for(resolve_device(device))
     model = load_model(run, checkpoint, device=dev)
     info = model.irat_checkpoint
     cfg = info["config"]
@@ -48,6 +49,8 @@ def evaluate_run(run: str | Path, *, attacks: str | list[str] | None = None, che
                    "train_seed": cfg.get("seed")})
     record["checkpoint_md5"] = _md5(Path(info["path"]))
     per_example = record.pop("per_example")
+    if not distributed.is_main_process():   # torchrun: every rank holds the record, rank 0 writes it
+        return record
     run_dir = Path(run) if Path(run).is_dir() else Path(run).parent
     stem = f"{checkpoint}_{split}_{norm_v}_eps{eps_v:.6g}_n{len(y)}".replace("/", "-")
     merged = _save_per_example(run_dir / "eval" / f"{stem}.npz", per_example, data.index.cpu(), y.cpu(),

@@ -1,6 +1,7 @@
 """Adversarial weight perturbation (METHODS §5) as a wrapper around any objective and weighting.
 
-Per step, after x' is crafted: copy the model into a proxy, take one SGD step on −loss there, and
+Per step, after x' is crafted: copy the model into a proxy, take one SGD step on −loss there (the
+loss of the global batch: under torchrun each rank's share, gradients summed over ranks), and
 for every weight tensor with dim > 1 form v_l = (w'_l − w_l)·‖w_l‖/(‖w'_l − w_l‖ + 1e−20); then
 w ← w + γ·v, compute the training loss and its gradient, step the optimizer, and w ← w − γ·v.
 """
@@ -11,6 +12,8 @@ from typing import Callable
 
 import torch
 import torch.nn as nn
+
+from ..distributed import all_reduce_grads
 
 
 class AWP:
@@ -27,6 +30,7 @@ class AWP:
         loss = -loss_fn(self.proxy)
         self.proxy_opt.zero_grad(set_to_none=True)
         loss.backward()
+        all_reduce_grads(list(self.proxy.parameters()))   # torchrun: every rank takes the same proxy step
         self.proxy_opt.step()
         diff = {}
         proxy_params = dict(self.proxy.named_parameters())

@@ -5,6 +5,12 @@ Each iteration: (1) θ̃ = θ − η·∇_θ Σ_i ω_i(μ)·ℓ_i(θ), kept diff
 (3) ω recomputed with the new μ weights the real step on θ. The weight net sees the multi-class
 margin vector Δ_i (natural input; `bilaw_input` picks Table 8's alternatives). The non-parametric variant takes ω_i ∝ max(0, ⟨∇ℓ_i, ∇L_val⟩),
 obtained as −∂L_val(θ̃(ε))/∂ε_i at ε = 0 (the same look-ahead with a per-example ε).
+
+Under torchrun each rank holds a slice of the training batch and of the validation batch: the weights
+are normalised by the global Σω, the look-ahead gradient is the sum of the ranks' shares (a
+differentiable all-reduce, so ∂L_val/∂μ flows back to every rank's examples), and the μ gradient is
+summed over ranks before Adam's step — θ̃, L_val and μ are the same on every rank and equal to one
+process's on the whole batch.
 """
 from __future__ import annotations
 
@@ -15,6 +21,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.func import functional_call
 
+from .. import distributed
 from ..data import DeviceData
 from ..margins import margin_vector, probabilistic_margin
 from ..objectives import Objective
@@ -55,8 +62,11 @@ def weight_net_input(kind: str, model: nn.Module, x: torch.Tensor, x_adv: torch.
 
 def lookahead_val_loss(model: nn.Module, objective: Objective, targets: list[str], x: torch.Tensor,
                        x_adv: torch.Tensor, y: torch.Tensor, scale: torch.Tensor, lr: float, xv_adv: torch.Tensor,
-                       yv: torch.Tensor) -> torch.Tensor:
-    """L_val(θ̃) with θ̃ = θ − η·∇_θ loss(θ; ω = scale), differentiable in `scale` (and so in μ)."""
+                       yv: torch.Tensor, share: float = 1.0, val_total: int | None = None) -> torch.Tensor:
+    """L_val(θ̃) with θ̃ = θ − η·∇_θ loss(θ; ω = scale), differentiable in `scale` (and so in μ).
+
+    share: this rank's fraction of the training batch (1 in one process); val_total: the size of the whole
+    validation batch (default len(yv)). The value returned is this rank's share of L_val; the shares sum to it."""
     params = {n: p for n, p in model.named_parameters()}
     buffers = {n: b.clone() for n, b in model.named_buffers()}  # the look-ahead leaves BN statistics alone
 
@@ -65,10 +75,10 @@ def lookahead_val_loss(model: nn.Module, objective: Objective, targets: list[str
 
     logits_adv = forward(params, x_adv)
     logits_nat = forward(params, x) if objective.needs_natural else None
-    loss = objective.combine(objective.terms(logits_nat, logits_adv, y), {t: scale for t in targets})
-    grads = torch.autograd.grad(loss, list(params.values()), create_graph=True)
+    loss = share * objective.combine(objective.terms(logits_nat, logits_adv, y), {t: scale for t in targets})
+    grads = distributed.sum_tensors(list(torch.autograd.grad(loss, list(params.values()), create_graph=True)))
     lookahead = {n: p - lr * g for (n, p), g in zip(params.items(), grads)}
-    return F.cross_entropy(forward(lookahead, xv_adv), yv)
+    return F.cross_entropy(forward(lookahead, xv_adv), yv, reduction="sum") / (val_total or len(yv))
 
 
 class BiLAW:
@@ -100,20 +110,25 @@ class BiLAW:
                 x_adv: torch.Tensor, y: torch.Tensor, lr: float,
                 attack: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]) -> torch.Tensor:
         """Update μ by the look-ahead (parametric) and return raw weights for the real step."""
+        b = distributed.global_batch(len(y))      # the global batch (this rank holds len(y) of it)
         xv, yv = self._meta_batch()
-        xv_adv = attack(model, xv, yv)
-        b = len(y)
+        nv = len(yv)
+        with distributed.batch_shard(nv) as (lo, hi):   # this rank's slice of the validation batch
+            if nv != hi - lo:
+                xv, yv = xv[lo:hi], yv[lo:hi]
+            xv_adv = attack(model, xv, yv)
         delta = weight_net_input(self.net_input, model, x, x_adv, y) if self.parametric else None
         if self.parametric:
             w = self.net(delta)
-            scale = w * b / w.sum().clamp_min(1e-12)
+            scale = w * b / distributed.all_reduce_sum(w.sum()).clamp_min(1e-12)
         else:
-            eps = torch.zeros(b, device=x.device, requires_grad=True)
+            eps = torch.zeros(len(y), device=x.device, requires_grad=True)
             scale = eps * b
-        val_loss = lookahead_val_loss(model, objective, targets, x, x_adv, y, scale, lr, xv_adv, yv)
-        self.last_val_loss = val_loss.detach()
+        val_loss = lookahead_val_loss(model, objective, targets, x, x_adv, y, scale, lr, xv_adv, yv,
+                                      share=len(y) / b, val_total=nv)
+        self.last_val_loss = distributed.all_reduce_sum(val_loss.detach())
         if self.parametric:
-            g_mu = torch.autograd.grad(val_loss, list(self.net.parameters()))
+            g_mu = distributed.sum_tensors(list(torch.autograd.grad(val_loss, list(self.net.parameters()))))
             self.opt.zero_grad(set_to_none=True)
             for p, g in zip(self.net.parameters(), g_mu):
                 p.grad = g
@@ -122,7 +137,7 @@ class BiLAW:
                 return self.net(delta)
         g_eps, = torch.autograd.grad(val_loss, eps)
         w = torch.clamp(-g_eps.detach(), min=0.0)
-        return w if float(w.sum()) > 0 else torch.ones_like(w)
+        return w if float(distributed.all_reduce_sum(w.sum())) > 0 else torch.ones_like(w)
 
     def state_dict(self) -> dict:
         return {"net": self.net.state_dict(), "opt": self.opt.state_dict(), "gen": self.gen.get_state()}

@@ -17,6 +17,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from .. import distributed
 from ..attacks.anpgd import an_pgd
 from ..attacks.checks import attack_mode, frozen_bn_stats
 from ..attacks.losses import soft_logit_margin
@@ -78,8 +79,12 @@ class Trainer:
             raise IratError(f"{self.out} already holds {what}; pass --resume to continue it, --overwrite to "
                             f"replace it, or choose another --out")
         validate_config(cfg)
+        self.dist = distributed.context()
+        distributed.check_batch_size(cfg.batch_size)
         self.cfg = cfg
-        self.device = resolve_device(cfg.device)
+        self.device = distributed.device_for(resolve_device(cfg.device))
+        if cfg.sync_bn and self.dist.enabled and self.device.type != "cuda":
+            raise ConfigError("sync_bn needs CUDA GPUs (PyTorch's SyncBatchNorm does not run on CPU); drop it on CPU")
         self.resume_state = state["data"] if (resume and state is not None) else None
         self.splits = splits if splits is not None else load_splits(
             cfg.data.dataset, cfg.data.data_dir, download=cfg.data.download, val_size=cfg.data.val_size,
@@ -91,7 +96,11 @@ class Trainer:
                                   input_size=h).to(self.device)
         if cfg.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
-        self.net = self._compiled(self.model) if cfg.compile else self.model   # forward used by train steps
+        if cfg.sync_bn and self.dist.enabled:
+            self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+        self.net = self._compiled(self.model) if cfg.compile else self.model   # forward used by attacks and steps
+        self.train_net = self._data_parallel(self.net) if self.dist.enabled else self.net   # the step's forward
+        self._frac = 1.0   # this rank's share of the global batch: local mean losses × frac sum to the global mean
         self.meta = dict(self.model.irat_meta, dataset=self.splits.name)
         self.objective = make_objective(cfg.objective.name, cfg.objective.beta, cfg.objective.mma_clean_coeff)
         self.reweighter = Reweighter(cfg, self.objective)
@@ -116,6 +125,7 @@ class Trainer:
         if cfg.objective.name == "mma":
             n_index = 1 + max(int(d.index.max()) for d in (self.splits.train, self.unlabeled) if d is not None and len(d))
             self.mma_eps = torch.zeros(n_index, device=self.device)
+            self._mma_touched = torch.zeros(n_index, dtype=torch.bool, device=self.device)
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=cfg.optim.lr, momentum=cfg.optim.momentum,
                                          weight_decay=cfg.optim.weight_decay, nesterov=cfg.optim.nesterov)
         self.generator = torch.Generator(device=self.device).manual_seed(cfg.seed)
@@ -140,6 +150,15 @@ class Trainer:
                   f"training in eager mode", file=sys.stderr)
             self.compile_failed = True
             return model
+
+    def _data_parallel(self, net: nn.Module) -> nn.Module:
+        """DistributedDataParallel around the step's forward; gradients are summed over ranks (each rank's
+        loss is already its share of the global mean), not averaged."""
+        from torch.nn.parallel import DistributedDataParallel as DDP
+        ddp = DDP(net, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                  gradient_as_bucket_view=True)
+        ddp.register_comm_hook(None, _sum_hook)
+        return ddp
 
     def autocast(self):
         """bf16 autocast for the training forward passes and the training attack (precision=bf16)."""
@@ -196,12 +215,14 @@ class Trainer:
                                        self.optimizer.param_groups[0]["lr"], self.meta_attack)
         awp_on = self.awp is not None and epoch > self.cfg.awp.warmup
         if awp_on:
-            diff = self.awp.perturbation(lambda m: self.batch_loss(m, x, x_adv, y, info, epoch, w_raw, x_adv2, mask)[0])
+            diff = self.awp.perturbation(
+                lambda m: self._frac * self.batch_loss(m, x, x_adv, y, info, epoch, w_raw, x_adv2, mask)[0])
             self.awp.apply(diff, +1.0)
         self.model.train()
-        loss, logits_adv, logits_nat, w_used = self.batch_loss(net, x, x_adv, y, info, epoch, w_raw, x_adv2, mask)
+        loss, logits_adv, logits_nat, w_used = self.batch_loss(self.train_net, x, x_adv, y, info, epoch, w_raw,
+                                                               x_adv2, mask)
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        (loss * self._frac).backward()
         self.optimizer.step()
         if awp_on:
             self.awp.apply(diff, -1.0)
@@ -243,6 +264,8 @@ class Trainer:
                          step_scale=o.mma_step_scale, norm=a.norm, loss=a.loss or "slm", start=a.start or "uniform")
         r = torch.where(correct, r, torch.zeros_like(r))
         self.mma_eps[idx] = r
+        if self.dist.enabled:
+            self._mma_touched[idx] = True
         x_mma = torch.where(correct.reshape(-1, *([1] * (x.dim() - 1))), x_an, x)
         return x_mma, r, ~correct | (r < d_max)
 
@@ -288,14 +311,16 @@ class Trainer:
     def fit(self, max_epochs: int | None = None) -> dict[str, Any]:
         """Train until cfg.epochs (or `max_epochs` more epochs); returns the last metrics row."""
         cfg = self.cfg
-        self.out.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(self.out / "config.yaml", cfg.to_yaml())
-        self._trim_metrics()
+        main = self.dist.main   # only rank 0 writes (checkpoints, logs, per-example files) and shows progress
+        if main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(self.out / "config.yaml", cfg.to_yaml())
+            self._trim_metrics()
         last_row: dict[str, Any] = {}
         stop = cfg.epochs if max_epochs is None else min(cfg.epochs, self.epoch + max_epochs)
         n_batches = (math.ceil(len(self.splits.train) / cfg.batch_size) if self.unlabeled is None else
                      n_mixed_batches(len(self.splits.train), cfg.batch_size, cfg.unlabeled.fraction))
-        if self.unlabeled_info is not None:
+        if self.unlabeled_info is not None and main:
             atomic_write_text(self.out / "unlabeled.json", json.dumps(self.unlabeled_info, indent=1) + "\n")
         while self.epoch < stop:
             epoch = self.epoch + 1
@@ -304,25 +329,40 @@ class Trainer:
             if self.bilaw is not None:
                 self.bilaw.new_epoch()
             acc: dict[str, torch.Tensor] = {}
-            seen = 0
-            bar = tqdm(total=n_batches, desc=f"epoch {epoch}/{cfg.epochs}", disable=not cfg.progress, leave=False)
+            seen, seen_here, skipped = 0, 0, 0
+            bar = tqdm(total=n_batches, desc=f"epoch {epoch}/{cfg.epochs}", disable=not (cfg.progress and main),
+                       leave=False)
             for i, (x, y, idx) in enumerate(self.train_batches()):
                 progress = (epoch - 1) + (i / n_batches if cfg.optim.step_per == "iteration" else 0.0)
                 lr = learning_rate(cfg.optim, cfg.epochs, progress)
                 for g in self.optimizer.param_groups:
                     g["lr"] = lr
-                if cfg.channels_last:
-                    x = x.contiguous(memory_format=torch.channels_last)
-                with self.autocast():
-                    stats = self.train_step(x, y, idx, epoch)
+                n = len(y)
+                if n < self.dist.world:   # a last batch too small to give every rank an example (all ranks skip it)
+                    skipped += n
+                    continue
+                with distributed.batch_shard(n) as (lo, hi):   # this rank's slice of the global batch
+                    if self.dist.enabled:
+                        x, y, idx = x[lo:hi], y[lo:hi], idx[lo:hi]
+                        self._frac = (hi - lo) / n
+                    if cfg.channels_last:
+                        x = x.contiguous(memory_format=torch.channels_last)
+                    with self.autocast():
+                        stats = self.train_step(x, y, idx, epoch)
                 for k, v in stats.items():
                     acc[k] = acc[k] + v if k in acc else v
-                seen += len(y)
+                seen += n
+                seen_here += len(y)
                 bar.update(1)
-                if cfg.progress and (i % 20 == 0 or i == n_batches - 1):
-                    bar.set_postfix(loss=f"{acc['loss'].item() / seen:.3f}",
-                                    adv_acc=f"{100 * acc['adv_correct'].item() / seen:.1f}")
+                if cfg.progress and main and (i % 20 == 0 or i == n_batches - 1):
+                    bar.set_postfix(loss=f"{acc['loss'].item() / seen_here:.3f}",
+                                    adv_acc=f"{100 * acc['adv_correct'].item() / seen_here:.1f}")
             bar.close()
+            acc = self._reduce_stats(acc)
+            if skipped and main and not getattr(self, "_told_skip", False):
+                self._told_skip = True
+                tqdm.write(f"irat: the last batch of each epoch ({skipped} examples) is smaller than the "
+                           f"{self.dist.world} ranks and is skipped")
             if not torch.isfinite(acc["loss"]):   # checked once per epoch: no host sync inside the loop
                 raise IratError(f"the training loss became {acc['loss'].item()} in epoch {epoch}; lower the "
                                 f"learning rate (the last good state is kept in {RECOVERY})")
@@ -339,20 +379,43 @@ class Trainer:
             if epoch % cfg.val_every == 0 or epoch == cfg.epochs:
                 row.update(self.validate())
             self._checkpoint(row)
-            with open(self.out / "metrics.jsonl", "a", encoding="utf-8") as fh:
-                fh.write(json.dumps(row) + "\n")
-            if cfg.tensorboard:
-                self._tensorboard(row)
+            if main:
+                with open(self.out / "metrics.jsonl", "a", encoding="utf-8") as fh:
+                    fh.write(json.dumps(row) + "\n")
+                if cfg.tensorboard:
+                    self._tensorboard(row)
+            distributed.barrier()   # no rank runs ahead of rank 0's checkpoint
             last_row = row
-            if cfg.progress:
+            if cfg.progress and main:
                 shown = {k: round(v, 2) if isinstance(v, float) else v for k, v in row.items()
                          if k in ("epoch", "train_loss", "train_adv_acc", "val_nat", "val_pgd", "train_time_s")}
                 tqdm.write(json.dumps(shown))
         return last_row
 
+    def _reduce_stats(self, acc: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The epoch's sums over all ranks (one collective); the identity in one process."""
+        if not self.dist.enabled or not acc:
+            return acc
+        keys = sorted(acc)
+        total = distributed.all_reduce_(torch.stack([acc[k].double() if acc[k].device.type != "mps"
+                                                     else acc[k].float() for k in keys]))
+        return dict(zip(keys, total.unbind()))
+
+    def _sync_mma_radii(self) -> None:
+        """Each rank updated the radii of its own examples this epoch; every rank now gets all of them."""
+        touched = self._mma_touched
+        vals = distributed.all_reduce_(torch.where(touched, self.mma_eps, torch.zeros_like(self.mma_eps)))
+        count = distributed.all_reduce_(touched.to(self.mma_eps.dtype))
+        self.mma_eps = torch.where(count > 0, vals / count.clamp_min(1), self.mma_eps)
+        touched.zero_()
+
     def extra_metrics(self) -> dict[str, Any]:
-        """Per-epoch distributions of weights, κ, margins and radii; saves per-example values if asked."""
-        buf = {k: torch.cat(v) for k, v in self._epoch_buf.items()}
+        """Per-epoch distributions of weights, κ, margins and radii (gathered over ranks); saves
+        per-example values if asked."""
+        if self.mma_eps is not None and self.dist.enabled:
+            self._sync_mma_radii()
+        buf = {k: torch.cat(v) for k, v in sorted(self._epoch_buf.items())}
+        buf = {k: v if k == "bilaw_val_loss" else distributed.gather_cat(v) for k, v in buf.items()}
         self._epoch_buf = {}
         self._last_buf = buf
         row: dict[str, Any] = {}
@@ -368,7 +431,7 @@ class Trainer:
             row.update({"eps_min": e.min().item(), "eps_mean": e.mean().item(), "eps_max": e.max().item()})
         if "bilaw_val_loss" in buf:
             row["bilaw_val_loss"] = buf["bilaw_val_loss"].mean().item()
-        if "index" in buf:
+        if "index" in buf and self.dist.main:
             self._save_per_example(buf)
         return row
 
@@ -446,13 +509,16 @@ class Trainer:
         if is_best:
             self.best = {"epoch": self.epoch, "robust": float(robust)}
         row["best_epoch"] = self.best["epoch"]
+        if not self.dist.main:
+            return
         payload = self._payload(row)
         save_checkpoint(self.out / LAST, payload)
         if is_best or not (self.out / BEST).exists():
             save_checkpoint(self.out / BEST, payload)
         payload = dict(payload, optimizer=self.optimizer.state_dict(), best=self.best,
                        rng={"torch": torch.get_rng_state(), "data": self.generator.get_state(),
-                            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
+                            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+                            "device": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None},
                        extra=self.extra_state())
         save_checkpoint(self.out / RECOVERY, payload)
 
@@ -475,7 +541,10 @@ class Trainer:
         self.best = {"epoch": int(data["best"]["epoch"]), "robust": float(data["best"]["robust"])}
         torch.set_rng_state(data["rng"]["torch"].cpu())
         self.generator.set_state(data["rng"]["data"].cpu())
-        if torch.cuda.is_available() and data["rng"].get("cuda"):
+        if self.device.type == "cuda" and data["rng"].get("device") is not None:
+            # the training device's stream (the same on every rank), restored on this rank's device
+            torch.cuda.set_rng_state(data["rng"]["device"].cpu(), self.device)
+        elif torch.cuda.is_available() and data["rng"].get("cuda"):
             torch.cuda.set_rng_state_all([s.cpu() for s in data["rng"]["cuda"]])
         self.load_extra_state(data.get("extra", {}))
 
@@ -490,6 +559,13 @@ class Trainer:
         keep = [ln for ln in path.read_text(encoding="utf-8").splitlines()
                 if ln.strip() and json.loads(ln).get("epoch", 0) <= self.epoch]
         atomic_write_text(path, "".join(k + "\n" for k in keep))
+
+
+def _sum_hook(state, bucket):  # noqa: ANN001 — DDP checks these annotations: left empty on purpose
+    """DDP communication hook: Σ of the bucket's gradients over ranks (the default hook averages)."""
+    import torch.distributed as dist
+    fut = dist.all_reduce(bucket.buffer(), async_op=True).get_future()
+    return fut.then(lambda f: f.value()[0])
 
 
 def _split_meta(n: int, size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
