@@ -64,6 +64,20 @@ def test_single_process_helpers_are_identities():
     assert distributed.gather_objects({"a": 1}) == [{"a": 1}] and distributed.broadcast_object(3) == 3
 
 
+@pytest.mark.parametrize("over,msg", [
+    ({"sync_bn": True}, "sync_bn needs CUDA"),
+    ({"batch_size": 1}, "batch_size 1 is the global batch and must be at least the number of ranks (2)"),
+])
+def test_bad_data_parallel_settings(monkeypatch, tmp_path, over, msg):
+    """Refused before any data is loaded or anything written (a rank's view: world 2, no group needed)."""
+    from irat.errors import ConfigError
+    monkeypatch.setattr(distributed, "_CTX", Context(rank=0, world=2))
+    monkeypatch.setattr("irat.train.trainer.load_splits", lambda *a, **k: pytest.fail("data loaded"))
+    with pytest.raises(ConfigError, match=msg.replace("(", r"\(").replace(")", r"\)")):
+        Trainer(quick_config(**over), tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
 def _worker(rank: int, world: int, tmp: str) -> None:
     torch.set_num_threads(1)
     distributed.init(f"file://{tmp}/store", rank=rank, world=world)

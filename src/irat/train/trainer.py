@@ -154,7 +154,11 @@ class Trainer:
     def _data_parallel(self, net: nn.Module) -> nn.Module:
         """DistributedDataParallel around the step's forward; gradients are summed over ranks (each rank's
         loss is already its share of the global mean), not averaged."""
+        import warnings
         from torch.nn.parallel import DistributedDataParallel as DDP
+        # a size-1 dimension (e.g. one input channel) makes a gradient's strides differ from the bucket's:
+        # PyTorch warns, but the copy is correct and costs nothing measurable
+        warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
         ddp = DDP(net, device_ids=[self.device.index] if self.device.type == "cuda" else None,
                   gradient_as_bucket_view=True)
         ddp.register_comm_hook(None, _sum_hook)
