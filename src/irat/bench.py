@@ -135,8 +135,9 @@ def bench_training(*, method: str, model: str, size: int, channels: int, classes
                        objective="trades" if "trades" in method else "at", beta=6.0)
 
     trainer.model.train()
-    _timed(irat_step, 1, device)
-    _timed(ref_step, 1, device)
+    for _ in range(2):   # warm-up: one untimed window per side, twice (kernel caches, allocator, CPU threads)
+        _timed(irat_step, iters, device)
+        _timed(ref_step, iters, device)
     t_irat, t_ref = [], []
     for _ in range(repeats):
         t_ref.append(_timed(ref_step, iters, device))
