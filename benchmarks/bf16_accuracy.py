@@ -14,18 +14,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from irat.config import Config, apply_dict
-from irat.evaluate.core import evaluate
-from irat.methods import apply_method
-from irat.presets import load_preset
+from irat.config import apply_dict
+from irat.evaluate import evaluate
+from irat.presets import preset_config
 from irat.train import Trainer
 
 
 def run(preset_name: str, precision: str, args: argparse.Namespace, out: Path) -> dict:
-    preset = load_preset(preset_name)
-    cfg = Config()
-    apply_method(cfg, preset.pop("method"))
-    apply_dict(cfg, preset)
+    cfg = preset_config(preset_name)
     apply_dict(cfg, {"data": {"data_dir": args.data_dir, "download": False, "train_subset": args.train_subset},
                      "epochs": args.epochs, "device": "cpu", "progress": False, "val_n": 500, "seed": args.seed,
                      "precision": precision})

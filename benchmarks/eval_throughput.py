@@ -19,10 +19,9 @@ from pathlib import Path
 
 import torch
 
-from irat.config import Config, apply_dict
+from irat.config import apply_dict
 from irat.evaluate import evaluate
-from irat.methods import apply_method
-from irat.presets import load_preset
+from irat.presets import preset_config
 from irat.train import Trainer
 from irat.utils import parse_number
 
@@ -44,10 +43,7 @@ def main() -> None:
     ap.add_argument("--out", default="benchmarks/results/eval_throughput.json")
     args = ap.parse_args()
 
-    preset = load_preset("bilaw/mnist-tinycnn-linf/at")   # the AT recipe of benchmarks/mnist_tinycnn_at.py
-    cfg = Config()
-    apply_method(cfg, preset.pop("method"))
-    apply_dict(cfg, preset)
+    cfg = preset_config("bilaw/mnist-tinycnn-linf/at")   # the AT recipe of benchmarks/mnist_tinycnn_at.py
     apply_dict(cfg, {"data": {"dataset": args.dataset, "data_dir": args.data_dir, "download": False},
                      "model": {"arch": args.model}, "attack": {"eps": args.eps},
                      "epochs": args.epochs, "val_n": 500, "device": args.device, "progress": False})

@@ -28,8 +28,7 @@ import torch
 
 from irat.config import Config, apply_dict
 from irat.evaluate import evaluate
-from irat.methods import apply_method
-from irat.presets import load_preset
+from irat.presets import preset_config
 from irat.tables import results_table
 from irat.train import Trainer
 
@@ -40,11 +39,7 @@ ROWS = {"standard": "plain", "mma": None, "st-at": None, "at": "at", "trades": N
 
 def config_for(method: str, epochs: int, data_dir: str, seed: int) -> Config:
     row = ROWS[method]
-    preset = load_preset(f"bilaw/mnist-tinycnn-linf/{row or 'at'}")
-    cfg = Config()
-    apply_method(cfg, method if row is None else preset.pop("method"))
-    preset.pop("method", None)
-    apply_dict(cfg, preset)
+    cfg = preset_config(f"bilaw/mnist-tinycnn-linf/{row or 'at'}", method if row is None else None)
     if method.startswith("bilaw"):
         cfg.data.val_size = 1000
     if method == "mma":

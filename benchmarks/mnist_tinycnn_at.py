@@ -15,10 +15,8 @@ from pathlib import Path
 
 import torch
 
-from irat.config import Config, apply_dict
 from irat.evaluate import evaluate
-from irat.methods import apply_method
-from irat.presets import load_preset
+from irat.presets import preset_config
 from irat.train import Trainer
 
 
@@ -32,10 +30,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
 
-    preset = load_preset("bilaw/mnist-tinycnn-linf/at")
-    cfg = Config()
-    apply_method(cfg, preset.pop("method"))
-    apply_dict(cfg, preset)
+    cfg = preset_config("bilaw/mnist-tinycnn-linf/at")
     cfg.data.data_dir = args.data_dir
     cfg.data.download = False
     cfg.device = "cpu"

@@ -40,16 +40,10 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
 
 def build_config(args: argparse.Namespace):
     """defaults < method < preset < explicit flags < --set."""
-    from .config import Config, apply_dict, apply_sets, set_key
-    from .methods import apply_method
-    from .presets import load_preset
+    from .config import apply_sets, set_key
+    from .presets import preset_config
 
-    cfg = Config()
-    preset = load_preset(args.preset) if args.preset else {}
-    apply_method(cfg, args.method or preset.get("method", "at"))
-    if preset:
-        preset.pop("method", None)
-        apply_dict(cfg, preset)
+    cfg = preset_config(args.preset, args.method)
     flags = {"data.dataset": args.dataset, "data.data_dir": args.data_dir, "model.arch": args.model,
              "attack.eps": args.eps, "attack.alpha": args.alpha, "attack.steps": args.steps,
              "attack.norm": args.norm, "epochs": args.epochs, "batch_size": args.batch_size, "optim.lr": args.lr,
@@ -68,12 +62,8 @@ def build_config(args: argparse.Namespace):
     return cfg
 
 
-def _main_rank() -> bool:
-    from .distributed import is_main_process
-    return is_main_process()
-
-
 def cmd_train(args: argparse.Namespace) -> int:
+    from .distributed import is_main_process
     from .train import Trainer
 
     if args.resume:
@@ -81,33 +71,34 @@ def cmd_train(args: argparse.Namespace) -> int:
         if args.quiet:
             trainer.cfg.progress = False
         if trainer.epoch >= trainer.cfg.epochs:
-            if _main_rank():
+            if is_main_process():
                 print(f"{args.out}: the run already finished ({trainer.epoch}/{trainer.cfg.epochs} epochs); nothing to do")
             return 0
     else:
         cfg = build_config(args)
         trainer = Trainer(cfg, args.out, overwrite=args.overwrite)
     world = trainer.dist.world
-    if _main_rank():
+    if is_main_process():
         print(f"irat: training {trainer.cfg.method} ({trainer.cfg.model.arch} on {trainer.cfg.data.dataset}, "
               f"{trainer.cfg.attack.norm} eps={trainer.cfg.attack.eps:.5g}) on {trainer.device}"
               + (f" and {world - 1} more ranks (global batch {trainer.cfg.batch_size})" if world > 1 else "")
               + f" into {args.out}" + (f", resuming after epoch {trainer.epoch}" if args.resume else ""),
               file=sys.stderr)
     row = trainer.fit()
-    if _main_rank():
+    if is_main_process():
         print(json.dumps({k: row[k] for k in row if not isinstance(row[k], (list, dict))}))
     return 0
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    from .distributed import is_main_process
     from .evaluate.run import evaluate_run, print_record
 
     record = evaluate_run(args.run, attacks=args.attacks, checkpoint=args.checkpoint, n=args.n, eps=args.eps,
                           norm=args.norm, alpha=args.alpha, batch_size=args.batch_size, seed=args.seed,
                           device=args.device, data_dir=args.data_dir, split=args.split, json_path=args.json,
                           suite=args.suite, backend=args.backend, precision=args.precision, sanity=not args.no_sanity)
-    if _main_rank():
+    if is_main_process():
         print_record(record)
     return 0
 

@@ -171,11 +171,10 @@ def all_reduce_grads(params: list[torch.nn.Parameter]) -> None:
     if not _CTX.enabled:
         return
     grads = [p.grad for p in params if p.grad is not None]
-    if not grads:
-        return
-    flat = all_reduce_(torch.cat([g.reshape(-1) for g in grads]))
-    for g, part in zip(grads, flat.split([g.numel() for g in grads])):
-        g.copy_(part.view_as(g))
+    if grads:
+        with torch.no_grad():
+            for g, total in zip(grads, sum_tensors(grads)):
+                g.copy_(total)
 
 
 def sum_tensors(ts: list[torch.Tensor]) -> list[torch.Tensor]:

@@ -28,6 +28,19 @@ def load_preset(name: str) -> dict:
     return data
 
 
+def preset_config(name: str | None, method: str | None = None):
+    """A Config from defaults < method < preset: the method named (else the preset's, else at), then
+    the preset's fields. The one place a preset becomes a configuration (CLI and benchmarks)."""
+    from .config import Config, apply_dict
+    from .methods import apply_method
+    preset = load_preset(name) if name else {}
+    cfg = Config()
+    apply_method(cfg, method or preset.get("method", "at"))
+    preset.pop("method", None)
+    apply_dict(cfg, preset)
+    return cfg
+
+
 def preset_info(name: str) -> dict:
     data = load_yaml(PRESET_DIR / f"{name}.yaml")
     return {"name": name, "source": data.get("source", ""), "description": data.get("description", ""),

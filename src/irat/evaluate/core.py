@@ -135,15 +135,16 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
         correct, comps, comp_time = _attack_shard(model, xs, ys, spec, nat_correct[lo:hi], cover[lo:hi], eps=eps,
                                                   norm=norm, alpha=alpha, batch_size=batch_size, seed=seed,
                                                   backend=backend, generator=gen)
+        # every rank's component names, component times and wall time (one exchange); times: the slowest rank
+        parts = distributed.gather_objects((sorted(comps), comp_time, time.perf_counter() - t0))
+        elapsed = max(p[2] for p in parts)
         if ctx.enabled:
             correct = distributed.gather_cat(correct)
-            names = sorted({c for part in distributed.gather_objects(list(comps)) for c in part})
+            names = sorted({c for p in parts for c in p[0]})
             comps = {c: distributed.gather_cat(comps.get(c, nat_correct[lo:hi].clone())) for c in names}
-            times = distributed.gather_objects(comp_time)
-            comp_time = {c: max(t.get(c, 0.0) for t in times) for c in names}
+            comp_time = {c: max(p[1].get(c, 0.0) for p in parts) for c in names}
         if bool((correct & ~nat_correct).any()):
             raise IratError(f"{spec.name}: robust accuracy exceeds natural accuracy on some example; result refused")
-        elapsed = max(distributed.gather_objects(time.perf_counter() - t0))   # wall time: the slowest rank
         n_cov = int(cover.sum())
         n_attacked = int((nat_correct & cover).sum())
         results[spec.name] = round(100.0 * float(correct[cover].float().mean()), 4) if n_cov else 0.0

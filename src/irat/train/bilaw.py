@@ -114,8 +114,7 @@ class BiLAW:
         xv, yv = self._meta_batch()
         nv = len(yv)
         with distributed.batch_shard(nv) as (lo, hi):   # this rank's slice of the validation batch
-            if nv != hi - lo:
-                xv, yv = xv[lo:hi], yv[lo:hi]
+            xv, yv = xv[lo:hi], yv[lo:hi]
             xv_adv = attack(model, xv, yv)
         delta = weight_net_input(self.net_input, model, x, x_adv, y) if self.parametric else None
         if self.parametric:

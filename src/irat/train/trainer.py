@@ -101,6 +101,7 @@ class Trainer:
         self.net = self._compiled(self.model) if cfg.compile else self.model   # forward used by attacks and steps
         self.train_net = self._data_parallel(self.net) if self.dist.enabled else self.net   # the step's forward
         self._frac = 1.0   # this rank's share of the global batch: local mean losses × frac sum to the global mean
+        self._told_skip = False   # said once that batches smaller than the number of ranks are skipped
         self.meta = dict(self.model.irat_meta, dataset=self.splits.name)
         self.objective = make_objective(cfg.objective.name, cfg.objective.beta, cfg.objective.mma_clean_coeff)
         self.reweighter = Reweighter(cfg, self.objective)
@@ -363,7 +364,7 @@ class Trainer:
                                     adv_acc=f"{100 * acc['adv_correct'].item() / seen_here:.1f}")
             bar.close()
             acc = self._reduce_stats(acc)
-            if skipped and main and not getattr(self, "_told_skip", False):
+            if skipped and main and not self._told_skip:
                 self._told_skip = True
                 tqdm.write(f"irat: the last batch of each epoch ({skipped} examples) is smaller than the "
                            f"{self.dist.world} ranks and is skipped")
@@ -401,8 +402,7 @@ class Trainer:
         if not self.dist.enabled or not acc:
             return acc
         keys = sorted(acc)
-        total = distributed.all_reduce_(torch.stack([acc[k].double() if acc[k].device.type != "mps"
-                                                     else acc[k].float() for k in keys]))
+        total = distributed.all_reduce_(torch.stack([acc[k].double() for k in keys]))
         return dict(zip(keys, total.unbind()))
 
     def _sync_mma_radii(self) -> None:
