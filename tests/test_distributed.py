@@ -184,3 +184,16 @@ def test_torchrun_bad_input_one_message(tmp_path):
     assert res.returncode != 0
     assert res.stderr.count("irat: error: batch_size 1 is the global batch") == 1
     assert not (tmp_path / "r").exists()
+
+
+def test_other_commands_refused_under_torchrun(monkeypatch, capsys):
+    """`irat demo` (or report, analyze, bench, methods) under torchrun: one line, before any work."""
+    from irat.cli import main
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    assert main(["demo", "--epochs", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err == "irat: error: only train and eval run under torchrun; run `irat demo` as one process\n"
+    monkeypatch.setenv("RANK", "1")           # the other ranks stay silent: the message appears once
+    assert main(["methods"]) == 2
+    assert capsys.readouterr().err == ""
