@@ -13,7 +13,8 @@ import torch
 import torch.multiprocessing as mp
 
 from irat import distributed
-from irat.distributed import Context, batch_noise, batch_shard, shard_range
+from irat.attacks.noise import draw_noise
+from irat.distributed import Context, shard_noise, shard_range
 from irat.train import Trainer, load_model
 
 from conftest import quick_config
@@ -41,21 +42,23 @@ def test_shard_range_hand_values():
     assert shard_range(7, 0, 1) == (0, 7)
 
 
-def test_batch_noise_is_the_slice_of_the_global_draw(monkeypatch):
-    """Inside a shard, rank 1 of 3 draws exactly rows 4..6 of the noise one process draws for 10 examples."""
+def test_shard_noise_is_the_slice_of_the_global_draw(monkeypatch):
+    """Rank 1 of 3's noise is exactly rows 4..6 of the noise one process draws for 10 examples."""
     torch.manual_seed(5)
     full = torch.rand(10, 3, 2)
     full_n = torch.randn(10, 3, 2)
     monkeypatch.setattr(distributed, "_CTX", Context(rank=1, world=3))
     torch.manual_seed(5)
-    with batch_shard(10) as (lo, hi):
-        assert (lo, hi) == (4, 7)
-        part = batch_noise((3, 3, 2), normal=False, device=torch.device("cpu"), dtype=torch.float32)
-        part_n = batch_noise((3, 3, 2), normal=True, device=torch.device("cpu"), dtype=torch.float32)
-        assert distributed.global_batch(3) == 10
+    lo, hi = shard_range(10)
+    assert (lo, hi) == (4, 7)
+    noise = shard_noise(10, lo, hi)
+    part = noise((3, 3, 2), normal=False, device=torch.device("cpu"), dtype=torch.float32)
+    part_n = noise((3, 3, 2), normal=True, device=torch.device("cpu"), dtype=torch.float32)
     assert torch.equal(part, full[4:7]) and torch.equal(part_n, full_n[4:7])
-    other = batch_noise((3, 3, 2), normal=False, device=torch.device("cpu"), dtype=torch.float32)
-    assert other.shape == (3, 3, 2) and distributed.global_batch(3) == 3   # outside a shard: a plain draw
+    other = noise((5, 2), normal=False, device=torch.device("cpu"), dtype=torch.float32)
+    assert other.shape == (5, 2)   # not this rank's batch: a plain draw
+    torch.manual_seed(5)
+    assert torch.equal(draw_noise((10, 3, 2), normal=False, device=torch.device("cpu"), dtype=torch.float32), full)
 
 
 def test_single_process_helpers_are_identities():
@@ -87,7 +90,7 @@ def _worker(rank: int, world: int, tmp: str) -> None:
             t = Trainer(ddp_config(m), f"{tmp}/ddp_{m}")
             row = t.fit()
             out[m] = {"params": {k: v.clone() for k, v in t.model.state_dict().items()}, "row": row,
-                      "mma_eps": t.mma_eps.clone() if t.mma_eps is not None else None}
+                      "mma_eps": t.parts.objective.state_dict().get("mma_eps")}
         torch.save(out, f"{tmp}/rank{rank}.pt")
     finally:
         distributed.shutdown()
@@ -122,8 +125,8 @@ def test_two_processes_match_one(two_ranks, tmp_path, method):
         if key in row:
             assert got[key] == pytest.approx(row[key], rel=1e-3, abs=1e-5), key
     if method == "mma":   # every rank holds every example's radius after the epoch
-        torch.testing.assert_close(ranks[0][method]["mma_eps"], one.mma_eps, atol=1e-5, rtol=1e-4)
-        torch.testing.assert_close(ranks[1][method]["mma_eps"], one.mma_eps, atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(ranks[0][method]["mma_eps"], one.parts.objective.radii, atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(ranks[1][method]["mma_eps"], one.parts.objective.radii, atol=1e-5, rtol=1e-4)
 
 
 def test_only_rank_zero_writes(two_ranks):

@@ -14,7 +14,8 @@ import pytest
 import torch
 
 from irat.errors import ConfigError
-from irat.objectives import make_objective, mart_bce
+from irat.parts import make_objective
+from irat.parts.objectives import mart_bce
 
 NAT = torch.tensor([[2.0, 0.0, -1.0]])
 ADV = torch.tensor([[0.5, 1.0, -1.0]])

@@ -7,7 +7,7 @@ from irat.config import Config, apply_dict
 from irat.methods import apply_method
 from irat.paper_presets import PRESET_DIR, render, table_presets
 from irat.presets import load_preset, preset_info, preset_names
-from irat.train.validate import validate_config
+from irat.validate import validate_config
 
 NAMES = preset_names()
 

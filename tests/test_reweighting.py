@@ -17,13 +17,14 @@ from irat.attacks import lm_pgd, pgd
 from irat.attacks.losses import attack_loss
 from irat.margins import logit_margin, margin_vector, pm_dif, probabilistic_margin
 from irat.methods import METHODS
-from irat.objectives import make_objective, weight_targets
-from irat.radius import mwpb_radii, radius_for
-from irat.config import RadiusConfig
+from irat.parts import make_objective, weight_targets
+from irat.parts.radius import mwpb_radii
+from irat.config import Config, RadiusConfig
+from irat.parts import RADII
 from irat.train import Trainer, load_checkpoint
 from irat.train.awp import AWP
-from irat.train.bilaw import WeightNet, lookahead_val_loss
-from irat.weighting import gair_lambda, gair_weight, mail_weight, normalize, wmmr_weight
+from irat.parts.bilaw import WeightNet, lookahead_val_loss
+from irat.parts.weighting import gair_lambda, gair_weight, mail_weight, normalize, wmmr_weight
 
 LOGP = torch.log(torch.tensor([[0.6, 0.3, 0.1]]))
 
@@ -133,7 +134,7 @@ def test_lambda_infinity_reproduces_at_exactly(tmp_path):
 def test_burn_in_gives_unit_weights(tmp_path, method):
     Trainer(quick_config(epochs=1), tmp_path / "at").fit()
     t = Trainer(quick_config(method=method, epochs=1, weighting={"burn_in": 1}), tmp_path / method)
-    assert not t.reweighter.active(1) and t.reweighter.active(2)
+    assert not t.parts.weighting.active(1) and t.parts.weighting.active(2)
     t.fit()
     assert _same(_weights(tmp_path / "at" / "last.pt"), _weights(tmp_path / method / "last.pt"))
 
@@ -171,9 +172,10 @@ def test_mwpb_radii_and_phases():
     r = mwpb_radii(model, x, y, eps, 0.58)
     d = probabilistic_margin(model(x).detach(), y)
     assert torch.allclose(r, torch.exp(0.58 * d) * eps)
-    cfg = RadiusConfig(name="mwpb", alpha=0.58, phase1_epochs=80)
-    assert radius_for(cfg, model, x, y, 80, eps, eps / 4) == (eps / 2, eps / 8)
-    e_i, a_i = radius_for(cfg, model, x, y, 81, eps, eps / 4)
+    cfg = Config(radius=RadiusConfig(name="mwpb", alpha=0.58, phase1_epochs=80))
+    radius_for = RADII.get("mwpb")(cfg)
+    assert radius_for(model, x, y, 80, eps, eps / 4) == (eps / 2, eps / 8)
+    e_i, a_i = radius_for(model, x, y, 81, eps, eps / 4)
     assert torch.allclose(a_i, e_i / 4)
     xa = pgd(model, x, y, eps=e_i, alpha=a_i, steps=10, start="normal")
     assert ((xa - x).flatten(1).abs().amax(1) <= e_i + 1e-7).all()  # each inside its own radius

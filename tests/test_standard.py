@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from irat.cli import main
 from irat.evaluate import evaluate
-from irat.objectives import make_objective
+from irat.parts import make_objective
 from irat.train import Trainer
 
 from conftest import quick_config
@@ -25,8 +25,8 @@ def test_standard_loss_is_natural_ce():
 
 
 def test_standard_runs_no_attack(tmp_path, monkeypatch):
-    import irat.train.trainer as tr
-    monkeypatch.setattr(tr, "pgd", lambda *a, **k: (_ for _ in ()).throw(AssertionError("attacked")))
+    import irat.parts.objectives as objectives
+    monkeypatch.setattr(objectives, "pgd", lambda *a, **k: (_ for _ in ()).throw(AssertionError("attacked")))
     t = Trainer(quick_config(method="standard", epochs=1, val_n=0), tmp_path / "s")
     x, y = t.splits.train.get(slice(0, 32))
     stats = t.train_step(x, y, torch.arange(32), 1)

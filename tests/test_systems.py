@@ -19,7 +19,7 @@ from irat.cli import main
 from irat.data.unlabeled import mixed_batches, split_batch, withhold
 from irat.data import DeviceData
 from irat.evaluate import evaluate
-from irat.objectives import make_objective
+from irat.parts import make_objective
 from irat.train import Trainer
 
 from conftest import quick_config
@@ -113,10 +113,10 @@ def test_mma_radii_survive_resume(tmp_path):
     cfg = quick_config(method="mma", epochs=4, data={"train_subset": 1200}, optim={"lr": 0.05, "schedule": "constant"})
     t = Trainer(cfg, tmp_path / "m")
     t.fit(max_epochs=3)          # by epoch 3 most digits are classified correctly and get a radius
-    saved = t.mma_eps.clone()
+    saved = t.parts.objective.radii.clone()
     assert saved.abs().sum() > 0
     t2 = Trainer(cfg, tmp_path / "m", resume=True)
-    assert torch.equal(t2.mma_eps, saved)
+    assert torch.equal(t2.parts.objective.radii, saved)
 
 
 # -- ST-AT ------------------------------------------------------------------------------------------
@@ -278,7 +278,7 @@ def test_bad_unlabeled_file_is_one_clear_error(tmp_path, capsys, x, message):
 
 # -- BiLAW ablation knobs (Tables 6 and 8) ---------------------------------------------------------
 def test_weight_net_inputs_hand_values():
-    from irat.train.bilaw import WeightNet, weight_net_input
+    from irat.parts.bilaw import WeightNet, weight_net_input
     model = Linear(torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]]), torch.zeros(3))
     x = torch.tensor([[[[0.0, 0.0]]]])          # logits 0,0,0: p = 1/3 each
     x_adv = torch.tensor([[[[0.0, 1.0]]]])      # logits 0,1,0
@@ -299,7 +299,7 @@ def test_bilaw_ablations_train(tmp_path, inp, hidden):
     t = Trainer(cfg, tmp_path / "b")
     row = t.fit()
     assert math.isfinite(row["train_loss"]) and row["bilaw_val_loss"] > 0
-    assert t.bilaw.net.net[0].in_features == 1
+    assert t.parts.weighting.net.net[0].in_features == 1
 
 
 def test_bad_bilaw_hidden_is_refused(tmp_path, capsys):

@@ -13,7 +13,7 @@ import torch
 
 from conftest import quick_config
 from irat.train import Trainer, load_checkpoint, load_model
-from irat.train.schedules import learning_rate, stepwise_value
+from irat.schedules import learning_rate, stepwise_value
 from irat.config import OptimConfig
 
 
@@ -115,6 +115,6 @@ def test_resume_is_bit_identical_for_stateful_methods(tmp_path, method):
     Trainer(None, tmp_path / "b", resume=True).fit()
     assert _same(_weights(tmp_path / "a" / "last.pt"), _weights(tmp_path / "b" / "last.pt"))
     if method == "bilaw":
-        a = load_checkpoint(tmp_path / "a" / "recovery.pt")["extra"]["bilaw"]["net"]
-        b = load_checkpoint(tmp_path / "b" / "recovery.pt")["extra"]["bilaw"]["net"]
+        a = load_checkpoint(tmp_path / "a" / "recovery.pt")["extra"]["parts"]["weighting"]["net"]
+        b = load_checkpoint(tmp_path / "b" / "recovery.pt")["extra"]["parts"]["weighting"]["net"]
         assert _same(a, b)

@@ -10,7 +10,8 @@ from .config import Config
 from .errors import IratError
 from .evaluate import evaluate
 from .models import create_model
-from .train import Trainer, load_model
+from .checkpoints import load_model
+from .train import Trainer
 
 __version__ = "0.1.0"
 __all__ = ["Config", "IratError", "Trainer", "attacks", "create_model", "data", "evaluate", "load_model", "models",

@@ -5,7 +5,7 @@ same global batch from the same seeded generator; rank r trains on its contiguou
 (`shard_range`, the split `torch.tensor_split` makes), so `--batch-size` stays the global batch and
 the data order does not depend on the number of ranks. Random draws that are per example (PGD's
 random start, FAT's step noise) are drawn for the whole global batch on every rank and sliced
-(`batch_noise`), so a rank's examples get exactly the noise they would get in one process and the
+(`shard_noise`, passed to the attacks as their `noise`), so a rank's examples get exactly the noise they would get in one process and the
 RNG streams stay identical across ranks (which is also why rank 0's RNG state resumes every rank).
 
 Single process (no torchrun, or WORLD_SIZE=1): every helper is the identity and nothing is imported
@@ -13,14 +13,12 @@ from torch.distributed.
 """
 from __future__ import annotations
 
-import contextlib
 import os
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, Callable
 
 import torch
 
-from . import weighting
 from .errors import ConfigError
 
 
@@ -42,7 +40,6 @@ class Context:
 
 
 _CTX = Context()
-_SHARD: tuple[int, int, int] | None = None   # (global batch size, lo, hi) of the batch being processed
 
 
 def context() -> Context:
@@ -61,8 +58,7 @@ def requested() -> bool:
 
 def init(init_method: str | None = None, *, rank: int | None = None, world: int | None = None) -> Context:
     """Join the process group named by torchrun's environment (or `init_method`, rank, world for tests):
-    NCCL for CUDA tensors and gloo for CPU ones, so a run may use either device. Installs the global
-    sum into weight normalisation. A no-op with one rank."""
+    NCCL for CUDA tensors and gloo for CPU ones, so a run may use either device. A no-op with one rank."""
     global _CTX
     world = int(os.environ.get("WORLD_SIZE", "1")) if world is None else world
     if world <= 1:
@@ -77,19 +73,17 @@ def init(init_method: str | None = None, *, rank: int | None = None, world: int 
         dist.init_process_group("cpu:gloo,cuda:nccl" if cuda else "gloo", init_method=init_method, rank=rank,
                                 world_size=world)
     _CTX = Context(rank=rank, world=world, local_rank=local)
-    weighting.global_sum = all_reduce_sum
     return _CTX
 
 
 def shutdown() -> None:
     """Leave the process group (end of a torchrun job or of a test) and restore single-process helpers."""
-    global _CTX, _SHARD
+    global _CTX
     if _CTX.enabled:
         import torch.distributed as dist
         if dist.is_initialized():
             dist.destroy_process_group()
-    _CTX, _SHARD = Context(), None
-    weighting.global_sum = weighting._identity_sum
+    _CTX = Context()
 
 
 def device_for(device: torch.device) -> torch.device:
@@ -108,34 +102,17 @@ def shard_range(n: int, rank: int | None = None, world: int | None = None) -> tu
     return lo, lo + base + (1 if rank < extra else 0)
 
 
-@contextlib.contextmanager
-def batch_shard(n: int) -> Iterator[tuple[int, int]]:
-    """While processing this rank's slice of a global batch of n: per-example noise is drawn for all n."""
-    global _SHARD
-    lo, hi = shard_range(n)
-    prev, _SHARD = _SHARD, ((n, lo, hi) if _CTX.enabled else None)
-    try:
-        yield lo, hi
-    finally:
-        _SHARD = prev
-
-
-def global_batch(n_local: int) -> int:
-    """The size of the global batch this rank's `n_local` examples are a slice of (n_local outside a shard)."""
-    shard = _SHARD
-    return shard[0] if shard is not None and shard[2] - shard[1] == n_local else n_local
-
-
-def batch_noise(shape: tuple[int, ...] | torch.Size, *, normal: bool, device: torch.device, dtype: torch.dtype,
-                generator: torch.Generator | None = None) -> torch.Tensor:
-    """U[0,1) (or N(0,1)) noise for a batch-leading tensor. Inside `batch_shard`, it is this rank's slice
-    of the noise the whole global batch draws — the same values one process would give these examples."""
-    draw = torch.randn if normal else torch.rand
-    shard = _SHARD
-    if shard is not None and len(shape) and shape[0] == shard[2] - shard[1]:
-        full = draw((shard[0], *shape[1:]), device=device, dtype=dtype, generator=generator)
-        return full[shard[1]:shard[2]]
-    return draw(tuple(shape), device=device, dtype=dtype, generator=generator)
+def shard_noise(n: int, lo: int, hi: int) -> Callable[..., torch.Tensor]:
+    """An attack's `noise` (see `irat.attacks.noise.draw_noise`) for the slice [lo, hi) of a global batch
+    of n: a batch-leading draw of the slice's size is drawn for all n and sliced, so these examples get
+    exactly the values one process would give them; any other shape is drawn as asked."""
+    def noise(shape: tuple[int, ...] | torch.Size, *, normal: bool, device: torch.device, dtype: torch.dtype,
+              generator: torch.Generator | None = None) -> torch.Tensor:
+        draw = torch.randn if normal else torch.rand
+        if len(shape) and shape[0] == hi - lo and n != hi - lo:
+            return draw((n, *shape[1:]), device=device, dtype=dtype, generator=generator)[lo:hi]
+        return draw(tuple(shape), device=device, dtype=dtype, generator=generator)
+    return noise
 
 
 # -- collectives (identity with one rank) ---------------------------------------------------------

@@ -72,3 +72,16 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 def atomic_write_json(path: str | Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def stepwise_value(table: list, completed_epochs: int, name: str = "schedule") -> float:
+    """Value of a [[after_epochs, value], ...] table after `completed_epochs` (e.g. FAT's τ)."""
+    try:
+        rows = sorted((float(a), b) for a, b in table)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{name} must be a list of [after_epochs, value] pairs, got {table!r}") from exc
+    val = rows[0][1]
+    for a, b in rows:
+        if completed_epochs >= a:
+            val = b
+    return val

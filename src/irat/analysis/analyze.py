@@ -20,7 +20,7 @@ from ..attacks.pgd import pgd
 from ..data import load_splits
 from ..errors import IratError
 from ..margins import probabilistic_margin
-from ..train import load_model
+from ..checkpoints import load_model
 from ..utils import resolve_device
 from . import figures
 

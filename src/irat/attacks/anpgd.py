@@ -12,6 +12,7 @@ import torch.nn as nn
 
 from .checks import attack_mode
 from .losses import soft_logit_margin
+from .noise import Noise, draw_noise
 from .pgd import pgd
 
 
@@ -38,7 +39,8 @@ def bisection_radius(model: nn.Module, x: torch.Tensor, y: torch.Tensor, unit: t
 
 def an_pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, prev_eps: torch.Tensor, *, max_eps: float,
            steps: int = 10, search_steps: int = 10, step_scale: float = 2.5, norm: str = "linf",
-           loss: str = "slm", start: str = "uniform", generator: torch.Generator | None = None
+           loss: str = "slm", start: str = "uniform", generator: torch.Generator | None = None,
+           noise: Noise = draw_noise
            ) -> tuple[torch.Tensor, torch.Tensor]:
     """AN-PGD: returns (x + r·u clamped to [0,1], r), r the per-example radius found by bisection.
 
@@ -47,7 +49,8 @@ def an_pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, prev_eps: torch.T
     """
     prev_eps = prev_eps.to(device=x.device, dtype=x.dtype).clamp(max=max_eps)
     x_pgd = pgd(model, x, y, eps=prev_eps, alpha=step_scale * prev_eps / max(int(steps), 1), steps=steps,
-                norm=norm, loss=loss, start=start, bn_mode="eval", generator=generator, check_inputs=False)
+                norm=norm, loss=loss, start=start, bn_mode="eval", generator=generator, noise=noise,
+                check_inputs=False)
     view = (-1,) + (1,) * (x.dim() - 1)
     unit = (x_pgd - x) / (prev_eps.reshape(view) + 1e-12)
     with attack_mode(model, "eval"):

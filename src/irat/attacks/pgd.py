@@ -13,10 +13,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..distributed import batch_noise
 from ..errors import IratError
 from .checks import attack_mode, check_batch, check_eps
 from .losses import ATTACK_LOSSES, attack_loss
+from .noise import Noise, draw_noise
 
 NORMS = ("linf", "l2")
 STARTS = ("uniform", "normal", "none")
@@ -81,19 +81,19 @@ def project(x_adv: torch.Tensor, x: torch.Tensor, eps: float | torch.Tensor, nor
 
 
 def random_start(x: torch.Tensor, eps: float | torch.Tensor, norm: str, start: str,
-                 generator: torch.Generator | None = None) -> torch.Tensor:
+                 generator: torch.Generator | None = None, noise: Noise = draw_noise) -> torch.Tensor:
     """uniform: U(−ε,ε) (ℓ∞) or uniform in the ℓ2 ball; normal: x + 0.001·N(0,I); none: x."""
     if start == "none":
         return x.clone()
     if start == "normal":
-        noise = 0.001 * batch_noise(x.shape, normal=True, device=x.device, dtype=x.dtype, generator=generator)
+        noise = 0.001 * noise(x.shape, normal=True, device=x.device, dtype=x.dtype, generator=generator)
         return project(x + noise, x, eps, norm)
     if norm == "linf":
-        u = batch_noise(x.shape, normal=False, device=x.device, dtype=x.dtype, generator=generator) * 2 - 1
+        u = noise(x.shape, normal=False, device=x.device, dtype=x.dtype, generator=generator) * 2 - 1
         return project(x + u * eps, x, eps, norm)
-    d = batch_noise(x.shape, normal=True, device=x.device, dtype=x.dtype, generator=generator)
+    d = noise(x.shape, normal=True, device=x.device, dtype=x.dtype, generator=generator)
     d = d / d.flatten(1).norm(dim=1).clamp_min(1e-12).reshape(-1, *([1] * (x.dim() - 1)))
-    r = batch_noise(x.shape[:1], normal=False, device=x.device, dtype=x.dtype, generator=generator) ** (1.0 / x[0].numel())
+    r = noise(x.shape[:1], normal=False, device=x.device, dtype=x.dtype, generator=generator) ** (1.0 / x[0].numel())
     return project(x + d * r.reshape(-1, *([1] * (x.dim() - 1))) * eps, x, eps, norm)
 
 
@@ -135,7 +135,7 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float | torc
         record_step: torch.Tensor | str | None = None, tau: int | torch.Tensor | None = None,
         step_noise: float = 0.0, cw_confidence: float = 50.0, p_natural: torch.Tensor | None = None,
         return_info: bool = False, return_first_success: bool = False, generator: torch.Generator | None = None,
-        check_inputs: bool = True):
+        noise: Noise = draw_noise, check_inputs: bool = True):
     """Projected gradient ascent on `loss` inside the ε-ball around x (METHODS §1).
 
     eps, alpha: scalars or per-example tensors of shape [B].
@@ -149,6 +149,7 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float | torc
     tau: FAT's early-stop budget (scalar or per-example); `step_noise` adds ω·N(0,I) to each step.
     return_first_success: return, per example, the first misclassified iterate (PGD+: an example is
         robust only if every iterate is classified correctly), else the last one.
+    generator, noise: where the random start and step noise come from (`irat.attacks.noise`).
     Returns x_adv, or (x_adv, PGDInfo) with `return_info=True`.
     """
     _validate(eps, alpha, steps, norm, loss, start, kappa, restarts, tau)
@@ -166,7 +167,7 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float | torc
                 p_nat = F.softmax(model(x), 1)
         for _ in range(restarts):
             x_adv, info = _run(model, x, y, eps_b, alpha_b, int(steps), norm, loss, start, kappa, record_step,
-                               tau, step_noise, cw_confidence, p_nat, need_info, return_first_success, generator)
+                               tau, step_noise, cw_confidence, p_nat, need_info, return_first_success, generator, noise)
             if best_adv is None or info is None:
                 best_adv, best_info = x_adv, info
                 continue
@@ -191,10 +192,10 @@ def _merge(a: PGDInfo, b: PGDInfo, take: torch.Tensor) -> PGDInfo:
 
 
 def _run(model, x, y, eps, alpha, steps, norm, loss, start, kappa, record_step, tau, step_noise, cw_conf, p_nat,
-         need_info, first_success_out, generator):
+         need_info, first_success_out, generator, noise):
     b = x.shape[0]
     dev = x.device
-    x_adv = random_start(x, eps, norm, start, generator)
+    x_adv = random_start(x, eps, norm, start, generator, noise)
     kappa_count = torch.zeros(b, dtype=torch.long, device=dev)
     first = torch.full((b,), -1, dtype=torch.long, device=dev)
     fat = tau is not None
@@ -236,7 +237,7 @@ def _run(model, x, y, eps, alpha, steps, norm, loss, start, kappa, record_step, 
             x_adv = x_adv.detach()
             upd = _step(grad, alpha, norm)
             if step_noise:
-                upd = upd + step_noise * batch_noise(x.shape, normal=True, device=dev, dtype=x.dtype, generator=generator)
+                upd = upd + step_noise * noise(x.shape, normal=True, device=dev, dtype=x.dtype, generator=generator)
             new = project(x_adv + upd, x, eps, norm)
             x_adv = torch.where(active.reshape(bshape), new, x_adv) if fat else new
             if keep_all:

@@ -14,6 +14,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .checks import attack_mode
+from .noise import Noise, draw_noise
 from .pgd import _per_example, _step, project, random_start
 
 
@@ -41,7 +42,7 @@ def symmetric_kl(upper: torch.Tensor, lower: torch.Tensor) -> torch.Tensor:
 
 def squeeze_pair(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float | torch.Tensor, alpha: float | torch.Tensor,
                  steps: int, norm: str = "linf", bn_mode: str = "train-frozen",
-                 generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                 generator: torch.Generator | None = None, noise: Noise = draw_noise) -> tuple[torch.Tensor, torch.Tensor]:
     """(x_adv, x_col) after `steps` joint ascent steps on the symmetric KL of the two extremes.
 
     bn_mode train-frozen (default) is the released code's: batch statistics, running ones untouched.
@@ -49,8 +50,8 @@ def squeeze_pair(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: flo
     x = x.detach()
     y = y.long()
     eps_b, alpha_b = _per_example(eps, x), _per_example(alpha, x)
-    x_adv = random_start(x, eps_b, norm, "normal", generator)
-    x_col = random_start(x, eps_b, norm, "normal", generator)
+    x_adv = random_start(x, eps_b, norm, "normal", generator, noise)
+    x_col = random_start(x, eps_b, norm, "normal", generator, noise)
     with attack_mode(model, bn_mode):
         x_nat = x.clone().requires_grad_(True)
         logits_nat = model(x_nat)   # x never moves: one forward, its graph kept for every step's backward

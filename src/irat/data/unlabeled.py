@@ -74,7 +74,7 @@ def build_unlabeled(cfg: UnlabeledConfig, train: DeviceData, shape: tuple[int, i
     `withhold` without a teacher only removes the examples: the labeled-only run that RST is compared
     with, and the teacher's own training run, see exactly the labeled examples RST sees.
     """
-    from ..train.trainer import load_model
+    from ..checkpoints import load_model
     if cfg.withhold and not cfg.teacher:
         train, held = withhold(train, int(cfg.withhold), split_seed)
         return train, None, {"source": f"withheld {cfg.withhold} training examples", "teacher": None,

@@ -13,7 +13,7 @@ from .. import distributed
 from ..data import load_splits
 from ..errors import IratError
 from ..tables import results_table
-from ..train import load_model
+from ..checkpoints import load_model
 from ..utils import atomic_write, atomic_write_json, parse_number, resolve_device
 from .core import check_options, evaluate, resolve_attacks
 

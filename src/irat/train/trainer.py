@@ -14,44 +14,24 @@ from typing import Any
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .. import distributed
-from ..attacks.anpgd import an_pgd
-from ..attacks.checks import attack_mode, frozen_bn_stats
-from ..attacks.losses import soft_logit_margin
-from ..attacks.pgd import pgd
-from ..attacks.squeeze import squeeze_pair
+from ..attacks.checks import frozen_bn_stats
+from ..attacks.noise import draw_noise
+from ..checkpoints import BEST, LAST, RECOVERY, load_checkpoint, run_state, save_checkpoint
 from ..config import Config, from_dict
 from ..data import Splits, load_splits
 from ..data.unlabeled import build_unlabeled, mixed_batches, n_mixed_batches
 from ..errors import ConfigError, IratError
 from ..evaluate.core import evaluate
 from ..models import create_model
-from ..objectives import make_objective, mma_dmax
+from ..parts import Crafted, RunContext, Step, build_parts
 from ..utils import atomic_write_text, resolve_device
-from .checkpoint import load_checkpoint, save_checkpoint
-from .schedules import learning_rate, stepwise_value
-from .validate import validate_config
+from ..validate import validate_config
 from .awp import AWP
-from .bilaw import BiLAW
-from .reweight import Reweighter, natural_logits, summarize
-from ..margins import pm_dif, probabilistic_margin
-from ..radius import radius_for
-from ..utils import atomic_write
-
-RECOVERY, LAST, BEST = "recovery.pt", "last.pt", "best.pt"
-
-
-def run_state(out: Path) -> dict[str, Any] | None:
-    """What a run directory holds: None if no checkpoint, else its epoch and whether it finished."""
-    rec = out / RECOVERY
-    if not rec.exists():
-        return None
-    data = load_checkpoint(rec)
-    epochs = int(data["config"].get("epochs", 0))
-    return {"epoch": int(data["epoch"]), "epochs": epochs, "finished": int(data["epoch"]) >= epochs, "data": data}
+from .callbacks import Callback, EpochStats, Flatness, StepRecord, TensorBoard
+from ..schedules import learning_rate
 
 
 class Trainer:
@@ -103,34 +83,28 @@ class Trainer:
         self._frac = 1.0   # this rank's share of the global batch: local mean losses × frac sum to the global mean
         self._told_skip = False   # said once that batches smaller than the number of ranks are skipped
         self.meta = dict(self.model.irat_meta, dataset=self.splits.name)
-        self.objective = make_objective(cfg.objective.name, cfg.objective.beta, cfg.objective.mma_clean_coeff)
-        self.reweighter = Reweighter(cfg, self.objective)
-        self.save_epochs = {int(e) for e in cfg.save_per_example}
-        self._epoch_buf: dict[str, list[torch.Tensor]] = {}
-        self._tb = None  # TensorBoard writer, opened on first use
-        self.bilaw = None
-        if cfg.weighting.name in ("bilaw", "bilaw-np"):
-            meta_idx, keep_idx = _split_meta(len(self.splits.train), cfg.weighting.bilaw_meta_size, cfg.data.split_seed)
-            meta = self.splits.train.subset(meta_idx)
-            self.splits.train = self.splits.train.subset(keep_idx)
-            self.bilaw = BiLAW(self.splits.num_classes, meta, hidden=cfg.weighting.bilaw_hidden,
-                               lr=cfg.weighting.bilaw_lr, batch_size=cfg.batch_size, seed=cfg.seed,
-                               parametric=cfg.weighting.name == "bilaw", device=self.device,
-                               net_input=cfg.weighting.bilaw_input)
+        self.ctx = RunContext(cfg, device=self.device, num_classes=self.splits.num_classes,
+                              global_sum=distributed.all_reduce_sum, distributed=self.dist.enabled)
+        self.parts = build_parts(cfg, self.ctx)   # radius, objective, weighting (BiLAW's weight net is made here)
+        self.splits.train = self.parts.weighting.split_data(self.splits.train)
         self.unlabeled, self.unlabeled_info = None, None
         u = cfg.unlabeled
         if u.path or u.withhold:
             self.splits.train, self.unlabeled, self.unlabeled_info = build_unlabeled(
                 u, self.splits.train, self.splits.shape, self.splits.num_classes, cfg.data.split_seed)
-        self.mma_eps = None   # MMA: every training example's last radius (its margin estimate), by example index
-        if cfg.objective.name == "mma":
-            n_index = 1 + max(int(d.index.max()) for d in (self.splits.train, self.unlabeled) if d is not None and len(d))
-            self.mma_eps = torch.zeros(n_index, device=self.device)
-            self._mma_touched = torch.zeros(n_index, dtype=torch.bool, device=self.device)
+        n_index = 1 + max(int(d.index.max()) for d in (self.splits.train, self.unlabeled) if d is not None and len(d))
+        for part in (self.parts.radius, self.parts.objective, self.parts.weighting):
+            part.prepare(n_index)
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=cfg.optim.lr, momentum=cfg.optim.momentum,
                                          weight_decay=cfg.optim.weight_decay, nesterov=cfg.optim.nesterov)
         self.generator = torch.Generator(device=self.device).manual_seed(cfg.seed)
         self.awp = AWP(self.model, cfg.awp.gamma, cfg.awp.proxy_lr) if cfg.awp.enabled else None
+        self.stats = EpochStats({int(e) for e in cfg.save_per_example}, self.parts.weighting.reports_pm_adv)
+        self.callbacks: list[Callback] = [self.stats]
+        if cfg.flatness_n:
+            self.callbacks.append(Flatness(cfg.flatness_n))
+        if cfg.tensorboard:
+            self.callbacks.append(TensorBoard(self.stats))
         self.epoch = 0
         self.best = {"epoch": 0, "robust": -1.0}
         if self.resume_state is not None:
@@ -179,100 +153,63 @@ class Trainer:
     def alpha(self) -> float:
         return self.cfg.attack.alpha if self.cfg.attack.alpha is not None else self.eps / 4
 
-    def attack_kwargs(self, epoch: int) -> dict[str, Any]:
-        a = self.cfg.attack
-        kw = dict(eps=self.eps, alpha=self.alpha, steps=a.steps, norm=a.norm,
-                  loss=a.loss or self.objective.attack_loss, start=a.start or self.objective.attack_start,
-                  restarts=a.restarts, bn_mode=a.bn_mode, kappa=a.kappa, generator=None, check_inputs=False)
-        if self.objective.early_stop:
-            kw["tau"] = int(stepwise_value(self.cfg.objective.fat_tau, epoch - 1, "objective.fat_tau"))
-            kw["step_noise"] = self.cfg.objective.fat_noise
-        return kw
-
     # -- one batch ------------------------------------------------------------------------------
-    def train_step(self, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor, epoch: int) -> dict[str, torch.Tensor]:
-        """Radius → attack → objective terms → weights → (AWP) step. Returns per-batch device stats."""
-        eps, step = radius_for(self.cfg.radius, self.model, x, y, epoch, self.eps, self.alpha)
-        kw = self.attack_kwargs(epoch)
-        kw.update(eps=eps, alpha=step)
-        saving = epoch in self.save_epochs
-        want_info = self.reweighter.needs_kappa or saving
-        if self.reweighter.record_step or saving:
-            kw["record_step"] = "kappa"
-        net = self.net
-        x_adv2, info, mask = None, None, None
-        name = self.objective.name
-        if name == "standard":      # plain training: the "adversarial" batch is the batch
-            x_adv = x
-        elif name == "mma":         # AN-PGD points of correctly classified examples, x itself for the others
-            x_adv, eps, mask = self.mma_attack(net, x, y, idx)
-        elif name == "st":          # the adversarial and the collaborative example, found jointly
-            x_adv, x_adv2 = squeeze_pair(net, x, y, eps=eps, alpha=step, steps=kw["steps"], norm=kw["norm"],
-                                         bn_mode=kw["bn_mode"])
-        else:
-            x_adv, info = pgd(net, x, y, return_info=True, **kw) if want_info else (pgd(net, x, y, **kw), None)
-        if self.objective.second_attack:
-            kw2 = dict(kw, loss=self.objective.second_attack, start="uniform", record_step=None, tau=None)
-            x_adv2 = pgd(net, x, y, **kw2)
-        w_raw = None
-        if self.bilaw is not None and self.reweighter.active(epoch):
-            w_raw = self.bilaw.weights(self.model, self.objective, self.reweighter.targets, x, x_adv, y,
-                                       self.optimizer.param_groups[0]["lr"], self.meta_attack)
+    def train_step(self, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor, epoch: int, *,
+                   global_n: int | None = None, noise: Any = draw_noise) -> dict[str, torch.Tensor]:
+        """Radius → the objective's attack → weights → loss → (AWP) step (DESIGN.md). Returns per-batch
+        device stats. global_n / noise: the global batch this is a slice of, and its per-example draws."""
+        parts = self.parts
+        eps, step_size = parts.radius(self.model, x, y, epoch, self.eps, self.alpha)
+        records = any(cb.wants_records(epoch) for cb in self.callbacks)
+        weighting = parts.weighting
+        step = Step(net=self.net, model=self.model, x=x, y=y, idx=idx, epoch=epoch, eps=eps, alpha=step_size,
+                    lr=self.optimizer.param_groups[0]["lr"], global_n=global_n or len(y), noise=noise,
+                    want_info=weighting.needs_kappa or records,
+                    record_kappa_iterate=weighting.record_kappa_iterate or records)
+        crafted = parts.objective.craft(step)
+        w_raw = weighting.before_loss(step, crafted, parts.objective, parts.targets) if weighting.active(epoch) else None
         awp_on = self.awp is not None and epoch > self.cfg.awp.warmup
         if awp_on:
-            diff = self.awp.perturbation(
-                lambda m: self._frac * self.batch_loss(m, x, x_adv, y, info, epoch, w_raw, x_adv2, mask)[0])
+            assert self.awp is not None
+            diff = self.awp.perturbation(lambda m: self._frac * self.batch_loss(m, x, y, crafted, epoch, w_raw)[0])
             self.awp.apply(diff, +1.0)
         self.model.train()
-        loss, logits_adv, logits_nat, w_used = self.batch_loss(self.train_net, x, x_adv, y, info, epoch, w_raw,
-                                                               x_adv2, mask)
+        loss, logits_adv, logits_nat, w_used = self.batch_loss(self.train_net, x, y, crafted, epoch, w_raw)
         self.optimizer.zero_grad(set_to_none=True)
         (loss * self._frac).backward()
         self.optimizer.step()
         if awp_on:
+            assert self.awp is not None
             self.awp.apply(diff, -1.0)
-        self._observe(x, y, idx, eps, info, logits_adv, logits_nat, w_used, saving)
+        rec = StepRecord(x, y, idx, epoch, crafted.eps if crafted.eps is not None else eps, crafted.info, logits_adv,
+                         logits_nat, w_used)
+        for cb in self.callbacks:
+            cb.on_step(self, rec)
         stats = {"loss": loss.detach() * len(y), "adv_correct": (logits_adv.argmax(1) == y).sum()}
         if logits_nat is not None:
             stats["nat_correct"] = (logits_nat.argmax(1) == y).sum()
         return stats
 
-    def batch_loss(self, model: nn.Module, x: torch.Tensor, x_adv: torch.Tensor, y: torch.Tensor, info, epoch: int,
-                   w_raw: torch.Tensor | None = None, x_adv2: torch.Tensor | None = None,
-                   mask: torch.Tensor | None = None):
+    def batch_loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, crafted: Crafted, epoch: int,
+                   w_raw: torch.Tensor | None = None
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         """The (weighted) training loss of one batch on `model` (the model itself or AWP's proxy)."""
-        logits_adv = model(x_adv)
-        logits_nat = model(x) if self.objective.needs_natural else None
+        objective, weighting = self.parts.objective, self.parts.weighting
+        logits_adv = model(crafted.x_adv)
+        logits_nat = model(x) if objective.needs_natural else None
         logits_adv2 = None
-        if x_adv2 is not None:   # ST-AT's collaborative example leaves BN's running statistics alone (released code)
-            with frozen_bn_stats(model, self.objective.name == "st"):
-                logits_adv2 = model(x_adv2)
-        terms = self.objective.terms(logits_nat, logits_adv, y, logits_adv2, mask)
+        if crafted.x_adv2 is not None:
+            with frozen_bn_stats(model, objective.freeze_bn_on_second):
+                logits_adv2 = model(crafted.x_adv2)
+        terms = objective.terms(logits_nat, logits_adv, y, logits_adv2, crafted.mask)
         weights = None
-        if self.reweighter.active(epoch):
+        if weighting.active(epoch):
             if w_raw is None:
-                w_raw = self.reweighter.raw(model, info=info, x=x, y=y, logits_adv=logits_adv, logits_nat=logits_nat,
-                                            epoch=epoch)
-            weights = self.reweighter.term_weights(w_raw)
-        return self.objective.combine(terms, weights), logits_adv, logits_nat, w_raw
-
-    def mma_attack(self, net: nn.Module, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor):
-        """MMA's training points (released trainer): AN-PGD from each example's last radius for the examples
-        classified correctly (soft logit margin < 0), the clean input for the rest (radius 0). Returns
-        (inputs, radii, counted) — counted: misclassified, or radius below d_max (the hinge)."""
-        a, o = self.cfg.attack, self.cfg.objective
-        d_max = mma_dmax(o.mma_dmax, self.eps)
-        with torch.no_grad(), attack_mode(net, "eval"):
-            correct = soft_logit_margin(net(x), y) < 0
-        prev = self.mma_eps[idx].clamp_min(o.mma_min_eps)
-        x_an, r = an_pgd(net, x, y, prev, max_eps=1.05 * d_max, steps=a.steps, search_steps=o.mma_search_steps,
-                         step_scale=o.mma_step_scale, norm=a.norm, loss=a.loss or "slm", start=a.start or "uniform")
-        r = torch.where(correct, r, torch.zeros_like(r))
-        self.mma_eps[idx] = r
-        if self.dist.enabled:
-            self._mma_touched[idx] = True
-        x_mma = torch.where(correct.reshape(-1, *([1] * (x.dim() - 1))), x_an, x)
-        return x_mma, r, ~correct | (r < d_max)
+                w_raw = weighting.raw(model, info=crafted.info, x=x, y=y, logits_adv=logits_adv,
+                                      logits_nat=logits_nat, epoch=epoch)
+            omega = weighting.normalize(w_raw)
+            weights = {t: omega for t in self.parts.targets}
+        return objective.combine(terms, weights), logits_adv, logits_nat, w_raw
 
     def train_batches(self):
         """This epoch's (x, y, index) batches: the training set, topped up with pseudo-labelled data for RST."""
@@ -282,35 +219,6 @@ class Trainer:
                                  generator=self.generator, augment=self.splits.augment)
         return self.splits.train.batches(cfg.batch_size, shuffle=True, generator=self.generator,
                                          augment=self.splits.augment)
-
-    def meta_attack(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """PGD examples of a validation batch for BiLAW's look-ahead (CE, the training threat model)."""
-        a = self.cfg.attack
-        return pgd(model, x, y, eps=self.eps, alpha=self.alpha, steps=a.steps, norm=a.norm, loss="ce",
-                   start="uniform", bn_mode=a.bn_mode, check_inputs=False)
-
-    def _observe(self, x, y, idx, eps, info, logits_adv, logits_nat, w_raw, saving) -> None:
-        """Collect per-example quantities on the device for the epoch's metrics (and saved values)."""
-        buf = self._epoch_buf
-        if w_raw is not None:
-            buf.setdefault("weight", []).append(w_raw.detach())
-        if info is not None:
-            buf.setdefault("kappa", []).append(info.kappa)
-        if torch.is_tensor(eps):
-            buf.setdefault("eps", []).append(eps.detach())
-        if self.reweighter.w.name in ("mail", "wmmr") or saving:
-            buf.setdefault("pm_adv", []).append(probabilistic_margin(logits_adv.detach(), y))
-        if saving:
-            nat = logits_nat.detach() if logits_nat is not None else natural_logits(self.model, x)
-            buf.setdefault("pm_nat", []).append(probabilistic_margin(nat, y))
-            if info is not None and info.x_at_step is not None:
-                buf.setdefault("pm_dif", []).append(pm_dif(nat, natural_logits(self.model, info.x_at_step), y))
-            buf.setdefault("index", []).append(idx)
-            buf.setdefault("label", []).append(y)
-            if not torch.is_tensor(eps):
-                buf.setdefault("eps_scalar", []).append(torch.full_like(y, float(eps), dtype=torch.float))
-        if self.bilaw is not None:
-            buf.setdefault("bilaw_val_loss", []).append(self.bilaw.last_val_loss.reshape(1))
 
     # -- epochs ---------------------------------------------------------------------------------
     def fit(self, max_epochs: int | None = None) -> dict[str, Any]:
@@ -331,8 +239,7 @@ class Trainer:
             epoch = self.epoch + 1
             t0 = time.perf_counter()
             self.model.train()
-            if self.bilaw is not None:
-                self.bilaw.new_epoch()
+            self.parts.weighting.new_epoch()
             acc: dict[str, torch.Tensor] = {}
             seen, seen_here, skipped = 0, 0, 0
             bar = tqdm(total=n_batches, desc=f"epoch {epoch}/{cfg.epochs}", disable=not (cfg.progress and main),
@@ -346,14 +253,16 @@ class Trainer:
                 if n < self.dist.world:   # a last batch too small to give every rank an example (all ranks skip it)
                     skipped += n
                     continue
-                with distributed.batch_shard(n) as (lo, hi):   # this rank's slice of the global batch
-                    if self.dist.enabled:
-                        x, y, idx = x[lo:hi], y[lo:hi], idx[lo:hi]
-                        self._frac = (hi - lo) / n
-                    if cfg.channels_last:
-                        x = x.contiguous(memory_format=torch.channels_last)
-                    with self.autocast():
-                        stats = self.train_step(x, y, idx, epoch)
+                noise = draw_noise
+                if self.dist.enabled:   # this rank's slice of the global batch, and of its random draws
+                    lo, hi = distributed.shard_range(n)
+                    x, y, idx = x[lo:hi], y[lo:hi], idx[lo:hi]
+                    self._frac = (hi - lo) / n
+                    noise = distributed.shard_noise(n, lo, hi)
+                if cfg.channels_last:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                with self.autocast():
+                    stats = self.train_step(x, y, idx, epoch, global_n=n, noise=noise)
                 for k, v in stats.items():
                     acc[k] = acc[k] + v if k in acc else v
                 seen += n
@@ -375,10 +284,11 @@ class Trainer:
                                    "train_adv_acc": 100 * acc["adv_correct"].item() / seen}
             if "nat_correct" in acc:
                 row["train_nat_acc"] = 100 * acc["nat_correct"].item() / seen
-            row.update(self.extra_metrics())
+            self.parts.objective.end_epoch()
+            row.update(self.parts.epoch_metrics())
             row["train_time_s"] = time.perf_counter() - t0
-            if cfg.flatness_n:
-                row.update(self.flatness())
+            for cb in self.callbacks:
+                cb.on_epoch_end(self, row)
             row["train_examples_per_s"] = seen / row["train_time_s"]
             self.epoch = epoch
             if epoch % cfg.val_every == 0 or epoch == cfg.epochs:
@@ -387,8 +297,8 @@ class Trainer:
             if main:
                 with open(self.out / "metrics.jsonl", "a", encoding="utf-8") as fh:
                     fh.write(json.dumps(row) + "\n")
-                if cfg.tensorboard:
-                    self._tensorboard(row)
+                for cb in self.callbacks:
+                    cb.on_row(self, row)
             distributed.barrier()   # no rank runs ahead of rank 0's checkpoint
             last_row = row
             if cfg.progress and main:
@@ -404,88 +314,6 @@ class Trainer:
         keys = sorted(acc)
         total = distributed.all_reduce_(torch.stack([acc[k].double() for k in keys]))
         return dict(zip(keys, total.unbind()))
-
-    def _sync_mma_radii(self) -> None:
-        """Each rank updated the radii of its own examples this epoch; every rank now gets all of them."""
-        touched = self._mma_touched
-        vals = distributed.all_reduce_(torch.where(touched, self.mma_eps, torch.zeros_like(self.mma_eps)))
-        count = distributed.all_reduce_(touched.to(self.mma_eps.dtype))
-        self.mma_eps = torch.where(count > 0, vals / count.clamp_min(1), self.mma_eps)
-        touched.zero_()
-
-    def extra_metrics(self) -> dict[str, Any]:
-        """Per-epoch distributions of weights, κ, margins and radii (gathered over ranks); saves
-        per-example values if asked."""
-        if self.mma_eps is not None and self.dist.enabled:
-            self._sync_mma_radii()
-        buf = {k: torch.cat(v) for k, v in sorted(self._epoch_buf.items())}
-        buf = {k: v if k == "bilaw_val_loss" else distributed.gather_cat(v) for k, v in buf.items()}
-        self._epoch_buf = {}
-        self._last_buf = buf
-        row: dict[str, Any] = {}
-        if "weight" in buf:
-            row.update(summarize(buf["weight"], "weight"))
-        if "kappa" in buf:
-            k = self.cfg.attack.steps
-            row["kappa_hist"] = torch.bincount(buf["kappa"].clamp(0, k), minlength=k + 1).tolist()
-        if "pm_adv" in buf:
-            row.update(summarize(buf["pm_adv"], "pm_adv"))
-        if "eps" in buf:
-            e = buf["eps"]
-            row.update({"eps_min": e.min().item(), "eps_mean": e.mean().item(), "eps_max": e.max().item()})
-        if "bilaw_val_loss" in buf:
-            row["bilaw_val_loss"] = buf["bilaw_val_loss"].mean().item()
-        if "index" in buf and self.dist.main:
-            self._save_per_example(buf)
-        return row
-
-    def flatness(self) -> dict[str, float]:
-        """Mean ‖∇ₓ CE‖₂ at friendly (PGD stopped at the first misclassification, FAT τ = 0) and at
-        most-adversarial (PGD-K) points of the first `flatness_n` training examples (GAIRAT Fig. 4)."""
-        from ..attacks import fat_pgd, pgd
-        x, y = self.splits.train.head(self.cfg.flatness_n).all()
-        a = self.cfg.attack
-        gen = torch.Generator(device=x.device).manual_seed(self.cfg.seed + self.epoch)  # leaves training's RNG alone
-        out = {}
-        for key, xa in (("flat_friendly", fat_pgd(self.model, x, y, eps=self.eps, alpha=self.alpha, steps=a.steps,
-                                                  tau=0, step_noise=0.0, norm=a.norm, generator=gen)),
-                        ("flat_adv", pgd(self.model, x, y, eps=self.eps, alpha=self.alpha, steps=a.steps,
-                                         norm=a.norm, generator=gen))):
-            with attack_mode(self.model, "eval"):
-                xr = xa.detach().requires_grad_(True)
-                g, = torch.autograd.grad(F.cross_entropy(self.model(xr), y, reduction="sum"), xr)
-            out[key] = g.flatten(1).norm(dim=1).mean().item()
-        return out
-
-    def _tensorboard(self, row: dict[str, Any]) -> None:
-        """Per-epoch scalars and weight/margin/κ/radius histograms under RUN/tensorboard."""
-        if self._tb is None:
-            from torch.utils.tensorboard import SummaryWriter
-            self._tb = SummaryWriter(str(self.out / "tensorboard"))
-        for k, v in row.items():
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "epoch":
-                self._tb.add_scalar(k, v, row["epoch"])
-        for k in ("weight", "pm_adv", "kappa", "eps"):
-            if k in getattr(self, "_last_buf", {}):
-                self._tb.add_histogram(k, self._last_buf[k].float().cpu(), row["epoch"])
-        self._tb.flush()
-
-    def _save_per_example(self, buf: dict[str, torch.Tensor]) -> None:
-        import numpy as np
-        out = {"index": buf["index"], "label": buf["label"], "pm_adv": buf["pm_adv"], "pm_nat": buf["pm_nat"]}
-        out["weight"] = buf["weight"] if "weight" in buf else torch.ones_like(buf["label"], dtype=torch.float)
-        out["eps"] = buf.get("eps", buf.get("eps_scalar"))
-        for k in ("kappa", "pm_dif"):
-            if k in buf:
-                out[k] = buf[k]
-        path = self.out / "per_example" / f"epoch_{self.epoch + 1:03d}.npz"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        arrays = {k: v.cpu().numpy() for k, v in out.items()}
-
-        def write(tmp: str) -> None:
-            with open(tmp, "wb") as fh:
-                np.savez(fh, **arrays)
-        atomic_write(path, write)
 
     def validate(self) -> dict[str, float]:
         """Natural and PGD-K accuracy on the validation split (or the test set: the papers' protocol)."""
@@ -527,16 +355,14 @@ class Trainer:
         save_checkpoint(self.out / RECOVERY, payload)
 
     def extra_state(self) -> dict[str, Any]:
-        state: dict[str, Any] = {"bilaw": self.bilaw.state_dict()} if self.bilaw is not None else {}
-        if self.mma_eps is not None:
-            state["mma_eps"] = self.mma_eps.clone()
-        return state
+        """The parts' state (MMA's radii, BiLAW's weight net, optimizer and validation order, ...)."""
+        return {"parts": self.parts.state_dict()}
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
-        if self.bilaw is not None and "bilaw" in state:
-            self.bilaw.load_state_dict(state["bilaw"])
-        if self.mma_eps is not None and "mma_eps" in state:
-            self.mma_eps.copy_(state["mma_eps"].to(self.mma_eps.device))
+        if "parts" not in state:   # written before parts owned their state: {"bilaw": ..., "mma_eps": ...}
+            state = {"parts": {"weighting": state.get("bilaw", {}),
+                               "objective": {"mma_eps": state["mma_eps"]} if "mma_eps" in state else {}}}
+        self.parts.load_state_dict(state["parts"])
 
     def _restore(self, data: dict[str, Any]) -> None:
         self.model.load_state_dict(data["model"])
@@ -570,33 +396,3 @@ def _sum_hook(state, bucket):  # noqa: ANN001 — DDP checks these annotations: 
     import torch.distributed as dist
     fut = dist.all_reduce(bucket.buffer(), async_op=True).get_future()
     return fut.then(lambda f: f.value()[0])
-
-
-def _split_meta(n: int, size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """BiLAW's second validation set (drives the weight net), split off the training set, seeded."""
-    if size < 1 or size >= n:
-        raise ConfigError(f"weighting.bilaw_meta_size must be in [1, {n - 1}] for {n} training examples, got {size}")
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed + 1))
-    return perm[:size].sort().values, perm[size:].sort().values
-
-
-def load_model(run: str | Path, checkpoint: str = "best", device: str | torch.device = "cpu") -> nn.Module:
-    """Load a trained model from a run directory (best or last checkpoint) or a checkpoint file.
-
-    The model takes inputs in [0,1] and returns logits; it is returned in eval mode.
-    """
-    path = Path(run)
-    if path.is_dir():
-        if checkpoint not in ("best", "last"):
-            raise ConfigError(f"checkpoint must be best or last, got {checkpoint!r}")
-        path = path / (BEST if checkpoint == "best" else LAST)
-    data = load_checkpoint(path, map_location="cpu")
-    meta = data["meta"]
-    model = create_model(meta["arch"], in_channels=meta["in_channels"], num_classes=meta["num_classes"],
-                         input_size=meta["input_size"])
-    try:
-        model.load_state_dict(data["model"])
-    except RuntimeError as exc:
-        raise IratError(f"{path}: weights do not fit a {meta['arch']} model ({str(exc).splitlines()[0]})") from exc
-    model.irat_checkpoint = {"path": str(path), "epoch": data["epoch"], "config": data["config"], "meta": meta}
-    return model.to(device).eval()

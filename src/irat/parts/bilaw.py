@@ -14,7 +14,7 @@ process's on the whole batch.
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -22,10 +22,15 @@ import torch.nn.functional as F
 from torch.func import functional_call
 
 from .. import distributed
+from ..attacks.noise import draw_noise
+from ..attacks.pgd import pgd
+from ..config import Config
 from ..data import DeviceData
+from ..errors import ConfigError
 from ..margins import margin_vector, probabilistic_margin
-from ..objectives import Objective
-from .reweight import natural_logits
+from .base import Crafted, RunContext, Step
+from .objectives import Objective
+from .weighting import Weighting, natural_logits, register_weighting
 
 
 BILAW_INPUTS = ("multiclass-margin", "margin", "adv-loss", "loss-diff")
@@ -81,24 +86,76 @@ def lookahead_val_loss(model: nn.Module, objective: Objective, targets: list[str
     return F.cross_entropy(forward(lookahead, xv_adv), yv, reduction="sum") / (val_total or len(yv))
 
 
-class BiLAW:
-    def __init__(self, num_classes: int, meta: DeviceData, *, hidden: int | list[int], lr: float, batch_size: int,
-                 seed: int, parametric: bool, device: torch.device, net_input: str = "multiclass-margin"):
-        self.parametric = parametric
-        self.net_input = net_input
-        self.net = WeightNet(num_classes if net_input == "multiclass-margin" else 1, hidden).to(device)
-        self.opt = torch.optim.Adam(self.net.parameters(), lr=lr)
-        self.meta = meta
-        self.batch_size = batch_size
-        self.gen = torch.Generator(device=device).manual_seed(seed + 7919)
-        self._iter = iter(())
+@register_weighting("bilaw")
+class BiLAW(Weighting):
+    """BiLAW: a weight net ω_μ on the multi-class margin, trained by a one-step look-ahead (Alg. 1). It
+    takes `bilaw_meta_size` examples out of the training set as the validation set that drives μ."""
+    learned = True
+    parametric = True
+
+    def __init__(self, cfg: Config, ctx: RunContext | None = None):
+        super().__init__(cfg, ctx)
+        w, device = cfg.weighting, self.ctx.device
+        self.net_input = w.bilaw_input
+        self.net = WeightNet(self.ctx.num_classes if self.net_input == "multiclass-margin" else 1,
+                             w.bilaw_hidden).to(device)
+        self.opt = torch.optim.Adam(self.net.parameters(), lr=w.bilaw_lr)
+        self.meta: DeviceData | None = None
+        self.batch_size = cfg.batch_size
+        self.gen = torch.Generator(device=device).manual_seed(cfg.seed + 7919)
+        self._iter: Any = iter(())
         self.last_val_loss = torch.zeros((), device=device)
+        self._val_losses: list[torch.Tensor] = []
+
+    @classmethod
+    def check(cls, cfg: Config) -> None:
+        w = cfg.weighting
+        if w.bilaw_input not in BILAW_INPUTS:
+            raise ConfigError(f"weighting.bilaw_input must be one of {', '.join(BILAW_INPUTS)}, got {w.bilaw_input!r}")
+        widths = [w.bilaw_hidden] if not isinstance(w.bilaw_hidden, list) else w.bilaw_hidden
+        if not widths or not all(isinstance(h, int) and not isinstance(h, bool) and h >= 1 for h in widths):
+            raise ConfigError(f"weighting.bilaw_hidden must be a width >= 1 or a list of them (e.g. [64, 64]), "
+                              f"got {w.bilaw_hidden!r}")
+
+    @classmethod
+    def needs_pgd_records(cls, cfg: Config) -> bool:
+        return True
+
+    def split_data(self, train: DeviceData) -> DeviceData:
+        """BiLAW's second validation set (drives the weight net), split off the training set, seeded."""
+        n, size = len(train), self.w.bilaw_meta_size
+        if size < 1 or size >= n:
+            raise ConfigError(f"weighting.bilaw_meta_size must be in [1, {n - 1}] for {n} training examples, "
+                              f"got {size}")
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(self.cfg.data.split_seed + 1))
+        self.meta = train.subset(perm[:size].sort().values)
+        return train.subset(perm[size:].sort().values)
+
+    def meta_attack(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, noise: Any) -> torch.Tensor:
+        """PGD examples of a validation batch for the look-ahead (CE, the training threat model)."""
+        a = self.cfg.attack
+        alpha = a.alpha if a.alpha is not None else a.eps / 4
+        return pgd(model, x, y, eps=a.eps, alpha=alpha, steps=a.steps, norm=a.norm, loss="ce", start="uniform",
+                   bn_mode=a.bn_mode, noise=noise, check_inputs=False)
+
+    def before_loss(self, step: Step, crafted: Crafted, objective: Objective, targets: list[str]) -> torch.Tensor:
+        w = self.weights(step.model, objective, targets, step.x, crafted.x_adv, step.y, step.lr, step.global_n)
+        self._val_losses.append(self.last_val_loss.reshape(1))
+        return w
+
+    def epoch_metrics(self) -> dict[str, Any]:
+        if not self._val_losses:
+            return {}
+        loss = torch.cat(self._val_losses).mean().item()
+        self._val_losses = []
+        return {"bilaw_val_loss": loss}
 
     def new_epoch(self) -> None:
         """A fresh permutation of the validation set each epoch (so that resume is exact)."""
         self._iter = iter(())
 
     def _meta_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        assert self.meta is not None
         try:
             x, y, _ = next(self._iter)
         except StopIteration:
@@ -107,15 +164,15 @@ class BiLAW:
         return x, y
 
     def weights(self, model: nn.Module, objective: Objective, targets: list[str], x: torch.Tensor,
-                x_adv: torch.Tensor, y: torch.Tensor, lr: float,
-                attack: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]) -> torch.Tensor:
-        """Update μ by the look-ahead (parametric) and return raw weights for the real step."""
-        b = distributed.global_batch(len(y))      # the global batch (this rank holds len(y) of it)
+                x_adv: torch.Tensor, y: torch.Tensor, lr: float, b: int) -> torch.Tensor:
+        """Update μ by the look-ahead (parametric) and return raw weights for the real step; b is the
+        global batch size (this rank holds len(y) of it)."""
         xv, yv = self._meta_batch()
         nv = len(yv)
-        with distributed.batch_shard(nv) as (lo, hi):   # this rank's slice of the validation batch
-            xv, yv = xv[lo:hi], yv[lo:hi]
-            xv_adv = attack(model, xv, yv)
+        lo, hi = distributed.shard_range(nv)   # this rank's slice of the validation batch
+        noise = distributed.shard_noise(nv, lo, hi) if self.ctx.distributed else draw_noise
+        xv, yv = xv[lo:hi], yv[lo:hi]
+        xv_adv = self.meta_attack(model, xv, yv, noise)
         delta = weight_net_input(self.net_input, model, x, x_adv, y) if self.parametric else None
         if self.parametric:
             w = self.net(delta)
@@ -138,11 +195,17 @@ class BiLAW:
         w = torch.clamp(-g_eps.detach(), min=0.0)
         return w if float(distributed.all_reduce_sum(w.sum())) > 0 else torch.ones_like(w)
 
-    def state_dict(self) -> dict:
+    def state_dict(self) -> dict[str, Any]:
         return {"net": self.net.state_dict(), "opt": self.opt.state_dict(), "gen": self.gen.get_state()}
 
-    def load_state_dict(self, state: dict) -> None:
+    def load_state_dict(self, state: dict[str, Any]) -> None:
         self.net.load_state_dict(state["net"])
         self.opt.load_state_dict(state["opt"])
         self.gen.set_state(state["gen"].cpu())
         self._iter = iter(())
+
+
+@register_weighting("bilaw-np")
+class BiLAWNonParametric(BiLAW):
+    """BiLAW's non-parametric variant: ω_i ∝ max(0, ⟨∇ℓ_i, ∇L_val⟩) (§4, variant 1)."""
+    parametric = False

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import math
 
-from ..config import OptimConfig
-from ..errors import ConfigError
+from .config import OptimConfig
+from .errors import ConfigError
+from .utils import stepwise_value  # noqa: F401  (the table helper, re-exported)
 
 SCHEDULES = ("piecewise", "cosine", "cyclic", "constant")
 
@@ -36,16 +37,3 @@ def learning_rate(opt: OptimConfig, epochs: int, progress: float) -> float:
     if opt.warmup_epochs and progress < opt.warmup_epochs:
         lr *= progress / opt.warmup_epochs
     return lr
-
-
-def stepwise_value(table: list, completed_epochs: int, name: str = "schedule") -> float:
-    """Value of a [[after_epochs, value], ...] table after `completed_epochs` (e.g. FAT's τ)."""
-    try:
-        rows = sorted((float(a), b) for a, b in table)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{name} must be a list of [after_epochs, value] pairs, got {table!r}") from exc
-    val = rows[0][1]
-    for a, b in rows:
-        if completed_epochs >= a:
-            val = b
-    return val

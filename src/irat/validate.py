@@ -1,14 +1,15 @@
-"""Config validation: every bad value stops with one clear message before any work starts."""
+"""Config validation: every bad value stops with one clear message before any work starts.\n\nThe parts check their own options (`Part.check`) and the rules between them (`parts.check_parts`)."""
 from __future__ import annotations
 
-from ..attacks.checks import BN_MODES
-from ..attacks.losses import ATTACK_LOSSES
-from ..attacks.pgd import KAPPAS, NORMS, STARTS
-from ..config import Config
-from ..data import get_spec
-from ..errors import ConfigError, IratError
-from ..models import canonical
-from ..objectives import OBJECTIVES, mma_dmax
+from .attacks.checks import BN_MODES
+from .attacks.losses import ATTACK_LOSSES
+from .attacks.pgd import KAPPAS, NORMS, STARTS
+from .config import Config
+from .data import get_spec
+from .errors import ConfigError, IratError
+from .models import canonical
+from .parts import check_parts
+from .parts.weighting import NORMALIZATIONS
 from .schedules import SCHEDULES
 
 
@@ -26,11 +27,6 @@ def _positive(value, key: str, allow_zero: bool = False) -> None:
 def validate_config(cfg: Config) -> None:
     _positive(cfg.flatness_n, "flatness_n", allow_zero=True)
     _choice(cfg.precision, ("fp32", "bf16"), "precision")
-    if cfg.objective.name == "standard" and (cfg.weighting.name != "none" or cfg.radius.name != "fixed"
-                                             or cfg.awp.enabled):
-        raise ConfigError("objective standard (plain training) runs no attack: it takes no weighting, "
-                          "per-example radius or AWP")
-    _validate_own_attack(cfg)
     _validate_unlabeled(cfg)
     if cfg.tensorboard:
         try:
@@ -41,7 +37,6 @@ def validate_config(cfg: Config) -> None:
     if cfg.data.dataset.lower() != "npz":
         get_spec(cfg.data.dataset)
     canonical(cfg.model.arch)
-    _choice(cfg.objective.name, OBJECTIVES, "objective.name")
     a = cfg.attack
     _positive(a.eps, "attack.eps (ε)")
     if a.alpha is not None:
@@ -68,53 +63,10 @@ def validate_config(cfg: Config) -> None:
     _choice(cfg.best_on, ("val", "test"), "best_on")
     _positive(cfg.objective.beta, "objective.beta", allow_zero=True)
     w = cfg.weighting
-    from .reweight import MAIL_MARGINS, SCHEMES
-    from ..weighting import GAIR_FUNCTIONS, NORMALIZATIONS
-    _choice(w.name, SCHEMES, "weighting.name")
-    _choice(w.mail_margin, MAIL_MARGINS, "weighting.mail_margin")
     _choice(w.normalization, NORMALIZATIONS, "weighting.normalization")
-    _choice(w.gair_fn, GAIR_FUNCTIONS, "weighting.gair_fn")
-    from .bilaw import BILAW_INPUTS
-    _choice(w.bilaw_input, BILAW_INPUTS, "weighting.bilaw_input")
-    widths = [w.bilaw_hidden] if not isinstance(w.bilaw_hidden, list) else w.bilaw_hidden
-    if not widths or not all(isinstance(h, int) and not isinstance(h, bool) and h >= 1 for h in widths):
-        raise ConfigError(f"weighting.bilaw_hidden must be a width >= 1 or a list of them (e.g. [64, 64]), "
-                          f"got {w.bilaw_hidden!r}")
-    _choice(w.gair_lambda_schedule, ("fixed", "linear", "piecewise"), "weighting.gair_lambda_schedule")
     if not isinstance(w.burn_in, int) or isinstance(w.burn_in, bool) or w.burn_in < 0:
         raise ConfigError(f"weighting.burn_in must be a whole number >= 0, got {w.burn_in!r}")
-    _choice(cfg.radius.name, ("fixed", "mwpb"), "radius.name")
-    if cfg.objective.name == "trades-mix" and cfg.weighting.name in ("bilaw", "bilaw-np"):
-        raise ConfigError("objective trades-mix (GAIR-RST's loss) works with gair, mail, wmmr or no weighting, not BiLAW")
-
-
-def _validate_own_attack(cfg: Config) -> None:
-    """MMA and ST-AT bring their own attack: no MWPB radius, and no weighting that needs PGD's records."""
-    name = cfg.objective.name
-    if name not in ("mma", "st"):
-        return
-    what = {"mma": "objective mma (AN-PGD chooses each example's radius)",
-            "st": "objective st (squeeze training's joint search)"}[name]
-    if cfg.radius.name != "fixed":
-        raise ConfigError(f"{what} takes no per-example radius scheme (radius.name must be fixed)")
-    w = cfg.weighting
-    if w.name in ("gair", "bilaw", "bilaw-np") or (w.name == "mail" and w.mail_margin == "pm-dif"):
-        raise ConfigError(f"{what} works with weighting none, mail (not pm-dif) or wmmr; {w.name} needs the "
-                          f"PGD attack's per-step records or its adversarial examples")
-    o = cfg.objective
-    if name == "mma":
-        if o.mma_dmax is not None:
-            _positive(o.mma_dmax, "objective.mma_dmax")
-        _positive(o.mma_min_eps, "objective.mma_min_eps")
-        d_max = mma_dmax(o.mma_dmax, cfg.attack.eps)
-        if o.mma_min_eps >= 1.05 * d_max:
-            raise ConfigError(f"objective.mma_min_eps ({o.mma_min_eps:g}) must be below the attack's largest radius "
-                              f"1.05·d_max ({1.05 * d_max:g})")
-        if not isinstance(o.mma_clean_coeff, (int, float)) or not 0 <= o.mma_clean_coeff <= 1:
-            raise ConfigError(f"objective.mma_clean_coeff must lie in [0, 1], got {o.mma_clean_coeff!r}")
-        if not isinstance(o.mma_search_steps, int) or isinstance(o.mma_search_steps, bool) or o.mma_search_steps < 1:
-            raise ConfigError(f"objective.mma_search_steps must be a whole number >= 1, got {o.mma_search_steps!r}")
-        _positive(o.mma_step_scale, "objective.mma_step_scale")
+    check_parts(cfg)
 
 
 def _validate_unlabeled(cfg: Config) -> None:

@@ -1,0 +1,83 @@
+"""Checkpoints and trained models (the ground layer every other layer may read).
+
+A checkpoint holds a format tag and version, the resolved config, the model's metadata and weights;
+it is loaded with `weights_only=True` (nothing in the file is executed). Writes are atomic (temporary
+file + rename), so a kill never leaves a corrupt checkpoint. `load_model` rebuilds the trained network
+from a run directory or a checkpoint file; `run_state` says what a run directory holds.
+"""
+from __future__ import annotations
+
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import torch.nn as nn
+
+from .errors import CheckpointError, ConfigError, IratError
+from .models import create_model
+from .utils import atomic_write
+
+FORMAT = "irat-checkpoint"
+RECOVERY, LAST, BEST = "recovery.pt", "last.pt", "best.pt"
+VERSION = 1
+
+
+def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
+    data = {"format": FORMAT, "version": VERSION, **payload}
+    atomic_write(path, lambda tmp: torch.save(data, tmp))
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load and check a checkpoint; nothing in the file is executed (weights_only=True)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        data = torch.load(path, map_location=map_location, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError,
+            AttributeError, TypeError) as exc:
+        raise CheckpointError(f"{path} is corrupt or not a PyTorch checkpoint ({str(exc).splitlines()[0][:200]})") from exc
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not an irat checkpoint (foreign format); irat loads only files it wrote")
+    if int(data.get("version", -1)) > VERSION:
+        raise CheckpointError(f"{path} was written by a newer irat (format version {data.get('version')}, "
+                              f"this irat reads up to {VERSION}); upgrade irat")
+    for key in ("config", "model", "meta"):
+        if key not in data:
+            raise CheckpointError(f"{path} is an incomplete irat checkpoint (no {key!r})")
+    return data
+
+
+def run_state(out: Path) -> dict[str, Any] | None:
+    """What a run directory holds: None if no checkpoint, else its epoch and whether it finished."""
+    rec = out / RECOVERY
+    if not rec.exists():
+        return None
+    data = load_checkpoint(rec)
+    epochs = int(data["config"].get("epochs", 0))
+    return {"epoch": int(data["epoch"]), "epochs": epochs, "finished": int(data["epoch"]) >= epochs, "data": data}
+
+
+def load_model(run: str | Path, checkpoint: str = "best", device: str | torch.device = "cpu") -> nn.Module:
+    """Load a trained model from a run directory (best or last checkpoint) or a checkpoint file.
+
+    The model takes inputs in [0,1] and returns logits; it is returned in eval mode.
+    """
+    path = Path(run)
+    if path.is_dir():
+        if checkpoint not in ("best", "last"):
+            raise ConfigError(f"checkpoint must be best or last, got {checkpoint!r}")
+        path = path / (BEST if checkpoint == "best" else LAST)
+    data = load_checkpoint(path, map_location="cpu")
+    meta = data["meta"]
+    model = create_model(meta["arch"], in_channels=meta["in_channels"], num_classes=meta["num_classes"],
+                         input_size=meta["input_size"])
+    try:
+        model.load_state_dict(data["model"])
+    except RuntimeError as exc:
+        raise IratError(f"{path}: weights do not fit a {meta['arch']} model ({str(exc).splitlines()[0]})") from exc
+    model.irat_checkpoint = {"path": str(path), "epoch": data["epoch"], "config": data["config"], "meta": meta}
+    return model.to(device).eval()

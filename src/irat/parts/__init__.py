@@ -1,0 +1,84 @@
+"""The training loop's pluggable decisions (DESIGN.md), each a registry of named parts:
+
+    radius    (RADII)        fixed ε, MWPB's per-example ε_i                       — radius.py
+    objective (OBJECTIVES)   its training attack, per-example terms, weight rule — objectives.py
+    weighting (WEIGHTINGS)   GAIR, MAIL, WMMR, BiLAW (+ non-parametric), none      — weighting.py, bilaw.py
+
+A method name (`irat methods`) is a preset that picks one of each. A new part is one class,
+registered with `register_objective` / `register_weighting` / `register_radius` (docs/extending.md).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..config import Config
+from ..errors import ConfigError
+from . import bilaw as _bilaw  # noqa: F401  (registers bilaw, bilaw-np)
+from .base import Crafted, Part, RunContext, Step, option_fields, options_of
+from .objectives import OBJECTIVES, Objective, make_objective, register_objective
+from .radius import RADII, Radius, register_radius
+from .registry import Registry
+from .weighting import WEIGHTINGS, Weighting, register_weighting
+
+SECTIONS: dict[str, Registry[Any]] = {"objective": OBJECTIVES, "weighting": WEIGHTINGS, "radius": RADII}
+
+
+@dataclass
+class Parts:
+    """One run's parts, built from its config."""
+    radius: Radius
+    objective: Objective
+    weighting: Weighting
+    targets: list[str]   # the terms the weights multiply
+
+    def state_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k).state_dict() for k in SECTIONS}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for k in SECTIONS:
+            if state.get(k):
+                getattr(self, k).load_state_dict(state[k])
+
+    def epoch_metrics(self) -> dict[str, Any]:
+        row: dict[str, Any] = {}
+        for k in SECTIONS:
+            row.update(getattr(self, k).epoch_metrics())
+        return row
+
+
+def check_parts(cfg: Config) -> None:
+    """Every part's own check, then the rules between parts (each stated by the parts' declarations)."""
+    obj, w, r = OBJECTIVES.get(cfg.objective.name), WEIGHTINGS.get(cfg.weighting.name), RADII.get(cfg.radius.name)
+    for cls in (obj, w, r):
+        cls.check(cfg)
+    if obj.own_attack:
+        what = f"objective {obj.name} brings its own attack"
+        if r is not RADII.get("fixed"):
+            raise ConfigError(f"{what}: it takes no per-example radius scheme (radius.name must be fixed)")
+        if w.needs_pgd_records(cfg):
+            raise ConfigError(f"{what}: weighting {w.name} needs the PGD attack's per-step records or its "
+                              f"adversarial examples; use a scheme that does not (e.g. mail with pm-adv, wmmr)")
+    if w.learned and obj.second_example:
+        raise ConfigError(f"objective {obj.name} trains on a second adversarial example, which the look-ahead of "
+                          f"a learned weighting does not see: it works with gair, mail, wmmr or no weighting, not "
+                          f"BiLAW ({w.name})")
+
+
+def build_parts(cfg: Config, ctx: RunContext) -> Parts:
+    """The run's radius, objective and weighting, and the terms the weights multiply."""
+    objective = OBJECTIVES.get(cfg.objective.name)(cfg, ctx)
+    weighting = WEIGHTINGS.get(cfg.weighting.name)(cfg, ctx)
+    radius = RADII.get(cfg.radius.name)(cfg, ctx)
+    targets = list(cfg.weighting.apply_to) if cfg.weighting.apply_to else objective.weight_targets(weighting)
+    return Parts(radius, objective, weighting, targets)
+
+
+def weight_targets(objective: str, scheme: str) -> list[str]:
+    """Where an instance weight applies for an objective and a scheme, by name (each paper's rule)."""
+    return make_objective(objective).weight_targets(WEIGHTINGS.get(scheme))
+
+
+__all__ = ["Crafted", "OBJECTIVES", "Objective", "Part", "Parts", "RADII", "Radius", "RunContext", "SECTIONS",
+           "Step", "WEIGHTINGS", "Weighting", "build_parts", "check_parts", "make_objective", "option_fields",
+           "options_of", "register_objective", "register_radius", "register_weighting", "weight_targets"]

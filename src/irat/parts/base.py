@@ -1,0 +1,107 @@
+"""What the loop hands to its parts: the run (once) and each step (per batch), and what an attack returns.
+
+The loop (DESIGN.md): radius → attack (the objective's) → objective terms → weights → step. A part
+declares what it needs (`Weighting.needs_kappa`, `Objective.needs_natural`, ...) and reads it from
+these records; it never reaches into the trainer.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+import torch.nn as nn
+
+from ..attacks.noise import Noise, draw_noise
+from ..attacks.pgd import PGDInfo
+from ..config import Config
+
+
+def _identity(t: torch.Tensor) -> torch.Tensor:
+    return t
+
+
+@dataclass
+class RunContext:
+    """The run a part belongs to. `global_sum` is Σ over ranks (differentiable; the identity in one
+    process): sums that define a weight normalisation or a batch mean go through it."""
+    cfg: Config
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    num_classes: int = 10
+    global_sum: Callable[[torch.Tensor], torch.Tensor] = _identity
+    distributed: bool = False
+
+
+@dataclass
+class Step:
+    """One batch as the parts see it (this rank's slice of the global batch under torchrun)."""
+    net: nn.Module             # the forward the attacks use (compiled or not)
+    model: nn.Module           # the model whose parameters are trained
+    x: torch.Tensor
+    y: torch.Tensor
+    idx: torch.Tensor          # dataset indices of the examples
+    epoch: int                 # 1-based
+    eps: float | torch.Tensor  # the radius part's ε (scalar or per example)
+    alpha: float | torch.Tensor
+    lr: float                  # the learning rate of this step (BiLAW's look-ahead)
+    global_n: int              # size of the global batch
+    noise: Noise = draw_noise  # per-example random draws (a rank's slice of the global draw)
+    want_info: bool = False    # the attack should return its PGDInfo (κ, iterates)
+    record_kappa_iterate: bool = False   # ... including the iterate at κ (MAIL's PM-dif, saved values)
+
+    @property
+    def share(self) -> float:
+        """This rank's fraction of the global batch (1 in one process)."""
+        return len(self.y) / self.global_n
+
+
+@dataclass
+class Crafted:
+    """The training inputs an objective's attack produced for one step."""
+    x_adv: torch.Tensor
+    info: PGDInfo | None = None
+    x_adv2: torch.Tensor | None = None   # a second example (trades-mix's CW point, ST-AT's collaborative one)
+    mask: torch.Tensor | None = None     # which examples' adversarial term counts (MMA's hinge)
+    eps: float | torch.Tensor | None = None   # the radii actually used, when the attack chose them (MMA)
+
+
+class Part:
+    """Base of every registered part: a name, typed options, a check before any work, optional state.
+
+    `Options` (a dataclass, optional) is the part's own config section: a plug-in scheme named
+    `my-scheme` is configured by `--set weighting.my-scheme.KEY=VALUE`, checked against these types.
+    """
+    name: str = ""
+    Options: type | None = None
+
+    @classmethod
+    def check(cls, cfg: Config) -> None:
+        """Refuse a configuration this part cannot run, with one message (before any work)."""
+
+    def prepare(self, n_index: int) -> None:
+        """Once the training data is known (n_index = 1 + its largest example index): allocate per-example state."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint must keep for an exact resume."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what `state_dict` returned."""
+
+    def epoch_metrics(self) -> dict[str, Any]:
+        """Per-epoch statistics for metrics.jsonl (called once per epoch, after its last step)."""
+        return {}
+
+
+def options_of(cls: type[Part], section: Any) -> Any:
+    """The part's typed options from its config section's `options[name]` (None if it has none)."""
+    if cls.Options is None:
+        return None
+    raw = dict(getattr(section, "options", {}).get(cls.name, {}))
+    return cls.Options(**raw)
+
+
+def option_fields(cls: type[Part]) -> dict[str, dataclasses.Field]:
+    """The typed fields of a part's options, by name."""
+    return {f.name: f for f in dataclasses.fields(cls.Options)} if cls.Options is not None else {}

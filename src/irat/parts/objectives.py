@@ -1,0 +1,358 @@
+"""Outer objectives (METHODS §2): per-example loss terms, the training attack, and where a weight applies.
+
+Each objective is a registered part. `terms` returns a dict of per-example terms so that any weighting
+scheme can be applied; `combine` forms the batch loss, multiplying by per-example weights the terms
+`weight_targets` names (the place its papers put the weight). `craft` is the objective's training
+attack: PGD by default (FAT's early-stopped PGD-K-τ for the FAT variants); plain training, MMA and
+squeeze training bring their own.
+"""
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..attacks.anpgd import an_pgd
+from ..attacks.checks import attack_mode
+from ..attacks.losses import kl_per_example, soft_logit_margin
+from ..attacks.pgd import pgd
+from ..attacks.squeeze import pick, rank_by_true_prob, squeeze_pair, symmetric_kl
+from ..config import Config
+from ..errors import ConfigError
+from ..utils import stepwise_value
+from .base import Crafted, Part, RunContext, Step
+from .registry import Registry
+
+OBJECTIVES: Registry[type["Objective"]] = Registry("objective", "objective.name")
+register_objective = OBJECTIVES.register
+
+
+def mart_bce(logits_adv: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """MART's boosted CE split in its two parts: −log p_y(x') and −log(1 − max_{k≠y} p_k(x')).
+
+    The logs are guarded as in the released code (1.0001 − p + 1e−12), so no NaN can appear.
+    """
+    p = F.softmax(logits_adv, 1)
+    ce = F.cross_entropy(logits_adv, y, reduction="none")
+    p_other = p.scatter(1, y[:, None], -1.0).amax(1)
+    margin_part = -torch.log(1.0001 - p_other + 1e-12)
+    return ce, margin_part
+
+
+def mma_terms(logits_nat: torch.Tensor, logits_mma: torch.Tensor, y: torch.Tensor, counted: torch.Tensor,
+              clean_coeff: float) -> dict[str, torch.Tensor]:
+    """MMA (Ding et al. 2020; released trainer): (1 − c)·L_MMA + c·CE_mean(f(x), y), c = 1/3.
+
+    L_MMA = Σ_i counted_i·CE(f(x̃_i), y_i) / B, where x̃_i is the AN-PGD point for examples the model
+    classifies correctly (and counted_i only if its radius is below d_max: the hinge), and x_i itself
+    for misclassified ones (always counted: plain CE on them).
+    """
+    mma = F.cross_entropy(logits_mma, y, reduction="none") * counted.to(logits_mma.dtype)
+    return {"adv_ce": (1.0 - clean_coeff) * mma, "nat_ce": clean_coeff * F.cross_entropy(logits_nat, y, reduction="none")}
+
+
+def mma_dmax(dmax: float | None, eps: float) -> float:
+    """MMA's hinge d_max: the configured value, else 1.5·ε (their MMA-12 at ε = 8/255)."""
+    return float(dmax) if dmax is not None else 1.5 * float(eps)
+
+
+def st_terms(logits_nat: torch.Tensor, logits_col: torch.Tensor, logits_adv: torch.Tensor, y: torch.Tensor,
+             beta: float) -> dict[str, torch.Tensor]:
+    """Squeeze training (Li et al. 2023): CE(f(x), y) + β·symKL(upper, lower), where upper / lower are,
+    per example, the point among {x, x_col, x_adv} with the lowest / highest p_y."""
+    up, low = rank_by_true_prob([logits_nat.detach(), logits_col.detach(), logits_adv.detach()], y)
+    stacked = torch.stack([logits_nat, logits_col, logits_adv])
+    return {"nat_ce": F.cross_entropy(logits_nat, y, reduction="none"),
+            "squeeze": beta * symmetric_kl(pick(stacked, up), pick(stacked, low))}
+
+
+class Objective(Part):
+    """A training objective: its attack, its per-example terms, their combination."""
+    attack_loss: ClassVar[str] = "ce"        # default loss of the training attack (attack.loss overrides)
+    attack_start: ClassVar[str] = "uniform"  # default start of the training attack (attack.start overrides)
+    needs_natural: ClassVar[bool] = False    # whether f(x) on natural inputs is part of the loss
+    weighted_term: ClassVar[str] = "adv_ce"  # where the papers put an instance weight by default
+    early_stop: ClassVar[bool] = False       # FAT: friendly adversarial data from PGD-K-τ
+    own_attack: ClassVar[bool] = False       # brings its own attack (no PGD records, no per-example radius)
+    runs_attack: ClassVar[bool] = True       # False: plain training, the batch itself is trained on
+    second_example: ClassVar[bool] = False   # trains on a second crafted example (Crafted.x_adv2)
+    freeze_bn_on_second: ClassVar[bool] = False   # the second example's forward leaves BN statistics alone
+
+    def __init__(self, cfg: Config, ctx: RunContext | None = None):
+        self.cfg = cfg
+        self.ctx = ctx if ctx is not None else RunContext(cfg)
+        self.beta = float(cfg.objective.beta)
+
+    # -- the training attack ----------------------------------------------------------------------
+    def attack_kwargs(self, step: Step) -> dict[str, Any]:
+        """The PGD settings of this step's training attack."""
+        a = self.cfg.attack
+        kw: dict[str, Any] = dict(eps=step.eps, alpha=step.alpha, steps=a.steps, norm=a.norm,
+                                  loss=a.loss or self.attack_loss, start=a.start or self.attack_start,
+                                  restarts=a.restarts, bn_mode=a.bn_mode, kappa=a.kappa, generator=None,
+                                  noise=step.noise, check_inputs=False)
+        if self.early_stop:
+            kw["tau"] = int(stepwise_value(self.cfg.objective.fat_tau, step.epoch - 1, "objective.fat_tau"))
+            kw["step_noise"] = self.cfg.objective.fat_noise
+        if step.record_kappa_iterate:
+            kw["record_step"] = "kappa"
+        return kw
+
+    def craft(self, step: Step) -> Crafted:
+        """This step's training inputs: PGD (with its records when a part asked for them)."""
+        kw = self.attack_kwargs(step)
+        if step.want_info:
+            x_adv, info = pgd(step.net, step.x, step.y, return_info=True, **kw)
+            return Crafted(x_adv, info)
+        return Crafted(pgd(step.net, step.x, step.y, **kw))
+
+    # -- the loss -----------------------------------------------------------------------------------
+    def terms(self, logits_nat: torch.Tensor | None, logits_adv: torch.Tensor, y: torch.Tensor,
+              logits_adv2: torch.Tensor | None = None, mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Per-example loss terms (logits_adv2: a second example's logits; mask: MMA's counted examples)."""
+        raise NotImplementedError
+
+    def weight_targets(self, weighting: Any) -> list[str]:
+        """Which terms an instance weight multiplies under `weighting` (a Weighting class or instance)."""
+        return [self.weighted_term]
+
+    def combine(self, terms: dict[str, torch.Tensor], weights: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """Σ over terms of mean_i(ω_i·term_i); a term absent from `weights` gets ω ≡ 1."""
+        weights = weights or {}
+        total: Any = 0.0
+        for k, v in terms.items():
+            w = weights.get(k)
+            total = total + (v * w).mean() if w is not None else total + v.mean()
+        return total
+
+    def per_example(self, terms: dict[str, torch.Tensor]) -> torch.Tensor:
+        return torch.stack(list(terms.values())).sum(0)
+
+    # -- the loop's hooks ---------------------------------------------------------------------------
+    def end_epoch(self) -> None:
+        """After an epoch's last step, before its metrics and checkpoint (e.g. merge state over ranks)."""
+
+
+@register_objective("standard")
+class Standard(Objective):
+    """Plain training: CE on natural inputs, no attack (BiLAW Table 1's plain rows, RST's teacher)."""
+    attack_start = "none"
+    weighted_term = "nat_ce"
+    runs_attack = False
+
+    @classmethod
+    def check(cls, cfg: Config) -> None:
+        if cfg.weighting.name != "none" or cfg.radius.name != "fixed" or cfg.awp.enabled:
+            raise ConfigError("objective standard (plain training) runs no attack: it takes no weighting, "
+                              "per-example radius or AWP")
+
+    def craft(self, step: Step) -> Crafted:
+        return Crafted(step.x)   # the "adversarial" batch is the batch
+
+    def terms(self, logits_nat, logits_adv, y, logits_adv2=None, mask=None):
+        return {"nat_ce": F.cross_entropy(logits_adv, y, reduction="none")}
+
+
+@register_objective("at")
+class AT(Objective):
+    """Madry et al.: CE on PGD examples."""
+
+    def terms(self, logits_nat, logits_adv, y, logits_adv2=None, mask=None):
+        return {"adv_ce": F.cross_entropy(logits_adv, y, reduction="none")}
+
+
+@register_objective("trades")
+class TRADES(Objective):
+    """TRADES: CE(f(x), y) + β·KL(p(x) ‖ p(x')), the KL attack from x + 0.001·N(0,I)."""
+    attack_loss = "kl"
+    attack_start = "normal"
+    needs_natural = True
+    weighted_term = "kl"
+
+    def terms(self, logits_nat, logits_adv, y, logits_adv2=None, mask=None):
+        assert logits_nat is not None
+        p_nat = F.softmax(logits_nat, 1)
+        kl = kl_per_example(p_nat, logits_adv)
+        return {"nat_ce": F.cross_entropy(logits_nat, y, reduction="none"), "kl": self.beta * kl}
+
+    def weight_targets(self, weighting: Any) -> list[str]:
+        """GAIR weights the natural CE (GAIR-TRADES, Alg. 5); MAIL, WMMR and BiLAW the KL term."""
+        return ["nat_ce"] if weighting.applies_like_gair else ["kl"]
+
+
+@register_objective("mart")
+class MART(Objective):
+    """MART: boosted CE on x' + β·KL·(1 − p_y(x))."""
+    attack_start = "normal"
+    needs_natural = True
+
+    def terms(self, logits_nat, logits_adv, y, logits_adv2=None, mask=None):
+        assert logits_nat is not None
+        p_nat = F.softmax(logits_nat, 1)
+        kl = kl_per_example(p_nat, logits_adv)
+        ce, margin_part = mart_bce(logits_adv, y)
+        p_true = p_nat.gather(1, y[:, None]).squeeze(1)
+        return {"adv_ce": ce, "bce_margin": margin_part, "kl": self.beta * kl * (1.0000001 - p_true)}
+
+    def weight_targets(self, weighting: Any) -> list[str]:
+        """GAIR weights only the CE part of BCE (GAIR-MART, Eq. 10); MAIL and the others all of BCE."""
+        return ["adv_ce"] if weighting.applies_like_gair else ["adv_ce", "bce_margin"]
+
+
+@register_objective("fat")
+class FAT(AT):
+    """FAT: AT on friendly adversarial data from early-stopped PGD-K-τ (METHODS §4)."""
+    early_stop = True
+
+
+@register_objective("fat-trades")
+class FATTrades(TRADES):
+    """FAT for TRADES: the KL attack early-stopped."""
+    early_stop = True
+
+
+@register_objective("fat-mart")
+class FATMart(MART):
+    """FAT for MART: the CE attack early-stopped."""
+    early_stop = True
+
+
+@register_objective("trades-mix")
+class TradesMix(TRADES):
+    """Released GAIR-RST loss: CE + β·mean[w·KL(x, x_kl) + (1 − w)·KL(x, x_cw)], x_cw from a CW attack."""
+    second_example = True
+
+    def craft(self, step: Step) -> Crafted:
+        crafted = super().craft(step)
+        kw2 = dict(self.attack_kwargs(step), loss="cw", start="uniform", record_step=None, tau=None)
+        crafted.x_adv2 = pgd(step.net, step.x, step.y, **kw2)
+        return crafted
+
+    def terms(self, logits_nat, logits_adv, y, logits_adv2=None, mask=None):
+        assert logits_nat is not None and logits_adv2 is not None
+        p_nat = F.softmax(logits_nat, 1)
+        return {"nat_ce": F.cross_entropy(logits_nat, y, reduction="none"),
+                "kl": self.beta * kl_per_example(p_nat, logits_adv),
+                "kl_cw": self.beta * kl_per_example(p_nat, logits_adv2)}
+
+    def weight_targets(self, weighting: Any) -> list[str]:
+        return ["kl"]
+
+    def combine(self, terms, weights=None):
+        """w on KL(x, x_kl), 1 − w on KL(x, x_cw); ω ≡ 1 gives TRADES."""
+        weights = dict(weights or {})
+        weights["kl_cw"] = 1.0 - weights.get("kl", torch.ones_like(terms["kl"]))
+        return super().combine(terms, weights)
+
+
+@register_objective("mma")
+class MMA(Objective):
+    """MMA (Ding et al. 2020): CE at each example's shortest successful perturbation, found by AN-PGD and
+    bisection from its last radius (kept per example across epochs and resume)."""
+    attack_loss = "slm"
+    needs_natural = True
+    own_attack = True
+
+    def __init__(self, cfg: Config, ctx: RunContext | None = None):
+        super().__init__(cfg, ctx)
+        self.clean_coeff = float(cfg.objective.mma_clean_coeff)
+        self.radii: torch.Tensor | None = None     # every training example's last radius, by example index
+        self._touched: torch.Tensor | None = None  # examples this rank updated this epoch (torchrun)
+
+    @classmethod
+    def check(cls, cfg: Config) -> None:
+        o = cfg.objective
+        if o.mma_dmax is not None and not o.mma_dmax > 0:
+            raise ConfigError(f"objective.mma_dmax must be a number > 0, got {o.mma_dmax!r}")
+        if not o.mma_min_eps > 0:
+            raise ConfigError(f"objective.mma_min_eps must be a number > 0, got {o.mma_min_eps!r}")
+        d_max = mma_dmax(o.mma_dmax, cfg.attack.eps)
+        if o.mma_min_eps >= 1.05 * d_max:
+            raise ConfigError(f"objective.mma_min_eps ({o.mma_min_eps:g}) must be below the attack's largest radius "
+                              f"1.05·d_max ({1.05 * d_max:g})")
+        if not 0 <= o.mma_clean_coeff <= 1:
+            raise ConfigError(f"objective.mma_clean_coeff must lie in [0, 1], got {o.mma_clean_coeff!r}")
+        if o.mma_search_steps < 1:
+            raise ConfigError(f"objective.mma_search_steps must be a whole number >= 1, got {o.mma_search_steps!r}")
+        if not o.mma_step_scale > 0:
+            raise ConfigError(f"objective.mma_step_scale must be a number > 0, got {o.mma_step_scale!r}")
+
+    def prepare(self, n_index: int) -> None:
+        """Room for the radii of examples with indices < n_index."""
+        self.radii = torch.zeros(n_index, device=self.ctx.device)
+        self._touched = torch.zeros(n_index, dtype=torch.bool, device=self.ctx.device)
+
+    def craft(self, step: Step) -> Crafted:
+        """MMA's training points (released trainer): AN-PGD from each example's last radius for the examples
+        classified correctly (soft logit margin < 0), the clean input for the rest (radius 0). The mask
+        counts the misclassified examples and those whose radius is below d_max (the hinge)."""
+        assert self.radii is not None and self._touched is not None
+        a, o = self.cfg.attack, self.cfg.objective
+        net, x, y, idx = step.net, step.x, step.y, step.idx
+        d_max = mma_dmax(o.mma_dmax, a.eps)
+        with torch.no_grad(), attack_mode(net, "eval"):
+            correct = soft_logit_margin(net(x), y) < 0
+        prev = self.radii[idx].clamp_min(o.mma_min_eps)
+        x_an, r = an_pgd(net, x, y, prev, max_eps=1.05 * d_max, steps=a.steps, search_steps=o.mma_search_steps,
+                         step_scale=o.mma_step_scale, norm=a.norm, loss=a.loss or "slm", start=a.start or "uniform",
+                         noise=step.noise)
+        r = torch.where(correct, r, torch.zeros_like(r))
+        self.radii[idx] = r
+        if self.ctx.distributed:
+            self._touched[idx] = True
+        x_mma = torch.where(correct.reshape(-1, *([1] * (x.dim() - 1))), x_an, x)
+        return Crafted(x_mma, mask=~correct | (r < d_max), eps=r)
+
+    def terms(self, logits_nat, logits_adv, y, logits_adv2=None, mask=None):
+        assert logits_nat is not None and mask is not None
+        return mma_terms(logits_nat, logits_adv, y, mask, self.clean_coeff)
+
+    def end_epoch(self) -> None:
+        """Each rank updated the radii of its own examples: every rank now gets all of them."""
+        if not self.ctx.distributed or self.radii is None or self._touched is None:
+            return
+        radii, touched = self.radii, self._touched
+        vals = self.ctx.global_sum(torch.where(touched, radii, torch.zeros_like(radii)))
+        count = self.ctx.global_sum(touched.to(radii.dtype))
+        self.radii = torch.where(count > 0, vals / count.clamp_min(1), radii)
+        touched.zero_()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"mma_eps": self.radii.clone()} if self.radii is not None else {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if self.radii is not None and "mma_eps" in state:
+            self.radii.copy_(state["mma_eps"].to(self.radii.device))
+
+
+@register_objective("st")
+class SqueezeTraining(Objective):
+    """Squeeze training (Li et al. 2023): CE(f(x), y) + β·symKL(upper, lower) of {x, x_col, x_adv}, the
+    adversarial and collaborative examples found jointly."""
+    attack_loss = "kl"
+    attack_start = "normal"
+    needs_natural = True
+    weighted_term = "squeeze"
+    own_attack = True
+    second_example = True
+    freeze_bn_on_second = True   # the collaborative example leaves BN's running statistics alone (released code)
+
+    def craft(self, step: Step) -> Crafted:
+        a = self.cfg.attack
+        x_adv, x_col = squeeze_pair(step.net, step.x, step.y, eps=step.eps, alpha=step.alpha, steps=a.steps,
+                                    norm=a.norm, bn_mode=a.bn_mode, noise=step.noise)
+        return Crafted(x_adv, x_adv2=x_col)
+
+    def terms(self, logits_nat, logits_adv, y, logits_adv2=None, mask=None):
+        assert logits_nat is not None and logits_adv2 is not None
+        return st_terms(logits_nat, logits_adv2, logits_adv, y, self.beta)
+
+
+def make_objective(name: str, beta: float = 6.0, clean_coeff: float = 1 / 3, cfg: Config | None = None) -> Objective:
+    """An objective by name (for tests and scripts; the trainer builds its own from the config)."""
+    cls = OBJECTIVES.get(name)
+    cfg = Config() if cfg is None else cfg
+    cfg.objective.name, cfg.objective.beta, cfg.objective.mma_clean_coeff = name, float(beta), float(clean_coeff)
+    return cls(cfg)

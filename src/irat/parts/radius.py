@@ -1,0 +1,60 @@
+"""Perturbation radii (METHODS §3.4) as registered parts: fixed ε, or MWPB's per-example ε_i = exp(α·d_i)·ε.
+
+d_i = p_y(x_i) − max_{j≠y} p_j(x_i) on the *natural* input (eval-mode forward, no gradient); the
+step is α_i = ε_i/4. MWPB's two phases: for epochs ≤ `phase1_epochs` every example uses ε/2 and
+step α/2; afterwards the per-example radii.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from ..attacks.checks import attack_mode
+from ..config import Config
+from ..margins import probabilistic_margin
+from .base import Part, RunContext, options_of
+from .registry import Registry
+
+
+def mwpb_radii(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, alpha: float) -> torch.Tensor:
+    """ε_i = exp(α·d_i)·ε with d_i the natural probabilistic margin."""
+    with torch.no_grad(), attack_mode(model, "eval"):
+        d = probabilistic_margin(model(x), y)
+    return torch.exp(alpha * d) * eps
+
+
+RADII: Registry[type["Radius"]] = Registry("radius scheme", "radius.name")
+register_radius = RADII.register
+
+
+class Radius(Part):
+    """A perturbation-radius scheme: (ε, α) for each batch, scalars or per-example tensors."""
+
+    def __init__(self, cfg: Config, ctx: RunContext | None = None):
+        self.cfg = cfg
+        self.ctx = ctx if ctx is not None else RunContext(cfg)
+        self.r = cfg.radius
+        self.options = options_of(type(self), cfg.radius)
+
+    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, epoch: int, eps: float,
+                 step: float) -> tuple[float | torch.Tensor, float | torch.Tensor]:
+        raise NotImplementedError
+
+
+@register_radius("fixed")
+class FixedRadius(Radius):
+    """The threat model's ε and step for every example."""
+
+    def __call__(self, model, x, y, epoch, eps, step):
+        return eps, step
+
+
+@register_radius("mwpb")
+class MWPBRadius(Radius):
+    """MWPB: ε·phase1_scale for epochs ≤ phase1_epochs, then ε_i = exp(α·d_i)·ε with step ε_i/4."""
+
+    def __call__(self, model, x, y, epoch, eps, step):
+        if epoch <= self.r.phase1_epochs:
+            return eps * self.r.phase1_scale, step * self.r.phase1_scale
+        eps_i = mwpb_radii(model, x, y, eps, self.r.alpha)
+        return eps_i, eps_i / 4

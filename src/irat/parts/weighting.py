@@ -1,0 +1,255 @@
+"""Instance-weighting schemes (METHODS §3) as registered parts: GAIR, MAIL, WMMR (BiLAW in bilaw.py).
+
+A scheme turns per-example geometry (κ, margins) into raw weights w_i ≥ 0 (`Weighting.raw`), after its
+burn-in; `normalize` turns those into the ω_i that multiply per-example loss terms, with the batch loss
+a mean over the *global* batch. `mean-one` (ω = B·w/Σw) and `sum-one` (ω = w/Σw with a summed loss)
+give the same loss, so both are expressed on the mean scale here. Σ runs over the global batch
+through the run's `global_sum` (an all-reduce under torchrun, passed in, never patched in).
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, ClassVar
+
+import torch
+import torch.nn as nn
+
+from ..attacks.checks import attack_mode
+from ..attacks.pgd import PGDInfo
+from ..config import Config
+from ..data import DeviceData
+from ..errors import ConfigError
+from ..margins import logit_margin, pm_dif, probabilistic_margin
+from .base import Crafted, Part, RunContext, Step, options_of
+from .registry import Registry
+
+NORMALIZATIONS = ("mean-one", "sum-one", "constant", "none")
+GAIR_FUNCTIONS = ("tanh", "sigmoid", "linear")
+
+
+MAIL_MARGINS = ("pm-adv", "pm-nat", "pm-dif", "logit-adv", "logit-nat")
+
+
+def _identity_sum(t: torch.Tensor) -> torch.Tensor:
+    return t
+
+
+def normalize(w: torch.Tensor, mode: str = "mean-one", constant: float = 1.0,
+              global_sum: Callable[[torch.Tensor], torch.Tensor] = _identity_sum) -> torch.Tensor:
+    """ω from raw weights w: mean-one / sum-one → B·w/Σw (global B and Σ, through `global_sum`);
+    constant → c·w; none → w."""
+    if mode in ("mean-one", "sum-one"):
+        stats = global_sum(torch.stack([w.sum(), torch.tensor(float(w.numel()), device=w.device, dtype=w.dtype)]))
+        return w * stats[1] / stats[0].clamp_min(1e-12)
+    if mode == "constant":
+        return constant * w
+    if mode == "none":
+        return w
+    raise ConfigError(f"weighting.normalization must be one of {', '.join(NORMALIZATIONS)}, got {mode!r}")
+
+
+def gair_weight(kappa: torch.Tensor, steps: int, lam: float, fn: str = "tanh") -> torch.Tensor:
+    """GAIRAT weights from the geometry value κ ∈ {0..K} (Eqs. 6-8).
+
+    tanh: ½(1 + tanh(λ + 5(1 − 2κ/K)));  sigmoid: σ(λ + 5(1 − 2κ/K));  linear: 1 − κ/(K+1).
+    λ = +∞ gives ω ≡ 1 (standard AT). The released code writes ⌊K/2⌋ for K/2: identical for even K.
+    """
+    k = kappa.float()
+    if fn == "linear":
+        return 1.0 - k / (steps + 1)
+    if math.isinf(lam) and lam > 0:
+        return torch.ones_like(k)
+    arg = lam + 5.0 * (1.0 - 2.0 * k / steps)
+    if fn == "tanh":
+        return torch.sigmoid(2.0 * arg)  # = ½(1 + tanh(arg)) exactly, without float32 cancellation near 0
+    if fn == "sigmoid":
+        return torch.sigmoid(arg)
+    raise ConfigError(f"weighting.gair_fn must be one of {', '.join(GAIR_FUNCTIONS)}, got {fn!r}")
+
+
+def gair_lambda(schedule: str, epoch: int, epochs: int, burn_in: int, lam: float, lam_end: float | None,
+                table: list | None) -> float:
+    """λ at a (1-based) epoch after burn-in: fixed; linear from `lam` to `lam_end` over the remaining
+    epochs; piecewise from a [[after_epochs, λ], ...] table. (The released `linear` gives NaN with
+    λ_max = ∞ and its `piecewise` only ever reaches its first branch; these are the corrected forms.)"""
+    if schedule == "fixed":
+        return lam
+    if schedule == "linear":
+        if lam_end is None:
+            raise ConfigError("weighting.gair_lambda_schedule=linear needs weighting.gair_lambda_end")
+        if math.isinf(lam) or math.isinf(lam_end):
+            return lam_end if epoch >= epochs else lam
+        span = max(epochs - burn_in, 1)
+        frac = min(max((epoch - burn_in - 1) / max(span - 1, 1), 0.0), 1.0)
+        return lam + (lam_end - lam) * frac
+    if schedule == "piecewise":
+        if not table:
+            raise ConfigError("weighting.gair_lambda_schedule=piecewise needs weighting.gair_lambda_table [[after_epochs, λ], ...]")
+        val = lam
+        for after, v in sorted((float(a), float(b)) for a, b in table):
+            if epoch - 1 >= after:
+                val = v
+        return val
+    raise ConfigError(f"weighting.gair_lambda_schedule must be fixed, linear or piecewise, got {schedule!r}")
+
+
+def mail_weight(pm: torch.Tensor, gamma: float, bias: float) -> torch.Tensor:
+    """MAIL: w = sigmoid(−γ·(PM − β)) (Eq. 8): small or negative margins get large weights."""
+    return torch.sigmoid(-gamma * (pm - bias))
+
+
+def wmmr_weight(margin: torch.Tensor, alpha: float) -> torch.Tensor:
+    """WMMR: w = exp(−α·m), m the probabilistic margin on x'."""
+    return torch.exp(-alpha * margin)
+
+
+WEIGHTINGS: Registry[type["Weighting"]] = Registry("weighting scheme", "weighting.name")
+register_weighting = WEIGHTINGS.register
+
+
+@torch.no_grad()
+def natural_logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """f(x) in eval mode, without gradient."""
+    with attack_mode(model, "eval"):
+        return model(x)
+
+
+class Weighting(Part):
+    """An instance-weighting scheme. Subclasses implement `raw` (weights from this step's geometry) or,
+    for learned schemes, `before_loss` (weights computed before the loss, e.g. by a look-ahead).
+
+    Declarations the loop reads:
+    - needs_kappa: the training attack must return its records (κ, PGDInfo);
+    - needs_pgd_records(cfg): the scheme cannot run with an objective that brings its own attack;
+    - applies_like_gair: where TRADES and MART put the weight (GAIRAT's rule, see Objective.weight_targets);
+    - reports_pm_adv: the epoch's PM-adv distribution goes to metrics.jsonl;
+    - learned: the weights come from `before_loss` (a look-ahead over the objective's terms).
+    """
+    needs_kappa: ClassVar[bool] = False
+    applies_like_gair: ClassVar[bool] = False
+    reports_pm_adv: ClassVar[bool] = False
+    learned: ClassVar[bool] = False
+
+    def __init__(self, cfg: Config, ctx: RunContext | None = None):
+        self.cfg = cfg
+        self.ctx = ctx if ctx is not None else RunContext(cfg)
+        self.w = cfg.weighting
+        self.options = options_of(type(self), cfg.weighting)
+
+    @classmethod
+    def needs_pgd_records(cls, cfg: Config) -> bool:
+        return cls.needs_kappa
+
+    @property
+    def record_kappa_iterate(self) -> bool:
+        """Whether the attack must also return the iterate at κ."""
+        return False
+
+    def active(self, epoch: int) -> bool:
+        """Weights apply after the burn-in (ω ≡ 1 before)."""
+        return epoch > self.w.burn_in
+
+    def raw(self, model: nn.Module, *, info: PGDInfo | None, x: torch.Tensor, y: torch.Tensor,
+            logits_adv: torch.Tensor, logits_nat: torch.Tensor | None, epoch: int) -> torch.Tensor:
+        """Un-normalised weights w_i ≥ 0 from this step's forward (and the attack's records)."""
+        raise NotImplementedError(f"weighting {self.name!r} defines no raw weights")
+
+    def before_loss(self, step: Step, crafted: Crafted, objective: Any, targets: list[str]) -> torch.Tensor | None:
+        """Raw weights computed before the loss (learned schemes); None: `raw` is used in the loss."""
+        return None
+
+    def normalize(self, w_raw: torch.Tensor) -> torch.Tensor:
+        return normalize(w_raw, self.w.normalization, self.w.constant, self.ctx.global_sum)
+
+    def split_data(self, train: DeviceData) -> DeviceData:
+        """The training set this scheme leaves for training (BiLAW takes its validation set from it)."""
+        return train
+
+    def new_epoch(self) -> None:
+        """Before an epoch's first step."""
+
+
+@register_weighting("none")
+class NoWeighting(Weighting):
+    """ω ≡ 1: the objective as its paper states it."""
+
+    def active(self, epoch: int) -> bool:
+        return False
+
+
+@register_weighting("gair")
+class GAIR(Weighting):
+    """GAIRAT: ω from the geometry value κ of the training attack (Eqs. 6-8), with a λ schedule."""
+    needs_kappa = True
+    applies_like_gair = True
+
+    @classmethod
+    def check(cls, cfg: Config) -> None:
+        if cfg.weighting.gair_fn not in GAIR_FUNCTIONS:
+            raise ConfigError(f"weighting.gair_fn must be one of {', '.join(GAIR_FUNCTIONS)}, got {cfg.weighting.gair_fn!r}")
+        if cfg.weighting.gair_lambda_schedule not in ("fixed", "linear", "piecewise"):
+            raise ConfigError(f"weighting.gair_lambda_schedule must be one of fixed, linear, piecewise, got "
+                              f"{cfg.weighting.gair_lambda_schedule!r}")
+
+    def lam(self, epoch: int) -> float:
+        w = self.w
+        return gair_lambda(w.gair_lambda_schedule, epoch, self.cfg.epochs, w.burn_in, w.gair_lambda,
+                           w.gair_lambda_end, w.gair_lambda_table)
+
+    def raw(self, model, *, info, x, y, logits_adv, logits_nat, epoch):
+        assert info is not None
+        return gair_weight(info.kappa, info.steps, self.lam(epoch), self.w.gair_fn)
+
+
+@register_weighting("mail")
+class MAIL(Weighting):
+    """MAIL: ω = sigmoid(−γ(PM − β)) (Eq. 8) on a probabilistic (or logit) margin."""
+    reports_pm_adv = True
+
+    @classmethod
+    def check(cls, cfg: Config) -> None:
+        if cfg.weighting.mail_margin not in MAIL_MARGINS:
+            raise ConfigError(f"weighting.mail_margin must be one of {', '.join(MAIL_MARGINS)}, got "
+                              f"{cfg.weighting.mail_margin!r}")
+
+    @classmethod
+    def needs_pgd_records(cls, cfg: Config) -> bool:
+        return cfg.weighting.mail_margin == "pm-dif"
+
+    @property
+    def needs_kappa(self) -> bool:  # type: ignore[override]
+        return self.w.mail_margin == "pm-dif"
+
+    @property
+    def record_kappa_iterate(self) -> bool:
+        return self.w.mail_margin == "pm-dif"
+
+    def raw(self, model, *, info, x, y, logits_adv, logits_nat, epoch):
+        return mail_weight(self.margin(model, info, x, y, logits_adv, logits_nat), self.w.mail_gamma, self.w.mail_bias)
+
+    @torch.no_grad()
+    def margin(self, model, info, x, y, logits_adv, logits_nat) -> torch.Tensor:
+        """MAIL's margin. PM-adv reuses the training forward's adversarial logits (as the released code)."""
+        kind = self.w.mail_margin
+        if kind in ("pm-adv", "logit-adv"):
+            fn = probabilistic_margin if kind == "pm-adv" else logit_margin
+            return fn(logits_adv.detach(), y)
+        nat = logits_nat.detach() if logits_nat is not None else natural_logits(model, x)
+        if kind == "pm-nat":
+            return probabilistic_margin(nat, y)
+        if kind == "logit-nat":
+            return logit_margin(nat, y)
+        assert info is not None and info.x_at_step is not None
+        with attack_mode(model, "eval"):
+            at_step = model(info.x_at_step)
+        return pm_dif(nat, at_step, y)
+
+
+@register_weighting("wmmr")
+class WMMR(Weighting):
+    """WMMR: ω = exp(−α·m), m the probabilistic margin on x' (undetached in the released code)."""
+    reports_pm_adv = True
+
+    def raw(self, model, *, info, x, y, logits_adv, logits_nat, epoch):
+        m = probabilistic_margin(logits_adv if not self.w.wmmr_detach else logits_adv.detach(), y)
+        return wmmr_weight(m, self.w.wmmr_alpha)
