@@ -81,6 +81,12 @@ def test_preset_and_set_precedence(tmp_path):
     (["--method", "mail-at", "--set", "weighting.mail_margin=pm-xyz"], "weighting.mail_margin"),
     (["--method", "gairat", "--set", "weighting.normalization=max"], "weighting.normalization"),
     (["--objective", "trades-mix", "--weighting", "bilaw"], "not BiLAW"),
+    (["--set", "seed=abc"], "seed must be a whole number, got 'abc'"),
+    (["--set", "optim.milestones=5"], "optim.milestones must be a list or null, got 5"),
+    (["--set", "data.val_size=abc"], "data.val_size must be a whole number or null, got 'abc'"),
+    (["--set", "awp.enabled=maybe"], "awp.enabled must be true or false"),
+    (["--set", "weighting.nosuch.alpha=1"], "no weighting scheme named 'nosuch'"),
+    (["--set", "weighting.gair.alpha=1"], "weighting.gair takes no options"),
 ])
 def test_bad_train_input(tmp_path, capsys, extra, msg):
     out = tmp_path / "run"

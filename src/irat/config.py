@@ -1,7 +1,14 @@
 """Run configuration: nested dataclasses, YAML in and out, `--set key=value` overrides.
 
 A run is determined by its resolved config and seed; the trainer writes the resolved config
-beside every run (`config.yaml`) and inside every checkpoint.
+beside every run (`config.yaml`) and inside every checkpoint. Every value that enters — from `--set`,
+a preset, a YAML file or a checkpoint — is checked against its field's type here (`set_key`,
+`check_types`), with one message naming the key, the value and what is expected; ranges and choices
+are checked by `irat.validate` before any work.
+
+The sections `objective`, `weighting` and `radius` also hold the options of parts that are not built
+in (plug-ins): `--set weighting.my-scheme.KEY=VALUE` lands in `weighting.options["my-scheme"]["KEY"]`
+and is checked against the part's own `Options` dataclass when the parts are checked.
 """
 from __future__ import annotations
 
@@ -59,6 +66,7 @@ class ObjectiveConfig:
     mma_clean_coeff: float = 1 / 3   # share of the clean CE in MMA's loss (released default)
     mma_search_steps: int = 10       # bisection steps of AN-PGD
     mma_step_scale: float = 2.5      # AN-PGD step = scale·ε_i/K
+    options: dict = field(default_factory=dict)  # plug-in parts' options: {part name: {key: value}}
 
 
 @dataclass
@@ -83,6 +91,7 @@ class WeightingConfig:
     bilaw_input: str = "multiclass-margin"  # weight-net input: multiclass-margin, margin, adv-loss, loss-diff
     bilaw_lr: float = 1.0e-3         # Adam step size of the weight net (not given in the paper: our choice)
     bilaw_meta_size: int = 1000      # validation examples that drive the weight net
+    options: dict = field(default_factory=dict)  # plug-in parts' options: {part name: {key: value}}
 
 
 @dataclass
@@ -102,6 +111,7 @@ class RadiusConfig:
     alpha: float = 0.58              # MWPB's α
     phase1_epochs: int = 80          # epochs ≤ this use ε·phase1_scale and α·phase1_scale for everyone
     phase1_scale: float = 0.5
+    options: dict = field(default_factory=dict)  # plug-in parts' options: {part name: {key: value}}
 
 
 @dataclass
@@ -127,8 +137,12 @@ class OptimConfig:
     warmup_epochs: int = 0           # linear warm-up from 0 (per iteration)
 
 
+PART_SECTIONS = ("objective", "weighting", "radius")
+
+
 @dataclass
 class Config:
+    plugins: list = field(default_factory=list)   # plug-in files or modules the run needs (loaded before use)
     method: str = "at"
     epochs: int = 10
     batch_size: int = 128
@@ -166,21 +180,41 @@ class Config:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
 
-def _float_keys(cls: type = None, prefix: str = "") -> set[str]:
-    """Dotted keys whose annotation admits a float (they accept fractions such as 8/255)."""
-    cls = Config if cls is None else cls
-    hints = typing.get_type_hints(cls)
-    keys: set[str] = set()
-    for f in dataclasses.fields(cls):
-        t = hints[f.name]
-        if dataclasses.is_dataclass(t):
-            keys |= _float_keys(t, prefix + f.name + ".")
-        elif t is float or float in typing.get_args(t):
-            keys.add(prefix + f.name)
-    return keys
+def _hint_text(hint: Any) -> str:
+    names = {bool: "true or false", int: "a whole number", float: "a number", str: "a string", list: "a list",
+             dict: "a mapping", type(None): "null"}
+    args = typing.get_args(hint) or (hint,)
+    return " or ".join(names.get(a, getattr(a, "__name__", str(a))) for a in args)
 
 
-_FLOAT_KEYS = _float_keys()
+def coerce(key: str, val: Any, hint: Any) -> Any:
+    """`val` as a value of type `hint` (bool, int, float, str, list, dict, their `| None` unions), or a
+    ConfigError naming the key, the value and what is expected. Floats accept fractions ('8/255')."""
+    args = typing.get_args(hint) or (hint,)
+    if val is None or (isinstance(val, str) and val.strip().lower() in ("none", "null") and str not in args):
+        if type(None) in args:
+            return None
+        raise ConfigError(f"{key} must be {_hint_text(hint)}, got {val!r}")
+    for t in args:
+        if t is bool and isinstance(val, bool):
+            return val
+        if t is int and isinstance(val, int) and not isinstance(val, bool):
+            return val
+        if t is float and isinstance(val, (int, float)) and not isinstance(val, bool):
+            return float(val)
+        if t is list and isinstance(val, (list, tuple)):
+            return list(val)
+        if t is dict and isinstance(val, dict):
+            return val
+    if float in args and isinstance(val, str):
+        try:
+            return parse_number(val)
+        except ConfigError:
+            if str not in args:
+                raise ConfigError(f"{key}: cannot read {val!r} as a number (examples: 8/255, 0.031, 0.3)") from None
+    if str in args and isinstance(val, (str, int, float)) and not isinstance(val, bool):
+        return str(val)
+    raise ConfigError(f"{key} must be {_hint_text(hint)}, got {val!r}")
 
 
 def all_keys(obj: Any = None, prefix: str = "") -> list[str]:
@@ -196,35 +230,55 @@ def all_keys(obj: Any = None, prefix: str = "") -> list[str]:
     return keys
 
 
-def _parse_value(key: str, raw: Any) -> Any:
+def _parse_value(raw: Any) -> Any:
+    """A `--set` string read as YAML (numbers, lists, true/false, null); other values as they are."""
     if isinstance(raw, str):
         try:
-            val = yaml.safe_load(raw)
+            return yaml.safe_load(raw)
         except yaml.YAMLError:
-            val = raw
-    else:
-        val = raw
-    if isinstance(val, str) and key in _FLOAT_KEYS:
-        val = parse_number(val)
-    if key in _FLOAT_KEYS and isinstance(val, int) and not isinstance(val, bool):
-        val = float(val)
-    return val
+            return raw
+    return raw
+
+
+def _unknown(key: str) -> ConfigError:
+    return ConfigError(f"unknown config key {key!r}; known keys: {', '.join(all_keys())} (a plug-in part's "
+                       f"options: SECTION.PART.KEY, e.g. weighting.my-scheme.alpha)")
 
 
 def set_key(cfg: Config, key: str, raw: Any) -> None:
-    """Set a dotted key ('optim.lr') from a string or value, with a clear error for unknown keys."""
+    """Set a dotted key ('optim.lr') from a string or value, checked against the field's type."""
     parts = key.split(".")
+    if parts[0] in PART_SECTIONS and len(parts) >= 3:   # a part's own options: SECTION[.options].PART.KEY
+        section = getattr(cfg, parts[0])
+        rest = parts[2:] if parts[1] == "options" else parts[1:]
+        if parts[1] == "options" or parts[1] not in {f.name for f in dataclasses.fields(section)}:
+            if len(rest) != 2:
+                raise _unknown(key)
+            section.options.setdefault(rest[0], {})[rest[1]] = _parse_value(raw)
+            return
     target: Any = cfg
     for p in parts[:-1]:
         if not dataclasses.is_dataclass(target) or not hasattr(target, p):
-            raise ConfigError(f"unknown config key {key!r}; known keys: {', '.join(all_keys())}")
+            raise _unknown(key)
         target = getattr(target, p)
     leaf = parts[-1]
     if not dataclasses.is_dataclass(target) or leaf not in {f.name for f in dataclasses.fields(target)}:
-        raise ConfigError(f"unknown config key {key!r}; known keys: {', '.join(all_keys())}")
+        raise _unknown(key)
     if dataclasses.is_dataclass(getattr(target, leaf)):
         raise ConfigError(f"{key!r} is a section; set one of its keys, e.g. {key}.{dataclasses.fields(getattr(target, leaf))[0].name}")
-    setattr(target, leaf, _parse_value(key, raw))
+    hint = typing.get_type_hints(type(target))[leaf]
+    setattr(target, leaf, coerce(key, _parse_value(raw), hint))
+
+
+def check_types(obj: Any, prefix: str = "") -> None:
+    """Check (and normalise, e.g. 3 → 3.0 for a float) every field of a config built in Python."""
+    hints = typing.get_type_hints(type(obj))
+    for f in dataclasses.fields(obj):
+        val = getattr(obj, f.name)
+        if dataclasses.is_dataclass(val):
+            check_types(val, prefix + f.name + ".")
+        else:
+            setattr(obj, f.name, coerce(prefix + f.name, val, hints[f.name]))
 
 
 def apply_dict(cfg: Config, d: dict, prefix: str = "") -> None:

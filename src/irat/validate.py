@@ -4,7 +4,7 @@ from __future__ import annotations
 from .attacks.checks import BN_MODES
 from .attacks.losses import ATTACK_LOSSES
 from .attacks.pgd import KAPPAS, NORMS, STARTS
-from .config import Config
+from .config import Config, check_types
 from .data import get_spec
 from .errors import ConfigError, IratError
 from .models import canonical
@@ -25,6 +25,7 @@ def _positive(value, key: str, allow_zero: bool = False) -> None:
 
 
 def validate_config(cfg: Config) -> None:
+    check_types(cfg)
     _positive(cfg.flatness_n, "flatness_n", allow_zero=True)
     _choice(cfg.precision, ("fp32", "bf16"), "precision")
     _validate_unlabeled(cfg)

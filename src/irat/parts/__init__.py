@@ -18,7 +18,7 @@ from . import bilaw as _bilaw  # noqa: F401  (registers bilaw, bilaw-np)
 from .base import Crafted, Part, RunContext, Step, option_fields, options_of
 from .objectives import OBJECTIVES, Objective, make_objective, register_objective
 from .radius import RADII, Radius, register_radius
-from .registry import Registry
+from ..registry import Registry
 from .weighting import WEIGHTINGS, Weighting, register_weighting
 
 SECTIONS: dict[str, Registry[Any]] = {"objective": OBJECTIVES, "weighting": WEIGHTINGS, "radius": RADII}
@@ -50,6 +50,12 @@ class Parts:
 def check_parts(cfg: Config) -> None:
     """Every part's own check, then the rules between parts (each stated by the parts' declarations)."""
     obj, w, r = OBJECTIVES.get(cfg.objective.name), WEIGHTINGS.get(cfg.weighting.name), RADII.get(cfg.radius.name)
+    for section, registry in SECTIONS.items():   # every part's options, typed (also those of parts not chosen)
+        for name in getattr(cfg, section).options:
+            if name not in registry:
+                raise ConfigError(f"{section}.{name}: no {registry.kind} named {name!r} is known (known: "
+                                  f"{', '.join(registry.names())}); load its plug-in with --plugin")
+            options_of(registry.get(name), getattr(cfg, section), section)
     for cls in (obj, w, r):
         cls.check(cfg)
     if obj.own_attack:

@@ -7,6 +7,7 @@ these records; it never reaches into the trainer.
 from __future__ import annotations
 
 import dataclasses
+import typing
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -15,7 +16,8 @@ import torch.nn as nn
 
 from ..attacks.noise import Noise, draw_noise
 from ..attacks.pgd import PGDInfo
-from ..config import Config
+from ..config import Config, coerce
+from ..errors import ConfigError
 
 
 def _identity(t: torch.Tensor) -> torch.Tensor:
@@ -94,12 +96,21 @@ class Part:
         return {}
 
 
-def options_of(cls: type[Part], section: Any) -> Any:
-    """The part's typed options from its config section's `options[name]` (None if it has none)."""
-    if cls.Options is None:
-        return None
+def options_of(cls: type[Part], section: Any, section_name: str = "") -> Any:
+    """The part's typed options from its config section's `options[name]`, each value checked against
+    the `Options` field's type (None for a part without options)."""
     raw = dict(getattr(section, "options", {}).get(cls.name, {}))
-    return cls.Options(**raw)
+    where = f"{section_name or 'section'}.{cls.name}"
+    if cls.Options is None:
+        if raw:
+            raise ConfigError(f"{where} takes no options, got {', '.join(sorted(raw))}")
+        return None
+    fields = option_fields(cls)
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        raise ConfigError(f"{where} has no option {unknown[0]!r}; its options: {', '.join(fields)}")
+    hints = typing.get_type_hints(cls.Options)
+    return cls.Options(**{k: coerce(f"{where}.{k}", v, hints[k]) for k, v in raw.items()})
 
 
 def option_fields(cls: type[Part]) -> dict[str, dataclasses.Field]:

@@ -22,8 +22,8 @@ from ..attacks.squeeze import pick, rank_by_true_prob, squeeze_pair, symmetric_k
 from ..config import Config
 from ..errors import ConfigError
 from ..utils import stepwise_value
-from .base import Crafted, Part, RunContext, Step
-from .registry import Registry
+from .base import Crafted, Part, RunContext, Step, options_of
+from ..registry import Registry
 
 OBJECTIVES: Registry[type["Objective"]] = Registry("objective", "objective.name")
 register_objective = OBJECTIVES.register
@@ -84,6 +84,7 @@ class Objective(Part):
         self.cfg = cfg
         self.ctx = ctx if ctx is not None else RunContext(cfg)
         self.beta = float(cfg.objective.beta)
+        self.options = options_of(type(self), cfg.objective, "objective")
 
     # -- the training attack ----------------------------------------------------------------------
     def attack_kwargs(self, step: Step) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from ..attacks.checks import attack_mode
 from ..config import Config
 from ..margins import probabilistic_margin
 from .base import Part, RunContext, options_of
-from .registry import Registry
+from ..registry import Registry
 
 
 def mwpb_radii(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, alpha: float) -> torch.Tensor:
@@ -34,7 +34,7 @@ class Radius(Part):
         self.cfg = cfg
         self.ctx = ctx if ctx is not None else RunContext(cfg)
         self.r = cfg.radius
-        self.options = options_of(type(self), cfg.radius)
+        self.options = options_of(type(self), cfg.radius, "radius")
 
     def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, epoch: int, eps: float,
                  step: float) -> tuple[float | torch.Tensor, float | torch.Tensor]:

@@ -21,7 +21,7 @@ from ..data import DeviceData
 from ..errors import ConfigError
 from ..margins import logit_margin, pm_dif, probabilistic_margin
 from .base import Crafted, Part, RunContext, Step, options_of
-from .registry import Registry
+from ..registry import Registry
 
 NORMALIZATIONS = ("mean-one", "sum-one", "constant", "none")
 GAIR_FUNCTIONS = ("tanh", "sigmoid", "linear")
@@ -134,7 +134,7 @@ class Weighting(Part):
         self.cfg = cfg
         self.ctx = ctx if ctx is not None else RunContext(cfg)
         self.w = cfg.weighting
-        self.options = options_of(type(self), cfg.weighting)
+        self.options = options_of(type(self), cfg.weighting, "weighting")
 
     @classmethod
     def needs_pgd_records(cls, cfg: Config) -> bool:
