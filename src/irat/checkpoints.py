@@ -18,6 +18,7 @@ import torch.nn as nn
 
 from .errors import CheckpointError, ConfigError, IratError
 from .models import create_model
+from .plugins import load_plugins
 from .utils import atomic_write
 
 FORMAT = "irat-checkpoint"
@@ -72,6 +73,7 @@ def load_model(run: str | Path, checkpoint: str = "best", device: str | torch.de
             raise ConfigError(f"checkpoint must be best or last, got {checkpoint!r}")
         path = path / (BEST if checkpoint == "best" else LAST)
     data = load_checkpoint(path, map_location="cpu")
+    load_plugins(data["config"].get("plugins") or [])   # a model registered by a plug-in
     meta = data["meta"]
     model = create_model(meta["arch"], in_channels=meta["in_channels"], num_classes=meta["num_classes"],
                          input_size=meta["input_size"])

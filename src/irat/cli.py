@@ -8,7 +8,13 @@ import sys
 from .errors import IratError
 
 
+def _add_plugin_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--plugin", action="append", default=[], metavar="FILE.py|MODULE",
+                   help="load a plug-in that registers parts or attacks (repeatable; see docs/extending.md)")
+
+
 def _add_train_args(p: argparse.ArgumentParser) -> None:
+    _add_plugin_arg(p)
     p.add_argument("--out", required=True, help="run directory (config, metrics, checkpoints)")
     p.add_argument("--method", help="method name (see `irat methods`); default at")
     p.add_argument("--preset", help="YAML preset: a shipped name (see `irat methods`) or a file path")
@@ -26,9 +32,10 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", help="initial learning rate")
     p.add_argument("--seed", type=int)
     p.add_argument("--device", help="cpu, cuda, cuda:N (default: cuda when available)")
-    p.add_argument("--objective", help="at, trades, mart, fat, fat-trades, fat-mart (composes with a method)")
-    p.add_argument("--weighting", help="none, gair, mail, wmmr, bilaw, bilaw-np")
-    p.add_argument("--radius", help="fixed or mwpb")
+    p.add_argument("--objective", help="at, trades, mart, fat, fat-trades, fat-mart, ... or a plug-in's "
+                                       "(composes with a method; `irat methods` lists them)")
+    p.add_argument("--weighting", help="none, gair, mail, wmmr, bilaw, bilaw-np, or a plug-in's scheme")
+    p.add_argument("--radius", help="fixed or mwpb, or a plug-in's radius scheme")
     p.add_argument("--awp", action="store_true", help="wrap the step in adversarial weight perturbation")
     p.add_argument("--burn-in", type=int, help="epochs with all instance weights 1")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -41,9 +48,12 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
 def build_config(args: argparse.Namespace):
     """defaults < method < preset < explicit flags < --set."""
     from .config import apply_sets, set_key
+    from .plugins import load_plugins
     from .presets import preset_config
 
+    plugins = load_plugins(args.plugin)
     cfg = preset_config(args.preset, args.method)
+    chosen = _parts_of(cfg)
     flags = {"data.dataset": args.dataset, "data.data_dir": args.data_dir, "model.arch": args.model,
              "attack.eps": args.eps, "attack.alpha": args.alpha, "attack.steps": args.steps,
              "attack.norm": args.norm, "epochs": args.epochs, "batch_size": args.batch_size, "optim.lr": args.lr,
@@ -59,7 +69,16 @@ def build_config(args: argparse.Namespace):
     if args.quiet:
         cfg.progress = False
     apply_sets(cfg, args.set)
+    cfg.plugins = list(dict.fromkeys([*cfg.plugins, *plugins]))
+    if _parts_of(cfg) != chosen:   # the flags changed the method's parts: name the run by what it trains
+        cfg.method = "+".join(p for p in _parts_of(cfg) if p)
     return cfg
+
+
+def _parts_of(cfg) -> tuple[str, ...]:  # noqa: ANN001
+    """The parts that define what a run trains: objective, weighting, radius and AWP (empty when default)."""
+    return (cfg.objective.name, "" if cfg.weighting.name == "none" else cfg.weighting.name,
+            "" if cfg.radius.name == "fixed" else cfg.radius.name, "awp" if cfg.awp.enabled else "")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -93,7 +112,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from .distributed import is_main_process
     from .evaluate.run import evaluate_run, print_record
+    from .plugins import load_plugins
 
+    load_plugins(args.plugin)
     record = evaluate_run(args.run, attacks=args.attacks, checkpoint=args.checkpoint, n=args.n, eps=args.eps,
                           norm=args.norm, alpha=args.alpha, batch_size=args.batch_size, seed=args.seed,
                           device=args.device, data_dir=args.data_dir, split=args.split, json_path=args.json,
@@ -152,7 +173,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_methods(args: argparse.Namespace) -> int:
+    from .evaluate.attacks import attack_table
     from .methods import METHODS
+    from .parts import part_table
+    from .plugins import load_plugins
+
+    load_plugins(args.plugin)
     from .models import describe
     from .presets import preset_info, preset_names
     from .tables import results_table
@@ -162,9 +188,13 @@ def cmd_methods(args: argparse.Namespace) -> int:
                          for m in METHODS.values()], ["method", "description", "source"], fmt="simple"))
     print("\nPresets (irat train --preset NAME):")
     print(results_table([preset_info(n) for n in preset_names()], ["name", "method", "source"], fmt="simple"))
+    print("\nParts (--objective / --weighting / --radius NAME; a plug-in's options: --set SECTION.NAME.KEY=VALUE):")
+    print(results_table(part_table(), ["section", "name", "what", "options"], fmt="simple"))
     print("\nModels (--model NAME):")
     print(results_table([{"model": k, "description": v} for k, v in describe().items()], ["model", "description"],
                         fmt="simple"))
+    print("\nEvaluation attacks (irat eval --attacks NAME[:KEY=VALUE...]):")
+    print(results_table(attack_table(), ["names", "what", "options (defaults)"], fmt="simple"))
     return 0
 
 
@@ -175,6 +205,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def make_parser() -> argparse.ArgumentParser:
+    from .evaluate.attacks import attack_names
     parser = argparse.ArgumentParser(prog="irat", description="Instance-reweighted adversarial training and "
                                                               "robustness evaluation")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -184,9 +215,10 @@ def make_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="evaluate a run under attacks")
     p.add_argument("run", help="run directory or checkpoint file")
-    p.add_argument("--attacks", help="comma list (default natural,pgd20,cw without --suite): natural, pgdK, cw, cwK, "
-                   "pgdplus, lmpgdK, apgd-ce, apgd-dlr, apgd-t, fab, fab-t, square, spsa, aa, aa-plus, aa-rand; "
-                   "options as name:key=value, e.g. pgd100:alpha=0.003, aa:n=1000")
+    p.add_argument("--attacks", help=f"comma list (default natural,pgd20,cw without --suite): "
+                   f"{', '.join(attack_names())}, or a plug-in's; options as name:key=value, e.g. "
+                   f"pgd100:alpha=0.003, aa:n=1000 (`irat methods` lists every option and default)")
+    _add_plugin_arg(p)
     p.add_argument("--suite", help="a paper's protocol: mail, gairat, mwpb, bilaw, fast, full (see docs/evaluation.md)")
     p.add_argument("--backend", default="irat", choices=["irat", "autoattack"],
                    help="who runs aa/aa-plus/aa-rand: irat's implementation or the official autoattack package")
@@ -254,7 +286,8 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("methods", help="list methods, presets and models")
+    p = sub.add_parser("methods", help="list methods, parts, presets, models and evaluation attacks")
+    _add_plugin_arg(p)
     p.set_defaults(func=cmd_methods)
     return parser
 

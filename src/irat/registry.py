@@ -29,7 +29,8 @@ class Registry(Generic[T]):
                 raise ConfigError(f"a {self.kind} named {name!r} is already registered; choose another name "
                                   f"or pass replace=True")
             self._items[name] = item
-            item.name = name  # type: ignore[attr-defined]
+            if isinstance(item, type):
+                item.name = name  # type: ignore[attr-defined]  (a part class knows its registered name)
             return item
         return add
 

@@ -23,7 +23,7 @@ import torch.nn as nn
 
 from ..errors import IratError
 from .apgd import apgd, apgd_targeted
-from .checks import attack_mode
+from .checks import attack_mode, keyword_defaults
 from .fab import fab
 from .square import square
 
@@ -36,22 +36,29 @@ COMPONENTS = ("apgd-ce", "apgd-dlr", "apgd-t", "fab", "fab-t", "square")
 BLACK_BOX = ("square",)
 
 
+_OPTIONS = {   # component → (attack function, its options, the component's own fixed settings)
+    "apgd-ce": (apgd, ("steps", "restarts", "loss", "rho", "eot_iter"), {"loss": "ce"}),
+    "apgd-dlr": (apgd, ("steps", "restarts", "loss", "rho", "eot_iter"), {"loss": "dlr"}),
+    "apgd-t": (apgd_targeted, ("steps", "restarts", "n_target_classes", "loss", "rho", "eot_iter"), {}),
+    "fab": (fab, ("steps", "restarts", "targeted", "alpha_max", "eta", "beta"), {"targeted": False}),
+    "fab-t": (fab, ("steps", "restarts", "targeted", "n_target_classes", "alpha_max", "eta", "beta"),
+              {"targeted": True}),
+    "square": (square, ("n_queries", "p_init", "restarts"), {}),
+}
+
+
 def component_settings(version: str, overrides: dict[str, dict] | None = None) -> dict[str, dict]:
-    """Keyword arguments of each component under an AutoAttack version (the official defaults),
-    with optional per-component overrides (marked as non-official in the record by the caller)."""
-    plus = version == "plus"
-    eot = 20 if version == "rand" else 1
-    settings = {
-        "apgd-ce": {"steps": 100, "restarts": 5 if plus else 1, "loss": "ce", "rho": 0.75, "eot_iter": eot},
-        "apgd-dlr": {"steps": 100, "restarts": 5 if plus else 1, "loss": "dlr", "rho": 0.75, "eot_iter": eot},
-        "apgd-t": {"steps": 100, "restarts": 1, "n_target_classes": 9, "loss": "dlr-targeted", "rho": 0.75,
-                   "eot_iter": eot},
-        "fab": {"steps": 100, "restarts": 5 if plus else 1, "targeted": False, "alpha_max": 0.1, "eta": 1.05,
-                "beta": 0.9},
-        "fab-t": {"steps": 100, "restarts": 1, "targeted": True, "n_target_classes": 9, "alpha_max": 0.1,
-                  "eta": 1.05, "beta": 0.9},
-        "square": {"n_queries": 5000, "p_init": 0.8, "restarts": 1},
-    }
+    """Keyword arguments of each component under an AutoAttack version: the attack functions' own
+    defaults (which are the official ones), the version's changes (plus: 5 restarts for APGD-CE,
+    APGD-DLR and FAB; rand: EOT over 20 passes), then optional per-component overrides (marked as
+    non-official in the record by the caller)."""
+    settings = {name: {**keyword_defaults(fn, opts), **fixed} for name, (fn, opts, fixed) in _OPTIONS.items()}
+    if version == "plus":
+        for name in ("apgd-ce", "apgd-dlr", "fab"):
+            settings[name]["restarts"] = 5
+    if version == "rand":
+        for name in ("apgd-ce", "apgd-dlr", "apgd-t"):
+            settings[name]["eot_iter"] = 20
     for k, v in (overrides or {}).items():
         settings[k] = {**settings[k], **v}
     return settings

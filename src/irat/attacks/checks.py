@@ -1,6 +1,9 @@
 """Input validation shared by the public attack and evaluation functions, and model-mode helpers."""
 from __future__ import annotations
 
+import inspect
+from typing import Any, Callable
+
 import contextlib
 from typing import Iterator
 
@@ -123,3 +126,9 @@ def attack_still_robust(adv: torch.Tensor, robust: torch.Tensor, run) -> bool:
     adv[todo[broken]] = found[broken]
     robust[todo[broken]] = False
     return True
+
+
+def keyword_defaults(fn: Callable[..., Any], names: tuple[str, ...]) -> dict[str, Any]:
+    """The defaults of an attack function's keyword options: the one place an attack states them."""
+    params = inspect.signature(fn).parameters
+    return {n: params[n].default for n in names if n in params and params[n].default is not inspect.Parameter.empty}

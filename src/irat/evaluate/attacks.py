@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any, Callable
 
 import torch
 import torch.nn as nn
@@ -23,28 +24,96 @@ from ..attacks.lm_pgd import lm_pgd
 from ..attacks.pgd import pgd
 from ..attacks.spsa import spsa
 from ..attacks.square import square
+from ..attacks.checks import keyword_defaults
 from ..errors import IratError
+from ..registry import Registry
 from ..utils import parse_number
 
-BLACK_BOX_KINDS = ("square", "spsa")
 _CW_DEFAULT_STEPS = 30  # GAIRAT's and MAIL's CW∞ evaluation use 30 PGD steps on the CW loss
 
-# default options per kind; the option types are taken from these values
-_DEFAULTS: dict[str, dict] = {
-    "natural": {},
-    "pgd": {"steps": 20, "loss": "ce", "restarts": 1, "start": "uniform", "first_success": False},
-    "lmpgd": {"steps": 50},
-    "apgd": {"steps": 100, "restarts": 1, "loss": "ce", "rho": 0.75, "eot_iter": 1},
-    "apgd-t": {"steps": 100, "restarts": 1, "n_target_classes": 9, "loss": "dlr-targeted", "rho": 0.75,
-               "eot_iter": 1},
-    "fab": {"steps": 100, "restarts": 1, "targeted": False, "n_target_classes": 9, "alpha_max": 0.1, "eta": 1.05,
-            "beta": 0.9},
-    "square": {"n_queries": 5000, "p_init": 0.8, "restarts": 1},
-    "spsa": {"steps": 100, "delta": 0.001, "lr": 0.01, "samples": 256},
-    "aa": {"version": "standard", "components": "", "steps": None, "n_queries": None},
-}
+
+@dataclass(frozen=True)
+class EvalAttack:
+    """One kind of evaluation attack: its function and the options a user may set. The options' defaults
+    are read from the function's own signature (the one place they are stated); `defaults` holds only
+    evaluation defaults for arguments the function requires (e.g. PGD's steps)."""
+    kind: str
+    fn: Callable[..., Any] | None
+    options: tuple[str, ...] = ()
+    defaults: dict[str, Any] = field(default_factory=dict)
+    rename: dict[str, str] = field(default_factory=dict)   # option name → the function's keyword
+    black_box: bool = False       # queries outputs only (masking check: must not beat the white-box ones)
+    reference: bool = False       # a strong white-box reference (masking check: PGD must not be far above it)
+    uses_alpha: bool = False      # takes the protocol's step size α
+    uses_norm: bool = True        # takes the threat model's norm (LM-PGD is ℓ∞ only)
+    summary: str = ""
+
+    def default_options(self) -> dict[str, Any]:
+        """Every option with its default."""
+        sig = keyword_defaults(self.fn, tuple(self.rename.get(o, o) for o in self.options)) if self.fn else {}
+        return {o: self.defaults.get(o, sig.get(self.rename.get(o, o))) for o in self.options}
+
+    def run(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, options: dict[str, Any], *, eps: float,
+            norm: str, alpha: float | None, generator: torch.Generator | None) -> torch.Tensor:
+        assert self.fn is not None
+        kw = {self.rename.get(k, k): options[k] for k in self.options}
+        if self.uses_alpha:
+            kw["alpha"] = alpha
+        if self.uses_norm:
+            kw["norm"] = norm
+        elif norm != "linf":
+            raise IratError(f"{self.kind} is defined for the linf threat model only")
+        return self.fn(model, x, y, eps=eps, generator=generator, check_inputs=False, **kw)
+
+
+ATTACKS: Registry[EvalAttack] = Registry("evaluation attack", "--attacks")
+_NAMES: list[tuple[str, str, Callable[[re.Match], dict[str, Any]]]] = []   # (name pattern, kind, preset options)
+
+
+def register_attack(attack: EvalAttack, *names: str | tuple[str, Callable[[re.Match], dict[str, Any]]]) -> EvalAttack:
+    """Add an evaluation attack; `names` are its names in `--attacks` (plain names, or (regex, preset)
+    pairs such as ("pgd(\\d+)", lambda m: {"steps": int(m[1])})). Default name: its kind."""
+    ATTACKS.register(attack.kind)(attack)
+    for n in names or (attack.kind,):
+        pattern, preset = (re.escape(n), lambda m: {}) if isinstance(n, str) else n
+        _NAMES.append((pattern, attack.kind, preset))
+    return attack
+
+
+def attack_names() -> list[str]:
+    """The names `--attacks` accepts (patterns shown as the papers write them, e.g. pgdK)."""
+    shown = {r"pgd(\d+)": "pgdK", r"pgdplus|pgd\+": "pgdplus", r"cw(\d*)": "cw, cwK", r"lmpgd(\d*)": "lmpgdK", r"aa-(standard|plus|rand)":
+             "aa-standard, aa-plus, aa-rand"}
+    return [shown.get(p, p.replace("\\", "")) for p, _, _ in _NAMES]
+
+
+register_attack(EvalAttack("natural", None, summary="clean accuracy"), "natural", "clean", "nat")
+register_attack(EvalAttack("pgd", pgd, ("steps", "loss", "restarts", "start", "first_success"), {"steps": 20},
+                           rename={"first_success": "return_first_success"}, uses_alpha=True,
+                           summary="PGD (CE, uniform start); cw: on the CW margin loss; pgdplus: robust only if "
+                                   "correct at every step"),
+                (r"pgd(\d+)", lambda m: {"steps": int(m[1])}),
+                (r"pgdplus|pgd\+", lambda m: {"steps": 40, "restarts": 5, "alpha": 0.01, "first_success": True}),
+                (r"cw(\d*)", lambda m: {"steps": int(m[1] or _CW_DEFAULT_STEPS), "loss": "cw"}))
+register_attack(EvalAttack("lmpgd", lm_pgd, ("steps",), uses_norm=False, summary="line-search momentum PGD"),
+                (r"lmpgd(\d*)", lambda m: {"steps": int(m[1] or 50)}))
+register_attack(EvalAttack("apgd", apgd, ("steps", "restarts", "loss", "rho", "eot_iter"), reference=True,
+                           summary="Auto-PGD, untargeted (CE or DLR)"),
+                "apgd-ce", "apgd", ("apgd-dlr", lambda m: {"loss": "dlr"}))
+register_attack(EvalAttack("apgd-t", apgd_targeted, ("steps", "restarts", "n_target_classes", "loss", "rho",
+                                                     "eot_iter"), reference=True, summary="Auto-PGD, targeted DLR"))
+register_attack(EvalAttack("fab", fab, ("steps", "restarts", "targeted", "n_target_classes", "alpha_max", "eta",
+                                        "beta"), summary="FAB minimal-perturbation attack"),
+                "fab", ("fab-t", lambda m: {"targeted": True}))
+register_attack(EvalAttack("square", square, ("n_queries", "p_init", "restarts"), black_box=True,
+                           summary="Square Attack (black-box)"))
+register_attack(EvalAttack("spsa", spsa, ("steps", "delta", "lr", "samples"), black_box=True,
+                           summary="SPSA with Adam (black-box)"))
+register_attack(EvalAttack("aa", autoattack, ("version", "components", "steps", "n_queries"),
+                           {"components": "", "steps": None, "n_queries": None}, reference=True,
+                           summary="AutoAttack cascade, per-example worst case"),
+                "aa", "autoattack", (r"aa-(standard|plus|rand)", lambda m: {"version": m[1]}))
 _COMMON = {"alpha": None, "alpha_eps": None, "n": None}
-_USES_ALPHA = ("pgd",)
 
 
 @dataclass
@@ -54,16 +123,20 @@ class AttackSpec:
     options: dict = field(default_factory=dict)
 
     @property
+    def attack(self) -> EvalAttack:
+        return ATTACKS.get(self.kind)
+
+    @property
     def black_box(self) -> bool:
-        return self.kind in BLACK_BOX_KINDS
+        return self.attack.black_box
 
     @property
     def white_box(self) -> bool:
-        return self.kind not in BLACK_BOX_KINDS and self.kind != "natural"
+        return not self.attack.black_box and self.attack.fn is not None
 
     def alpha_for(self, eps: float, protocol_alpha: float) -> float | None:
         """The step size this attack uses: its own α, α as a multiple of ε, or the protocol's."""
-        if self.kind not in _USES_ALPHA:
+        if not self.attack.uses_alpha:
             return None
         if self.options.get("alpha") is not None:
             return float(self.options["alpha"])
@@ -82,34 +155,10 @@ class AttackSpec:
 
 def _base(key: str) -> tuple[str, dict]:
     """Kind and preset options for a base attack name."""
-    if key in ("natural", "clean", "nat"):
-        return "natural", {}
-    if m := re.fullmatch(r"pgd(\d+)", key):
-        return "pgd", {"steps": int(m.group(1))}
-    if key in ("pgdplus", "pgd+"):
-        return "pgd", {"steps": 40, "restarts": 5, "alpha": 0.01, "first_success": True}
-    if m := re.fullmatch(r"cw(\d*)", key):
-        return "pgd", {"steps": int(m.group(1) or _CW_DEFAULT_STEPS), "loss": "cw"}
-    if m := re.fullmatch(r"lmpgd(\d*)", key):
-        return "lmpgd", {"steps": int(m.group(1) or 50)}
-    if key in ("apgd-ce", "apgd"):
-        return "apgd", {}
-    if key == "apgd-dlr":
-        return "apgd", {"loss": "dlr"}
-    if key == "apgd-t":
-        return "apgd-t", {}
-    if key == "fab":
-        return "fab", {}
-    if key == "fab-t":
-        return "fab", {"targeted": True}
-    if key in ("square", "spsa"):
-        return key, {}
-    if key in ("aa", "autoattack"):
-        return "aa", {}
-    if key.startswith("aa-") and key[3:] in VERSIONS:
-        return "aa", {"version": key[3:]}
-    raise IratError(f"unknown attack {key!r}; known: natural, pgdK (e.g. pgd20), cw, cwK, pgdplus, lmpgdK, "
-                    f"apgd-ce, apgd-dlr, apgd-t, fab, fab-t, square, spsa, aa, aa-plus, aa-rand")
+    for pattern, kind, preset in _NAMES:
+        if m := re.fullmatch(pattern, key):
+            return kind, preset(m)
+    raise IratError(f"unknown attack {key!r}; known: {', '.join(attack_names())}")
 
 
 def _coerce(kind: str, key: str, value: str, default):
@@ -139,7 +188,7 @@ def parse_attack(text: str) -> AttackSpec:
     parts = [p.strip() for p in text.strip().split(":")]
     key = parts[0].lower()
     kind, preset = _base(key)
-    options = {**_DEFAULTS[kind], **_COMMON, **preset}
+    options = {**ATTACKS.get(kind).default_options(), **_COMMON, **preset}
     for part in parts[1:]:
         if "=" not in part:
             raise IratError(f"attack option {part!r} in {text!r} must look like key=value")
@@ -175,34 +224,21 @@ def run_attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackS
     o = spec.options
     if spec.kind == "natural":
         return x, None
-    if spec.kind == "pgd":
-        return pgd(model, x, y, eps=eps, alpha=spec.alpha_for(eps, alpha), steps=o["steps"], norm=norm,
-                   loss=o["loss"], start=o["start"], restarts=o["restarts"], return_first_success=o["first_success"],
-                   generator=generator, check_inputs=False), None
-    if spec.kind == "lmpgd":
-        if norm != "linf":
-            raise IratError("LM-PGD is defined for the linf threat model only")
-        return lm_pgd(model, x, y, eps=eps, steps=o["steps"], generator=generator, check_inputs=False), None
-    if spec.kind == "apgd":
-        return apgd(model, x, y, eps=eps, norm=norm, steps=o["steps"], restarts=o["restarts"], loss=o["loss"],
-                    rho=o["rho"], eot_iter=o["eot_iter"], generator=generator, check_inputs=False), None
-    if spec.kind == "apgd-t":
-        return apgd_targeted(model, x, y, eps=eps, norm=norm, steps=o["steps"], restarts=o["restarts"],
-                             n_target_classes=o["n_target_classes"], loss=o["loss"], rho=o["rho"],
-                             eot_iter=o["eot_iter"], generator=generator, check_inputs=False), None
-    if spec.kind == "fab":
-        return fab(model, x, y, eps=eps, norm=norm, steps=o["steps"], restarts=o["restarts"], targeted=o["targeted"],
-                   n_target_classes=o["n_target_classes"], alpha_max=o["alpha_max"], eta=o["eta"], beta=o["beta"],
-                   generator=generator, check_inputs=False), None
-    if spec.kind == "square":
-        return square(model, x, y, eps=eps, norm=norm, n_queries=o["n_queries"], p_init=o["p_init"],
-                      restarts=o["restarts"], generator=generator, check_inputs=False), None
-    if spec.kind == "spsa":
-        return spsa(model, x, y, eps=eps, norm=norm, steps=o["steps"], delta=o["delta"], lr=o["lr"],
-                    samples=o["samples"], generator=generator, check_inputs=False), None
     if spec.kind == "aa":
         res = autoattack(model, x, y, eps=eps, norm=norm, version=o["version"], components=_components(o),
                          batch_size=len(x) or 1, overrides=_aa_overrides(o), generator=generator,
                          return_result=True)
         return res.x_adv, {"robust_after": res.robust_after, "time_s": res.time_s}
-    raise IratError(f"no runner for attack kind {spec.kind!r}")
+    return spec.attack.run(model, x, y, o, eps=eps, norm=norm, alpha=spec.alpha_for(eps, alpha),
+                           generator=generator), None
+
+
+def attack_table() -> list[dict[str, str]]:
+    """One row per attack kind: its names, what it is, and its options with their defaults."""
+    rows = []
+    for kind in ATTACKS:
+        a = ATTACKS.get(kind)
+        names = ", ".join(f"`{n}`" for n, (_, k, _) in zip(attack_names(), _NAMES) if k == kind)
+        opts = ", ".join(f"{k}={v}" for k, v in a.default_options().items() if v not in (None, ""))
+        rows.append({"names": names, "what": a.summary, "options (defaults)": opts or "–"})
+    return rows

@@ -74,7 +74,7 @@ def attack_warnings(specs: list[AttackSpec], per_example: dict[str, torch.Tensor
                     out.append(_warn("black-box-beats-white-box",
                                      f"{name}: Square (black-box) lowered the accuracy left by the white-box "
                                      f"components by {drop:.2f} points: a sign of gradient masking"))
-    strong = [s for s in specs if s.kind in ("apgd", "apgd-t", "aa")]
+    strong = [s for s in specs if s.attack.reference]
     for p in specs:
         if p.kind != "pgd" or p.options["loss"] != "ce":
             continue

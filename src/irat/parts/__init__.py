@@ -80,11 +80,23 @@ def build_parts(cfg: Config, ctx: RunContext) -> Parts:
     return Parts(radius, objective, weighting, targets)
 
 
+def part_table() -> list[dict[str, str]]:
+    """Every registered part: section, name, the first line of its docstring, its options."""
+    rows = []
+    for section, registry in SECTIONS.items():
+        for name in registry:
+            cls = registry.get(name)
+            doc = (cls.__doc__ or "").strip().splitlines()
+            opts = ", ".join(f"{k}={f.default!r}" for k, f in option_fields(cls).items())
+            rows.append({"section": section, "name": name, "what": doc[0] if doc else "", "options": opts or "–"})
+    return rows
+
+
 def weight_targets(objective: str, scheme: str) -> list[str]:
     """Where an instance weight applies for an objective and a scheme, by name (each paper's rule)."""
     return make_objective(objective).weight_targets(WEIGHTINGS.get(scheme))
 
 
 __all__ = ["Crafted", "OBJECTIVES", "Objective", "Part", "Parts", "RADII", "Radius", "RunContext", "SECTIONS",
-           "Step", "WEIGHTINGS", "Weighting", "build_parts", "check_parts", "make_objective", "option_fields",
+           "Step", "WEIGHTINGS", "Weighting", "build_parts", "check_parts", "make_objective", "option_fields", "part_table",
            "options_of", "register_objective", "register_radius", "register_weighting", "weight_targets"]

@@ -27,6 +27,7 @@ from ..errors import ConfigError, IratError
 from ..evaluate.core import evaluate
 from ..models import create_model
 from ..parts import Crafted, RunContext, Step, build_parts
+from ..plugins import load_plugins
 from ..utils import atomic_write_text, resolve_device
 from ..validate import validate_config
 from .awp import AWP
@@ -58,6 +59,7 @@ class Trainer:
             what = "a finished run" if state["finished"] else f"an unfinished run (epoch {state['epoch']}/{state['epochs']})"
             raise IratError(f"{self.out} already holds {what}; pass --resume to continue it, --overwrite to "
                             f"replace it, or choose another --out")
+        load_plugins(cfg.plugins)   # the parts a plug-in registers must be known before the config is checked
         validate_config(cfg)
         self.dist = distributed.context()
         distributed.check_batch_size(cfg.batch_size)
