@@ -10,6 +10,7 @@ per-epoch gathers), not a speed-up worth having: the cores are shared either way
 
     python benchmarks/ddp_cpu.py --data-dir ../shared/datasets --out benchmarks/results/ddp_cpu.json
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,32 +44,74 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2, help="threads in all (the single process uses them all)")
     ap.add_argument("--out", default="benchmarks/results/ddp_cpu.json")
     args = ap.parse_args()
-    common = ["train", "--preset", args.preset, "--data-dir", args.data_dir, "--epochs", str(args.epochs),
-              "--device", "cpu", "--quiet", "--set", f"data.train_subset={args.train_subset}", "--set", "val_n=500",
-              "--no-download"]
+    common = [
+        "train",
+        "--preset",
+        args.preset,
+        "--data-dir",
+        args.data_dir,
+        "--epochs",
+        str(args.epochs),
+        "--device",
+        "cpu",
+        "--quiet",
+        "--set",
+        f"data.train_subset={args.train_subset}",
+        "--set",
+        "val_n=500",
+        "--no-download",
+    ]
     tmp = Path(tempfile.mkdtemp())
     one = [sys.executable, "-m", "irat"] + common + ["--out", str(tmp / "one")]
-    ddp = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(args.ranks),
-           "-m", "irat"] + common + ["--out", str(tmp / "ddp")]
+    ddp = (
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            str(args.ranks),
+            "-m",
+            "irat",
+        ]
+        + common
+        + ["--out", str(tmp / "ddp")]
+    )
     control = [sys.executable, "-m", "irat"] + common + ["--out", str(tmp / "control")]
-    wall = {"one": train(one, args.threads), "ddp": train(ddp, max(1, args.threads // args.ranks)),
-            "control": train(control, max(1, args.threads // args.ranks))}
+    wall = {
+        "one": train(one, args.threads),
+        "ddp": train(ddp, max(1, args.threads // args.ranks)),
+        "control": train(control, max(1, args.threads // args.ranks)),
+    }
     rows = {k: [json.loads(ln) for ln in (tmp / k / "metrics.jsonl").read_text().splitlines()] for k in wall}
 
     def weight_diff(p: str, q: str) -> float:
         a, b = load_model(tmp / p, "last"), load_model(tmp / q, "last")
         return max((v - w).abs().max().item() for v, w in zip(a.state_dict().values(), b.state_dict().values()))
+
     diff = weight_diff("one", "ddp")
-    res = {"setup": vars(args), "torch": torch.__version__, "cpu_count": os.cpu_count(),
-           "one_process": {"threads": args.threads, "examples_per_s": rows["one"][-1]["train_examples_per_s"],
-                           "wall_s": wall["one"], "val": {k: rows["one"][-1].get(k) for k in ("val_nat", "val_pgd")}},
-           "torchrun": {"ranks": args.ranks, "threads_per_rank": max(1, args.threads // args.ranks),
-                        "examples_per_s": rows["ddp"][-1]["train_examples_per_s"], "wall_s": wall["ddp"],
-                        "val": {k: rows["ddp"][-1].get(k) for k in ("val_nat", "val_pgd")}},
-           "max_weight_difference": diff,
-           # the float noise floor: the same single process with fewer threads (another summation order);
-           # PGD's sign steps and SGD amplify such differences over hundreds of steps
-           "control_max_weight_difference_one_process_fewer_threads": weight_diff("one", "control")}
+    res = {
+        "setup": vars(args),
+        "torch": torch.__version__,
+        "cpu_count": os.cpu_count(),
+        "one_process": {
+            "threads": args.threads,
+            "examples_per_s": rows["one"][-1]["train_examples_per_s"],
+            "wall_s": wall["one"],
+            "val": {k: rows["one"][-1].get(k) for k in ("val_nat", "val_pgd")},
+        },
+        "torchrun": {
+            "ranks": args.ranks,
+            "threads_per_rank": max(1, args.threads // args.ranks),
+            "examples_per_s": rows["ddp"][-1]["train_examples_per_s"],
+            "wall_s": wall["ddp"],
+            "val": {k: rows["ddp"][-1].get(k) for k in ("val_nat", "val_pgd")},
+        },
+        "max_weight_difference": diff,
+        # the float noise floor: the same single process with fewer threads (another summation order);
+        # PGD's sign steps and SGD amplify such differences over hundreds of steps
+        "control_max_weight_difference_one_process_fewer_threads": weight_diff("one", "control"),
+    }
     res["ratio"] = res["torchrun"]["examples_per_s"] / res["one_process"]["examples_per_s"]
     print(json.dumps(res, indent=1))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -8,6 +8,7 @@ A ring all-reduce moves 2·(N−1)/N of the gradient bytes per GPU per step.
 
     python benchmarks/ddp_scaling_model.py --out benchmarks/results/ddp_scaling_model.json
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,18 +26,28 @@ def model_costs(arch: str, size: int = 32, classes: int = 10) -> dict:
     net = create_model(arch, in_channels=3, num_classes=classes, input_size=size)
     x = torch.rand(2, 3, size, size)
     y = torch.zeros(2, dtype=torch.long)
-    per_example = step_flops(net, x, y, steps=10, trades=False) / 2      # FLOPs are linear in the batch
+    per_example = step_flops(net, x, y, steps=10, trades=False) / 2  # FLOPs are linear in the batch
     params = sum(p.numel() for p in net.parameters())
-    return {"arch": arch, "params": params, "grad_mb_fp32": params * 4 / 1e6, "at_step_gflop_per_example": per_example / 1e9}
+    return {
+        "arch": arch,
+        "params": params,
+        "grad_mb_fp32": params * 4 / 1e6,
+        "at_step_gflop_per_example": per_example / 1e9,
+    }
 
 
 def scaling(costs: dict, global_batch: int, gpus: int, flops: float, bus_gbs: float) -> dict:
     compute_s = costs["at_step_gflop_per_example"] * 1e9 * global_batch / gpus / flops
     comm_s = 0.0 if gpus == 1 else 2 * (gpus - 1) / gpus * costs["grad_mb_fp32"] * 1e6 / (bus_gbs * 1e9)
     # DDP overlaps the all-reduce with the backward of the last step only: bound between overlap and none
-    return {"gpus": gpus, "compute_ms": 1e3 * compute_s, "allreduce_ms": 1e3 * comm_s,
-            "speedup_no_overlap": (costs["at_step_gflop_per_example"] * 1e9 * global_batch / flops) / (compute_s + comm_s),
-            "speedup_full_overlap": (costs["at_step_gflop_per_example"] * 1e9 * global_batch / flops) / max(compute_s, comm_s)}
+    return {
+        "gpus": gpus,
+        "compute_ms": 1e3 * compute_s,
+        "allreduce_ms": 1e3 * comm_s,
+        "speedup_no_overlap": (costs["at_step_gflop_per_example"] * 1e9 * global_batch / flops) / (compute_s + comm_s),
+        "speedup_full_overlap": (costs["at_step_gflop_per_example"] * 1e9 * global_batch / flops)
+        / max(compute_s, comm_s),
+    }
 
 
 def main() -> None:
@@ -54,11 +65,15 @@ def main() -> None:
         c["nvlink"] = [scaling(c, args.global_batch, g, args.tflops * 1e12, args.nvlink_gbs) for g in (1, 2, 4, 8)]
         c["infiniband_2_nodes"] = scaling(c, args.global_batch, 16, args.tflops * 1e12, args.ib_gbs)
         out["models"].append(c)
-        print(f"{arch}: {c['params'] / 1e6:.1f} M params ({c['grad_mb_fp32']:.0f} MB fp32 gradients), "
-              f"{c['at_step_gflop_per_example']:.1f} GFLOP per example per PGD-10 AT step")
+        print(
+            f"{arch}: {c['params'] / 1e6:.1f} M params ({c['grad_mb_fp32']:.0f} MB fp32 gradients), "
+            f"{c['at_step_gflop_per_example']:.1f} GFLOP per example per PGD-10 AT step"
+        )
         for s in c["nvlink"] + [c["infiniband_2_nodes"]]:
-            print(f"  {s['gpus']:2d} GPUs: compute {s['compute_ms']:7.2f} ms, all-reduce {s['allreduce_ms']:6.2f} ms, "
-                  f"speed-up {s['speedup_no_overlap']:.2f}× (no overlap) – {s['speedup_full_overlap']:.2f}× (full overlap)")
+            print(
+                f"  {s['gpus']:2d} GPUs: compute {s['compute_ms']:7.2f} ms, all-reduce {s['allreduce_ms']:6.2f} ms, "
+                f"speed-up {s['speedup_no_overlap']:.2f}× (no overlap) – {s['speedup_full_overlap']:.2f}× (full overlap)"
+            )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=2))
 

@@ -10,6 +10,7 @@ per example at its defaults).
     python benchmarks/eval_throughput.py --data-dir ../shared/datasets --n 1000 --spsa-n 100 \
         --out benchmarks/results/eval_throughput_mnist.json
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,10 +44,19 @@ def main() -> None:
     ap.add_argument("--out", default="benchmarks/results/eval_throughput.json")
     args = ap.parse_args()
 
-    cfg = preset_config("bilaw/mnist-tinycnn-linf/at")   # the AT recipe of benchmarks/mnist_tinycnn_at.py
-    apply_dict(cfg, {"data": {"dataset": args.dataset, "data_dir": args.data_dir, "download": False},
-                     "model": {"arch": args.model}, "attack": {"eps": args.eps},
-                     "epochs": args.epochs, "val_n": 500, "device": args.device, "progress": False})
+    cfg = preset_config("bilaw/mnist-tinycnn-linf/at")  # the AT recipe of benchmarks/mnist_tinycnn_at.py
+    apply_dict(
+        cfg,
+        {
+            "data": {"dataset": args.dataset, "data_dir": args.data_dir, "download": False},
+            "model": {"arch": args.model},
+            "attack": {"eps": args.eps},
+            "epochs": args.epochs,
+            "val_n": 500,
+            "device": args.device,
+            "progress": False,
+        },
+    )
     trainer = Trainer(cfg, args.run_dir, overwrite=True)
     trainer.fit()
     model = trainer.model.eval()
@@ -54,18 +64,40 @@ def main() -> None:
     rows = []
     for name in ATTACKS + ["spsa"]:
         n = args.spsa_n if name == "spsa" else args.n
-        rec = evaluate(model, x[:n], y[:n], attacks=[name], eps=args.eps, batch_size=args.batch_size, seed=0,
-                       sanity=False)
+        rec = evaluate(
+            model, x[:n], y[:n], attacks=[name], eps=args.eps, batch_size=args.batch_size, seed=0, sanity=False
+        )
         a = rec["attacks"][name]
-        rows.append({"attack": name, "n": a["n"], "attacked": a["n_attacked"], "accuracy": rec["results"][name],
-                     "time_s": a["time_s"], "examples_per_s": a["examples_per_s"],
-                     **({"after_component": a["after_component"], "component_time_s": a["component_time_s"]}
-                        if name == "aa" else {})})
+        rows.append(
+            {
+                "attack": name,
+                "n": a["n"],
+                "attacked": a["n_attacked"],
+                "accuracy": rec["results"][name],
+                "time_s": a["time_s"],
+                "examples_per_s": a["examples_per_s"],
+                **(
+                    {"after_component": a["after_component"], "component_time_s": a["component_time_s"]}
+                    if name == "aa"
+                    else {}
+                ),
+            }
+        )
         print(json.dumps(rows[-1]), flush=True)
-    dev = torch.cuda.get_device_name() if args.device.startswith("cuda") else \
-        f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads"
-    out = {"benchmark": "eval_throughput", "machine": f"{dev}, torch {torch.__version__}", "dataset": args.dataset,
-           "model": args.model, "eps": args.eps, "train_epochs": args.epochs, "rows": rows}
+    dev = (
+        torch.cuda.get_device_name()
+        if args.device.startswith("cuda")
+        else f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads"
+    )
+    out = {
+        "benchmark": "eval_throughput",
+        "machine": f"{dev}, torch {torch.__version__}",
+        "dataset": args.dataset,
+        "model": args.model,
+        "eps": args.eps,
+        "train_epochs": args.epochs,
+        "rows": rows,
+    }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=2))
 

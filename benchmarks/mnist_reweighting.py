@@ -16,6 +16,7 @@ where a few vulnerable examples get normalised weights near 60), seed 0. Natural
 MMA starts AN-PGD at radius ε/3 (its released MNIST setting: 0.1 at ε = 0.3) and caps it at
 1.05·d_max, d_max = 1.5ε; "eps range" then shows its per-example radii (mean in brackets).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,8 +34,20 @@ from irat.tables import results_table
 from irat.train import Trainer
 
 # method → the BiLAW Table 1 row whose preset it uses (None: the AT row's setup with this method)
-ROWS = {"standard": "plain", "mma": None, "st-at": None, "at": "at", "trades": None, "gairat": "gairat", "mail-at": "mail", "mail-trades": None, "wmmr": "wmmr",
-        "mwpb-at": None, "bilaw": "bilaw", "bilaw-trades": None}
+ROWS = {
+    "standard": "plain",
+    "mma": None,
+    "st-at": None,
+    "at": "at",
+    "trades": None,
+    "gairat": "gairat",
+    "mail-at": "mail",
+    "mail-trades": None,
+    "wmmr": "wmmr",
+    "mwpb-at": None,
+    "bilaw": "bilaw",
+    "bilaw-trades": None,
+}
 
 
 def config_for(method: str, epochs: int, data_dir: str, seed: int) -> Config:
@@ -45,10 +58,20 @@ def config_for(method: str, epochs: int, data_dir: str, seed: int) -> Config:
     if method == "mma":
         cfg.objective.mma_min_eps = cfg.attack.eps / 3
     burn = epochs // 2
-    apply_dict(cfg, {"epochs": epochs, "seed": seed, "device": "cpu", "progress": False, "val_n": 1000,
-                     "data": {"data_dir": data_dir, "download": False},
-                     "optim": {"milestones": sorted({burn, epochs - 1})},
-                     "weighting": {"burn_in": burn}, "radius": {"phase1_epochs": burn}})
+    apply_dict(
+        cfg,
+        {
+            "epochs": epochs,
+            "seed": seed,
+            "device": "cpu",
+            "progress": False,
+            "val_n": 1000,
+            "data": {"data_dir": data_dir, "download": False},
+            "optim": {"milestones": sorted({burn, epochs - 1})},
+            "weighting": {"burn_in": burn},
+            "radius": {"phase1_epochs": burn},
+        },
+    )
     return cfg
 
 
@@ -70,21 +93,37 @@ def main() -> None:
         last = trainer.fit()
         train_s = time.perf_counter() - t0
         x, y = trainer.splits.test.head(args.test_n).all()
-        rec = evaluate(trainer.model, x, y, attacks=["natural", "pgd20", "cw"], eps=cfg.attack.eps, alpha=cfg.attack.eps / 4)
-        row = {"method": method, **rec["results"], "train s": round(train_s, 1),
-               "s/epoch": round(train_s / args.epochs, 1),
-               "weight range": (f"{last['weight_min']:.3g}-{last['weight_max']:.3g}" if "weight_min" in last else "-"),
-               "eps range": (f"{last['eps_min']:.3f}-{last['eps_max']:.3f} ({last['eps_mean']:.3f})"
-                             if "eps_min" in last else "-")}
+        rec = evaluate(
+            trainer.model, x, y, attacks=["natural", "pgd20", "cw"], eps=cfg.attack.eps, alpha=cfg.attack.eps / 4
+        )
+        row = {
+            "method": method,
+            **rec["results"],
+            "train s": round(train_s, 1),
+            "s/epoch": round(train_s / args.epochs, 1),
+            "weight range": (f"{last['weight_min']:.3g}-{last['weight_max']:.3g}" if "weight_min" in last else "-"),
+            "eps range": (
+                f"{last['eps_min']:.3f}-{last['eps_max']:.3f} ({last['eps_mean']:.3f})" if "eps_min" in last else "-"
+            ),
+        }
         rows.append(row)
         print(json.dumps(row), flush=True)
     cols = ["method", "natural", "pgd20", "cw", "train s", "s/epoch", "weight range", "eps range"]
     print(results_table(rows, cols))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"benchmark": "mnist_reweighting", "epochs": args.epochs,
-                                          "test_n": args.test_n, "seed": args.seed,
-                                          "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads, "
-                                                     f"torch {torch.__version__}", "rows": rows}, indent=2))
+    Path(args.out).write_text(
+        json.dumps(
+            {
+                "benchmark": "mnist_reweighting",
+                "epochs": args.epochs,
+                "test_n": args.test_n,
+                "seed": args.seed,
+                "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}",
+                "rows": rows,
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ natural and PGD-20 (alpha = eps/4) accuracy on the MNIST test set, and the train
 
     python benchmarks/mnist_tinycnn_at.py --data-dir ../shared/datasets --epochs 10 --out results/mnist_at.json
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,14 +45,34 @@ def main() -> None:
         t0 = time.perf_counter()
         row = trainer.fit(max_epochs=1)
         train_s = row["train_time_s"]
-        rec = evaluate(trainer.model, x, y, attacks=["natural", "pgd20"], eps=cfg.attack.eps, norm="linf",
-                       alpha=cfg.attack.eps / 4, seed=0)
-        rows.append({"epoch": row["epoch"], "train_s": round(train_s, 1), "natural": rec["results"]["natural"],
-                     "pgd20": rec["results"]["pgd20"], "wall_s": round(time.perf_counter() - t0, 1)})
+        rec = evaluate(
+            trainer.model,
+            x,
+            y,
+            attacks=["natural", "pgd20"],
+            eps=cfg.attack.eps,
+            norm="linf",
+            alpha=cfg.attack.eps / 4,
+            seed=0,
+        )
+        rows.append(
+            {
+                "epoch": row["epoch"],
+                "train_s": round(train_s, 1),
+                "natural": rec["results"]["natural"],
+                "pgd20": rec["results"]["pgd20"],
+                "wall_s": round(time.perf_counter() - t0, 1),
+            }
+        )
         print(json.dumps(rows[-1]), flush=True)
-    out = {"benchmark": "mnist_tinycnn_at", "machine": f"{platform.processor() or platform.machine()}, "
-           f"{torch.get_num_threads()} torch threads, torch {torch.__version__}", "config": cfg.to_dict(),
-           "test_n": len(y), "epochs": rows}
+    out = {
+        "benchmark": "mnist_tinycnn_at",
+        "machine": f"{platform.processor() or platform.machine()}, "
+        f"{torch.get_num_threads()} torch threads, torch {torch.__version__}",
+        "config": cfg.to_dict(),
+        "test_n": len(y),
+        "epochs": rows,
+    }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=2))
 

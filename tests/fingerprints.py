@@ -18,6 +18,7 @@ examples withheld as the unlabeled set.
 Bit-identity holds on one machine and PyTorch build (float summation order depends on the CPU's
 vector width), which is where CI runs.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,9 +32,23 @@ import torch
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 COMMON = ["--dataset", "digits", "--epochs", "2", "--burn-in", "1", "--seed", "0", "--device", "cpu", "--quiet"]
-FAST = ["--model", "tinycnn", "--set", "data.train_subset=300", "--set", "val_n=100", "--set", "val_steps=3",
-        "--set", "radius.phase1_epochs=1", "--set", "awp.warmup=1", "--set", "weighting.bilaw_meta_size=100"]
-FULL = ["--set", "weighting.bilaw_meta_size=200"]   # BiLAW's default 1000 exceeds the digits' training set
+FAST = [
+    "--model",
+    "tinycnn",
+    "--set",
+    "data.train_subset=300",
+    "--set",
+    "val_n=100",
+    "--set",
+    "val_steps=3",
+    "--set",
+    "radius.phase1_epochs=1",
+    "--set",
+    "awp.warmup=1",
+    "--set",
+    "weighting.bilaw_meta_size=100",
+]
+FULL = ["--set", "weighting.bilaw_meta_size=200"]  # BiLAW's default 1000 exceeds the digits' training set
 TEACHER_OF = ("rst", "gair-rst")
 
 
@@ -50,6 +65,7 @@ def state_hash(path: Path) -> str:
 
 def methods() -> list[str]:
     from irat.methods import METHODS
+
     return sorted(METHODS)
 
 
@@ -65,6 +81,7 @@ def train_args(method: str, variant: str, out: Path, teacher: Path | None) -> li
 def fingerprint(method: str, variant: str, work: Path) -> str:
     """Train one method in `work` (one thread) and return the hash of its last weights."""
     from irat.cli import main
+
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

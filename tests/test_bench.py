@@ -1,4 +1,5 @@
 """irat bench (tiny CPU run) and the fast-path training flags (bf16 autocast, channels_last, compile)."""
+
 from __future__ import annotations
 
 import json
@@ -6,19 +7,43 @@ import json
 import pytest
 import torch
 
+from conftest import quick_config
 from irat.bench import reference_step, step_flops, synthetic_splits
 from irat.cli import main
 from irat.models import create_model
 from irat.train import Trainer
 
-from conftest import quick_config
-
 
 def test_bench_cli_writes_figures(tmp_path, capsys):
     js = tmp_path / "b.json"
-    assert main(["bench", "--model", "tinycnn", "--channels", "1", "--input-size", "8", "--batch-size", "16",
-                 "--iters", "2", "--repeats", "1", "--steps", "2", "--eval-n", "8", "--eval-attacks", "pgd5",
-                 "--json", str(js)]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                "--model",
+                "tinycnn",
+                "--channels",
+                "1",
+                "--input-size",
+                "8",
+                "--batch-size",
+                "16",
+                "--iters",
+                "2",
+                "--repeats",
+                "1",
+                "--steps",
+                "2",
+                "--eval-n",
+                "8",
+                "--eval-attacks",
+                "pgd5",
+                "--json",
+                str(js),
+            ]
+        )
+        == 0
+    )
     res = json.loads(js.read_text())
     assert [r["method"] for r in res["training"]] == ["at", "trades"]
     for r in res["training"]:
@@ -60,8 +85,10 @@ def test_fast_path_flags_train(tmp_path, flags):
 
 
 def test_bf16_close_to_fp32_on_digits(tmp_path):
-    rows = {p: Trainer(quick_config(epochs=3, precision=p, val_n=200, data={"train_subset": 1000}),
-                       tmp_path / p).fit() for p in ("fp32", "bf16")}
+    rows = {
+        p: Trainer(quick_config(epochs=3, precision=p, val_n=200, data={"train_subset": 1000}), tmp_path / p).fit()
+        for p in ("fp32", "bf16")
+    }
     assert abs(rows["bf16"]["val_nat"] - rows["fp32"]["val_nat"]) <= 10
 
 

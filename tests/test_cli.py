@@ -1,4 +1,5 @@
 """CLI: train/eval/methods/demo, the JSON record, and every bad-input path (one message, files intact)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -11,14 +12,36 @@ import torch
 
 from irat.cli import main
 
-TRAIN = ["train", "--dataset", "digits", "--model", "tinycnn", "--eps", "0.1", "--epochs", "1", "--batch-size",
-         "64", "--device", "cpu", "--quiet", "--set", "attack.steps=2", "--set", "val_n=50",
-         "--set", "data.train_subset=200"]
+TRAIN = [
+    "train",
+    "--dataset",
+    "digits",
+    "--model",
+    "tinycnn",
+    "--eps",
+    "0.1",
+    "--epochs",
+    "1",
+    "--batch-size",
+    "64",
+    "--device",
+    "cpu",
+    "--quiet",
+    "--set",
+    "attack.steps=2",
+    "--set",
+    "val_n=50",
+    "--set",
+    "data.train_subset=200",
+]
 
 
 def digest(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.md5(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.md5(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +66,27 @@ def test_eval_json_record(finished_run, tmp_path, capsys):
 
 def test_eval_overrides_threat_model(finished_run, tmp_path):
     js = tmp_path / "r.json"
-    assert main(["eval", str(finished_run), "--attacks", "pgd3", "--n", "20", "--eps", "8/255", "--norm", "l2",
-                 "--json", str(js), "--checkpoint", "last"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                str(finished_run),
+                "--attacks",
+                "pgd3",
+                "--n",
+                "20",
+                "--eps",
+                "8/255",
+                "--norm",
+                "l2",
+                "--json",
+                str(js),
+                "--checkpoint",
+                "last",
+            ]
+        )
+        == 0
+    )
     rec = json.loads(js.read_text())
     assert rec["eps"] == pytest.approx(8 / 255) and rec["norm"] == "l2" and rec["checkpoint"] == "last"
 
@@ -58,36 +100,53 @@ def test_methods_lists_everything(capsys):
 
 def test_preset_and_set_precedence(tmp_path):
     from irat.cli import build_config, make_parser
-    args = make_parser().parse_args(["train", "--out", str(tmp_path), "--preset", "bilaw/mnist-tinycnn-linf/at",
-                                     "--eps", "0.3", "--set", "optim.lr=1/100", "--set", "optim.milestones=[3,4]"])
+
+    args = make_parser().parse_args(
+        [
+            "train",
+            "--out",
+            str(tmp_path),
+            "--preset",
+            "bilaw/mnist-tinycnn-linf/at",
+            "--eps",
+            "0.3",
+            "--set",
+            "optim.lr=1/100",
+            "--set",
+            "optim.milestones=[3,4]",
+        ]
+    )
     cfg = build_config(args)
     assert cfg.method == "at" and cfg.model.arch == "tinycnn" and cfg.data.dataset == "mnist"
     assert cfg.attack.eps == 0.3 and cfg.optim.lr == pytest.approx(0.01) and cfg.optim.milestones == [3, 4]
 
 
-@pytest.mark.parametrize("extra,msg", [
-    (["--method", "nope"], "unknown method"),
-    (["--dataset", "imagenet22k"], "unknown dataset"),
-    (["--model", "resnet9000"], "unknown model"),
-    (["--eps", "0"], "attack.eps"),
-    (["--eps=-0.1"], "attack.eps"),
-    (["--eps", "eight"], "cannot read"),
-    (["--set", "optim.nope=1"], "unknown config key"),
-    (["--set", "attack.norm=l1"], "attack.norm"),
-    (["--preset", "no/such/preset"], "unknown preset"),
-    (["--weighting", "magic"], "weighting.name"),
-    (["--radius", "huge"], "radius.name"),
-    (["--burn-in=-1"], "weighting.burn_in"),
-    (["--method", "mail-at", "--set", "weighting.mail_margin=pm-xyz"], "weighting.mail_margin"),
-    (["--method", "gairat", "--set", "weighting.normalization=max"], "weighting.normalization"),
-    (["--objective", "trades-mix", "--weighting", "bilaw"], "not BiLAW"),
-    (["--set", "seed=abc"], "seed must be a whole number, got 'abc'"),
-    (["--set", "optim.milestones=5"], "optim.milestones must be a list or null, got 5"),
-    (["--set", "data.val_size=abc"], "data.val_size must be a whole number or null, got 'abc'"),
-    (["--set", "awp.enabled=maybe"], "awp.enabled must be true or false"),
-    (["--set", "weighting.nosuch.alpha=1"], "no weighting scheme named 'nosuch'"),
-    (["--set", "weighting.gair.alpha=1"], "weighting.gair takes no options"),
-])
+@pytest.mark.parametrize(
+    "extra,msg",
+    [
+        (["--method", "nope"], "unknown method"),
+        (["--dataset", "imagenet22k"], "unknown dataset"),
+        (["--model", "resnet9000"], "unknown model"),
+        (["--eps", "0"], "attack.eps"),
+        (["--eps=-0.1"], "attack.eps"),
+        (["--eps", "eight"], "cannot read"),
+        (["--set", "optim.nope=1"], "unknown config key"),
+        (["--set", "attack.norm=l1"], "attack.norm"),
+        (["--preset", "no/such/preset"], "unknown preset"),
+        (["--weighting", "magic"], "weighting.name"),
+        (["--radius", "huge"], "radius.name"),
+        (["--burn-in=-1"], "weighting.burn_in"),
+        (["--method", "mail-at", "--set", "weighting.mail_margin=pm-xyz"], "weighting.mail_margin"),
+        (["--method", "gairat", "--set", "weighting.normalization=max"], "weighting.normalization"),
+        (["--objective", "trades-mix", "--weighting", "bilaw"], "not BiLAW"),
+        (["--set", "seed=abc"], "seed must be a whole number, got 'abc'"),
+        (["--set", "optim.milestones=5"], "optim.milestones must be a list or null, got 5"),
+        (["--set", "data.val_size=abc"], "data.val_size must be a whole number or null, got 'abc'"),
+        (["--set", "awp.enabled=maybe"], "awp.enabled must be true or false"),
+        (["--set", "weighting.nosuch.alpha=1"], "no weighting scheme named 'nosuch'"),
+        (["--set", "weighting.gair.alpha=1"], "weighting.gair takes no options"),
+    ],
+)
 def test_bad_train_input(tmp_path, capsys, extra, msg):
     out = tmp_path / "run"
     assert main(TRAIN + ["--out", str(out)] + extra) == 2
@@ -110,10 +169,13 @@ def test_resume_without_run(tmp_path, capsys):
     assert "no run to resume" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("content,msg", [
-    (b"not a checkpoint at all", "corrupt"),
-    (None, "foreign format"),
-])
+@pytest.mark.parametrize(
+    "content,msg",
+    [
+        (b"not a checkpoint at all", "corrupt"),
+        (None, "foreign format"),
+    ],
+)
 def test_corrupt_or_foreign_checkpoint(finished_run, tmp_path, capsys, content, msg):
     run = tmp_path / "copy"
     run.mkdir()
@@ -146,14 +208,33 @@ def test_missing_checkpoint_and_bad_eval_args(finished_run, tmp_path, capsys):
 def test_npz_labels_out_of_range(tmp_path, capsys):
     np.savez(tmp_path / "train.npz", x=np.zeros((20, 8, 8, 1), np.uint8), y=np.arange(20) % 3 - 1)
     np.savez(tmp_path / "test.npz", x=np.zeros((4, 8, 8, 1), np.uint8), y=np.arange(4) % 3)
-    assert main(["train", "--dataset", "npz", "--data-dir", str(tmp_path), "--out", str(tmp_path / "r"),
-                 "--model", "fc1", "--eps", "0.1", "--set", "data.val_size=4"]) == 2
+    assert (
+        main(
+            [
+                "train",
+                "--dataset",
+                "npz",
+                "--data-dir",
+                str(tmp_path),
+                "--out",
+                str(tmp_path / "r"),
+                "--model",
+                "fc1",
+                "--eps",
+                "0.1",
+                "--set",
+                "data.val_size=4",
+            ]
+        )
+        == 2
+    )
     assert "labels must lie in" in capsys.readouterr().err
 
 
 def test_python_api_wrong_channels_and_range():
     import irat
     from irat.errors import IratError
+
     model = irat.create_model("tinycnn", in_channels=1, num_classes=10, input_size=8)
     with pytest.raises(IratError, match="1-channel"):
         irat.evaluate(model, torch.rand(4, 3, 8, 8), torch.zeros(4, dtype=torch.long), attacks=["pgd2"], eps=0.1)

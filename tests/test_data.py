@@ -1,4 +1,5 @@
 """Dataset readers against the real files, MD5 and download paths, splits and augmentation."""
+
 from __future__ import annotations
 
 import gzip
@@ -13,9 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from irat.data import crop_flip, load_arrays, load_splits, split_indices
+from irat.data import crop_flip, load_arrays, load_splits, readers, split_indices
 from irat.data import datasets as ds
-from irat.data import readers
 from irat.errors import ConfigError, DataError
 
 MNIST_TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
@@ -133,6 +133,7 @@ def test_npz_dataset_with_bad_labels(tmp_path):
 
 def test_svhn_mat_reader(tmp_path):
     from scipy.io import savemat
+
     x = np.random.default_rng(0).integers(0, 256, (32, 32, 3, 5), dtype=np.uint8)
     savemat(tmp_path / "train_32x32.mat", {"X": x, "y": np.array([[1], [10], [3], [10], [9]])})
     xr, yr = readers.read_svhn_mat(tmp_path / "train_32x32.mat")
@@ -142,6 +143,7 @@ def test_svhn_mat_reader(tmp_path):
 
 def test_tiny_imagenet_folder_reader(tmp_path):
     from PIL import Image
+
     root = tmp_path / "tiny-imagenet-200"
     wnids = ["n01", "n02"]
     (root / "val" / "images").mkdir(parents=True)
@@ -192,9 +194,12 @@ def test_crop_flip_batched():
     # every output is a (possibly flipped) shifted window of the zero-padded input
     padded = torch.nn.functional.pad(x, (2, 2, 2, 2))
     for i in range(8):
-        ok = any(torch.equal(out[i], padded[i, :, a:a + 8, b:b + 8]) or
-                 torch.equal(out[i], padded[i, :, a:a + 8, b:b + 8].flip(2))
-                 for a in range(5) for b in range(5))
+        ok = any(
+            torch.equal(out[i], padded[i, :, a : a + 8, b : b + 8])
+            or torch.equal(out[i], padded[i, :, a : a + 8, b : b + 8].flip(2))
+            for a in range(5)
+            for b in range(5)
+        )
         assert ok
     assert not torch.equal(out, x)  # with 64 examples some are moved or flipped
     assert torch.equal(crop_flip(x, 2, torch.Generator().manual_seed(0)), out)  # seeded

@@ -1,5 +1,6 @@
 """Evaluation attacks (APGD, FAB, Square, SPSA, PGD+, AutoAttack) on small trained and hand-built models:
 strength orderings, closed-form optima on linear models, bounds, seeds, and the masking warnings."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -10,12 +11,11 @@ import torch.nn.functional as F
 
 from irat.attacks import apgd, apgd_targeted, autoattack, fab, pgd, pgd_plus, spsa, square
 from irat.attacks.apgd import apgd_checkpoints, dlr_targeted_loss
-from irat.attacks.losses import dlr_loss
 from irat.attacks.fab import project_to_hyperplane_box, solve_threshold
+from irat.attacks.losses import dlr_loss
 from irat.attacks.square import p_schedule
 from irat.errors import IratError
 from irat.evaluate import evaluate, parse_attack, resolve_attacks
-
 from test_pgd import Linear, Scripted, scripted_inputs
 
 EPS = 0.1
@@ -25,6 +25,7 @@ EPS = 0.1
 def digits_model():
     """An MLP adversarially trained (PGD-5, ε = 0.05) on the digits for a few seconds; 200 test examples."""
     from irat.data import load_splits
+
     torch.manual_seed(0)
     s = load_splits("digits", augment="none", device="cpu")
     xtr, ytr = s.train.all()
@@ -33,7 +34,7 @@ def digits_model():
     for _ in range(20):
         perm = torch.randperm(len(xtr))
         for i in range(0, len(xtr), 128):
-            idx = perm[i:i + 128]
+            idx = perm[i : i + 128]
             xa = pgd(model, xtr[idx], ytr[idx], eps=0.05, alpha=0.0125, steps=5)
             loss = F.cross_entropy(model(xa), ytr[idx])
             opt.zero_grad()
@@ -61,6 +62,7 @@ def in_ball(x_adv, x, eps, norm) -> bool:
 
 # ---------------------------------------------------------------- formulas on hand values
 
+
 def test_apgd_checkpoints_match_the_paper():
     # p_0 = 0, p_1 = 0.22, p_{j+1} = p_j + max(p_j − p_{j−1} − 0.03, 0.06)  (Croce & Hein 2020, Sec. 3.2)
     assert apgd_checkpoints(100) == [22, 41, 57, 70, 80, 87, 93, 99]
@@ -77,8 +79,9 @@ def test_dlr_losses_on_hand_values():
 
 def test_square_p_schedule():
     # AutoAttack runs Square with resc_schedule=False: p halves after iterations 10, 50, 200, ...
-    assert [p_schedule(i, 0.8, 5000) for i in (0, 10, 11, 50, 51, 201, 501, 1001, 2001, 4001)] == \
-        pytest.approx([0.8, 0.8, 0.4, 0.4, 0.2, 0.1, 0.05, 0.025, 0.0125, 0.00625])
+    assert [p_schedule(i, 0.8, 5000) for i in (0, 10, 11, 50, 51, 201, 501, 1001, 2001, 4001)] == pytest.approx(
+        [0.8, 0.8, 0.4, 0.4, 0.2, 0.1, 0.05, 0.025, 0.0125, 0.00625]
+    )
     assert p_schedule(5, 0.8, 1000, rescale=True) == pytest.approx(0.4)  # 5/1000·10000 = 50 → p/2
 
 
@@ -95,6 +98,7 @@ def test_solve_threshold_hand_value():
 def test_fab_projection_is_the_minimal_norm_point(norm):
     """Against scipy: min ‖d‖ s.t. w·(p + d) = b and p + d in [0,1] (a linear / quadratic programme)."""
     from scipy.optimize import linprog, minimize
+
     g = torch.Generator().manual_seed(1)
     p = torch.rand(6, 7, generator=g, dtype=torch.float64)
     w = torch.randn(6, 7, generator=g, dtype=torch.float64)
@@ -108,17 +112,30 @@ def test_fab_projection_is_the_minimal_norm_point(norm):
             n = len(pi)  # variables d_1..d_n, t: minimise t, −t ≤ d ≤ t, box, equality
             c = np.r_[np.zeros(n), 1.0]
             a_ub = np.block([[np.eye(n), -np.ones((n, 1))], [-np.eye(n), -np.ones((n, 1))]])
-            res = linprog(c, A_ub=a_ub, b_ub=np.zeros(2 * n), A_eq=np.r_[wi, 0.0][None], b_eq=[bi - wi @ pi],
-                          bounds=[(-pv, 1 - pv) for pv in pi] + [(0, None)])
+            res = linprog(
+                c,
+                A_ub=a_ub,
+                b_ub=np.zeros(2 * n),
+                A_eq=np.r_[wi, 0.0][None],
+                b_eq=[bi - wi @ pi],
+                bounds=[(-pv, 1 - pv) for pv in pi] + [(0, None)],
+            )
             assert d[i].abs().max().item() == pytest.approx(res.fun, abs=1e-7)
         else:
-            res = minimize(lambda v: v @ v, np.zeros(len(pi)), jac=lambda v: 2 * v, method="SLSQP",
-                           constraints=[{"type": "eq", "fun": lambda v: wi @ v - (bi - wi @ pi)}],
-                           bounds=[(-pv, 1 - pv) for pv in pi], options={"ftol": 1e-14, "maxiter": 500})
+            res = minimize(
+                lambda v: v @ v,
+                np.zeros(len(pi)),
+                jac=lambda v: 2 * v,
+                method="SLSQP",
+                constraints=[{"type": "eq", "fun": lambda v: wi @ v - (bi - wi @ pi)}],
+                bounds=[(-pv, 1 - pv) for pv in pi],
+                options={"ftol": 1e-14, "maxiter": 500},
+            )
             assert d[i].norm().item() == pytest.approx(np.sqrt(res.fun), abs=1e-5)
 
 
 # ---------------------------------------------------------------- linear models: exact answers
+
 
 def linear_problem(n_cls: int, seed: int = 0):
     g = torch.Generator().manual_seed(seed)
@@ -134,9 +151,9 @@ def linear_problem(n_cls: int, seed: int = 0):
 def min_margin_linf(w, b, x, y, eps):
     """min over the ε-ball ∩ box of z_y − z_j, per example and class j (closed form: each pixel to its edge)."""
     f = x.flatten(1)
-    v = w[y][:, None, :] - w[None, :, :]                   # B×C×D: gradient of z_y − z_j
+    v = w[y][:, None, :] - w[None, :, :]  # B×C×D: gradient of z_y − z_j
     lo, hi = (f - eps).clamp(0, 1), (f + eps).clamp(0, 1)
-    worst = torch.where(v > 0, lo[:, None], hi[:, None])     # push each pixel to lower z_y − z_j
+    worst = torch.where(v > 0, lo[:, None], hi[:, None])  # push each pixel to lower z_y − z_j
     m = (v * worst).sum(-1) + (b[y][:, None] - b[None, :])
     m[torch.arange(len(y)), y] = float("inf")
     return m.min(1).values
@@ -163,8 +180,8 @@ def test_linear_model_attacks_break_exactly_the_breakable(attack):
     assert in_ball(xa, x, eps, "linf")
     with torch.no_grad():
         broken = model(xa).argmax(1) != y
-    assert not bool(broken[m > 0].any())                   # never beyond the optimum
-    clear = m < -0.05 * w.abs().sum(1).mean()              # comfortably breakable
+    assert not bool(broken[m > 0].any())  # never beyond the optimum
+    clear = m < -0.05 * w.abs().sum(1).mean()  # comfortably breakable
     assert clear.sum() > 20
     assert bool(broken[clear].all()), f"{attack} missed {int((~broken[clear]).sum())} breakable examples"
 
@@ -189,6 +206,7 @@ def test_fab_finds_the_minimal_perturbation_on_a_linear_two_class_model():
 
 # ---------------------------------------------------------------- small trained model
 
+
 def test_apgd_at_least_as_strong_as_pgd_same_budget(digits_model):
     model, x, y = digits_model
     for steps in (10, 20):
@@ -199,16 +217,29 @@ def test_apgd_at_least_as_strong_as_pgd_same_budget(digits_model):
 
 def test_autoattack_worst_case_below_each_component_and_bounded(digits_model):
     model, x, y = digits_model
-    res = autoattack(model, x, y, eps=EPS, generator=gen(), return_result=True,
-                     overrides={"apgd-ce": {"steps": 20}, "apgd-t": {"steps": 20}, "fab-t": {"steps": 20},
-                                "square": {"n_queries": 300}})
+    res = autoattack(
+        model,
+        x,
+        y,
+        eps=EPS,
+        generator=gen(),
+        return_result=True,
+        overrides={
+            "apgd-ce": {"steps": 20},
+            "apgd-t": {"steps": 20},
+            "fab-t": {"steps": 20},
+            "square": {"n_queries": 300},
+        },
+    )
     assert in_ball(res.x_adv, x, EPS, "linf")
     final = accuracy(model, res.x_adv, y)
     assert final == pytest.approx(float(res.robust.float().mean()))
-    alone = {"apgd-ce": apgd(model, x, y, eps=EPS, steps=20, generator=gen()),
-             "apgd-t": apgd_targeted(model, x, y, eps=EPS, steps=20, generator=gen()),
-             "fab-t": fab(model, x, y, eps=EPS, steps=20, targeted=True, generator=gen()),
-             "square": square(model, x, y, eps=EPS, n_queries=300, generator=gen())}
+    alone = {
+        "apgd-ce": apgd(model, x, y, eps=EPS, steps=20, generator=gen()),
+        "apgd-t": apgd_targeted(model, x, y, eps=EPS, steps=20, generator=gen()),
+        "fab-t": fab(model, x, y, eps=EPS, steps=20, targeted=True, generator=gen()),
+        "square": square(model, x, y, eps=EPS, n_queries=300, generator=gen()),
+    }
     for name, xa in alone.items():
         assert final <= accuracy(model, xa, y), name
     # cumulative flags only ever fall
@@ -220,23 +251,27 @@ def test_autoattack_worst_case_below_each_component_and_bounded(digits_model):
 def test_every_attack_stays_in_bounds(digits_model, norm, eps):
     model, x, y = digits_model
     x, y = x[:60], y[:60]
-    for xa in (apgd(model, x, y, eps=eps, norm=norm, steps=10, generator=gen()),
-               apgd_targeted(model, x, y, eps=eps, norm=norm, steps=5, n_target_classes=2, generator=gen()),
-               fab(model, x, y, eps=eps, norm=norm, steps=10, generator=gen()),
-               fab(model, x, y, eps=eps, norm=norm, steps=10, targeted=True, n_target_classes=2, generator=gen()),
-               square(model, x, y, eps=eps, norm=norm, n_queries=100, generator=gen()),
-               spsa(model, x, y, eps=eps, norm=norm, steps=5, samples=8, generator=gen()),
-               pgd_plus(model, x, y, eps=eps, norm=norm, steps=10, restarts=2, generator=gen())):
+    for xa in (
+        apgd(model, x, y, eps=eps, norm=norm, steps=10, generator=gen()),
+        apgd_targeted(model, x, y, eps=eps, norm=norm, steps=5, n_target_classes=2, generator=gen()),
+        fab(model, x, y, eps=eps, norm=norm, steps=10, generator=gen()),
+        fab(model, x, y, eps=eps, norm=norm, steps=10, targeted=True, n_target_classes=2, generator=gen()),
+        square(model, x, y, eps=eps, norm=norm, n_queries=100, generator=gen()),
+        spsa(model, x, y, eps=eps, norm=norm, steps=5, samples=8, generator=gen()),
+        pgd_plus(model, x, y, eps=eps, norm=norm, steps=10, restarts=2, generator=gen()),
+    ):
         assert in_ball(xa, x, eps, norm)
 
 
 def test_attacks_reproducible_with_a_seed(digits_model):
     model, x, y = digits_model
     x, y = x[:50], y[:50]
-    for f in (lambda g: apgd(model, x, y, eps=EPS, steps=10, generator=g),
-              lambda g: fab(model, x, y, eps=EPS, steps=5, restarts=2, generator=g),
-              lambda g: square(model, x, y, eps=EPS, n_queries=50, generator=g),
-              lambda g: spsa(model, x, y, eps=EPS, steps=3, samples=8, generator=g)):
+    for f in (
+        lambda g: apgd(model, x, y, eps=EPS, steps=10, generator=g),
+        lambda g: fab(model, x, y, eps=EPS, steps=5, restarts=2, generator=g),
+        lambda g: square(model, x, y, eps=EPS, n_queries=50, generator=g),
+        lambda g: spsa(model, x, y, eps=EPS, steps=3, samples=8, generator=g),
+    ):
         assert torch.equal(f(gen(5)), f(gen(5)))
     r1 = evaluate(model, x, y, attacks=["pgd5", "square:n_queries=50"], eps=EPS, seed=3, sanity=False)
     r2 = evaluate(model, x, y, attacks=["pgd5", "square:n_queries=50"], eps=EPS, seed=3, sanity=False)
@@ -261,6 +296,7 @@ def test_pgd_plus_counts_a_success_at_any_step():
 
 # ---------------------------------------------------------------- gradient masking
 
+
 class Quantised(nn.Module):
     """Input quantisation in front of a model: the input gradient is zero almost everywhere."""
 
@@ -275,8 +311,13 @@ class Quantised(nn.Module):
 def test_black_box_attacks_beat_quantisation_and_the_warning_fires(digits_model):
     model, x, y = digits_model
     masked = Quantised(model)
-    rec = evaluate(masked, x[:100], y[:100], attacks=["pgd20", "apgd-ce", "square:n_queries=500",
-                                                      "spsa:steps=30:samples=32:lr=0.05"], eps=0.2)
+    rec = evaluate(
+        masked,
+        x[:100],
+        y[:100],
+        attacks=["pgd20", "apgd-ce", "square:n_queries=500", "spsa:steps=30:samples=32:lr=0.05"],
+        eps=0.2,
+    )
     r = rec["results"]
     assert r["square"] < r["pgd20"] - 10 and r["spsa"] < r["pgd20"] - 10
     checks = {w["check"] for w in rec["warnings"]}
@@ -332,10 +373,16 @@ def test_randomised_and_probability_outputs_are_flagged():
 
 # ---------------------------------------------------------------- the record, suites, options
 
+
 def test_record_per_attack_time_config_and_worst_case(digits_model):
     model, x, y = digits_model
-    rec = evaluate(model, x[:80], y[:80], attacks=["natural", "pgd10", "apgd-t:steps=10",
-                                                   "aa:steps=10:n_queries=100:n=40"], eps=EPS)
+    rec = evaluate(
+        model,
+        x[:80],
+        y[:80],
+        attacks=["natural", "pgd10", "apgd-t:steps=10", "aa:steps=10:n_queries=100:n=40"],
+        eps=EPS,
+    )
     for name in ("pgd10", "apgd-t", "aa"):
         a = rec["attacks"][name]
         assert a["time_s"] >= 0 and a["n_attacked"] > 0 and a["examples_per_s"] > 0
@@ -344,8 +391,12 @@ def test_record_per_attack_time_config_and_worst_case(digits_model):
     assert aa["n"] == 40 and list(aa["after_component"]) == ["apgd-ce", "apgd-t", "fab-t", "square"]
     assert aa["components"]["square"]["n_queries"] == 100 and aa["components"]["fab-t"]["eta"] == 1.05
     assert aa["after_component"]["square"] == rec["results"]["aa"]
-    worst = rec["per_example"]["natural"] & rec["per_example"]["pgd10"] & rec["per_example"]["apgd-t"] \
+    worst = (
+        rec["per_example"]["natural"]
+        & rec["per_example"]["pgd10"]
+        & rec["per_example"]["apgd-t"]
         & rec["per_example"]["aa"]
+    )
     assert rec["worst_case"] == pytest.approx(100 * worst.float().mean().item())
     assert rec["worst_case"] <= min(rec["results"].values())
 
@@ -380,9 +431,16 @@ def test_suites_follow_the_papers():
     assert [s.name for s in resolve_attacks(suite="fast")] == ["natural", "apgd-ce", "apgd-t"]
 
 
-@pytest.mark.parametrize("text,msg", [("pgd20:alpha=-1", "not a valid value"), ("square:queries=5", "no option"),
-                                      ("aa-strong", "unknown attack"), ("pgd20:alpha", "key=value"),
-                                      ("aa:components=apgd-ce+pgd", "unknown AutoAttack component")])
+@pytest.mark.parametrize(
+    "text,msg",
+    [
+        ("pgd20:alpha=-1", "not a valid value"),
+        ("square:queries=5", "no option"),
+        ("aa-strong", "unknown attack"),
+        ("pgd20:alpha", "key=value"),
+        ("aa:components=apgd-ce+pgd", "unknown AutoAttack component"),
+    ],
+)
 def test_bad_attack_specs(text, msg):
     with pytest.raises(IratError, match=msg):
         parse_attack(text)

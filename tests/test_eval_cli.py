@@ -1,4 +1,5 @@
 """`irat eval` with suites, AutoAttack, the official backend (a stand-in module), warnings and bad input."""
+
 from __future__ import annotations
 
 import json
@@ -11,29 +12,61 @@ import pytest
 import torch
 
 from irat.cli import main
-
 from test_cli import TRAIN, digest
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("runs") / "at"
-    assert main(TRAIN + ["--out", str(out), "--epochs", "12", "--set", "data.train_subset=1000",
-                         "--set", "optim.lr=0.05", "--set", "optim.schedule=constant"]) == 0
+    assert (
+        main(
+            TRAIN
+            + [
+                "--out",
+                str(out),
+                "--epochs",
+                "12",
+                "--set",
+                "data.train_subset=1000",
+                "--set",
+                "optim.lr=0.05",
+                "--set",
+                "optim.schedule=constant",
+            ]
+        )
+        == 0
+    )
     return out
 
 
 def test_eval_autoattack_and_masking_record(run_dir, tmp_path, capsys):
     js = tmp_path / "r.json"
-    assert main(["eval", str(run_dir), "--attacks", "natural,pgd10,apgd-ce:steps=10,aa:steps=10:n_queries=50",
-                 "--n", "60", "--json", str(js)]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                str(run_dir),
+                "--attacks",
+                "natural,pgd10,apgd-ce:steps=10,aa:steps=10:n_queries=50",
+                "--n",
+                "60",
+                "--json",
+                str(js),
+            ]
+        )
+        == 0
+    )
     rec = json.loads(js.read_text())
     assert list(rec["results"]) == ["natural", "pgd10", "apgd-ce", "aa"]
     assert rec["results"]["natural"] > 60 and rec["results"]["aa"] <= rec["results"]["apgd-ce"]
     assert rec["worst_case"] <= min(rec["results"].values())
     assert rec["attacks"]["aa"]["backend"] == "irat" and "after_component" in rec["attacks"]["aa"]
-    assert isinstance(rec["warnings"], list) and set(rec["sanity"]["accuracy"]) == \
-        {"pgd10@eps", "pgd50@eps", "pgd50@2eps", "pgd50@large_eps"}
+    assert isinstance(rec["warnings"], list) and set(rec["sanity"]["accuracy"]) == {
+        "pgd10@eps",
+        "pgd50@eps",
+        "pgd50@2eps",
+        "pgd50@large_eps",
+    }
     per = np.load(next((run_dir / "eval").glob("best_test_*n60.npz")))
     assert per["aa"].shape == (60,) and per["aa"].mean() * 100 == pytest.approx(rec["results"]["aa"])
     out = capsys.readouterr().out
@@ -51,9 +84,12 @@ def test_eval_suite(run_dir, tmp_path):
 
 def test_bad_eval_input_stops_before_work(run_dir, capsys):
     before = digest(run_dir)
-    for args, msg in ((["--suite", "iclr"], "unknown suite"), (["--attacks", "square:queries=3"], "no option"),
-                      (["--attacks", "aa", "--backend", "autoattack"], "official AutoAttack package"),
-                      (["--attacks", "pgd10:alpha=0"], "not a valid value")):
+    for args, msg in (
+        (["--suite", "iclr"], "unknown suite"),
+        (["--attacks", "square:queries=3"], "no option"),
+        (["--attacks", "aa", "--backend", "autoattack"], "official AutoAttack package"),
+        (["--attacks", "pgd10:alpha=0"], "not a valid value"),
+    ):
         assert main(["eval", str(run_dir)] + args) == 2
         err = capsys.readouterr().err
         assert msg in err and len(err.strip().splitlines()) == 1
@@ -65,8 +101,18 @@ def _fake_autoattack(monkeypatch, shift: float, calls: list):
     mod = types.ModuleType("autoattack")
 
     class AutoAttack:
-        def __init__(self, model, norm="Linf", eps=0.3, seed=None, verbose=True, attacks_to_run=(),
-                     version="standard", device="cuda", **kw):
+        def __init__(
+            self,
+            model,
+            norm="Linf",
+            eps=0.3,
+            seed=None,
+            verbose=True,
+            attacks_to_run=(),
+            version="standard",
+            device="cuda",
+            **kw,
+        ):
             calls.append({"norm": norm, "eps": eps, "version": version, "seed": seed, "attacks": list(attacks_to_run)})
 
         def run_standard_evaluation(self, x, y, bs=250):
@@ -81,12 +127,31 @@ def test_official_backend_is_called_and_its_output_checked(run_dir, tmp_path, mo
     calls: list = []
     _fake_autoattack(monkeypatch, 0.05, calls)
     js = tmp_path / "r.json"
-    assert main(["eval", str(run_dir), "--attacks", "natural,aa-plus", "--backend", "autoattack", "--n", "20",
-                 "--json", str(js), "--no-sanity"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                str(run_dir),
+                "--attacks",
+                "natural,aa-plus",
+                "--backend",
+                "autoattack",
+                "--n",
+                "20",
+                "--json",
+                str(js),
+                "--no-sanity",
+            ]
+        )
+        == 0
+    )
     rec = json.loads(js.read_text())
     assert rec["results"]["natural"] > 60
     assert calls and calls[0]["norm"] == "Linf" and calls[0]["eps"] == 0.1 and calls[0]["version"] == "plus"
-    assert rec["attacks"]["aa-plus"]["backend"] == "autoattack" and rec["attacks"]["aa-plus"]["official_version"] == "0.1-test"
+    assert (
+        rec["attacks"]["aa-plus"]["backend"] == "autoattack"
+        and rec["attacks"]["aa-plus"]["official_version"] == "0.1-test"
+    )
     # an official result outside the ε-ball is refused like any other
     _fake_autoattack(monkeypatch, 0.5, calls)
     before = digest(run_dir)
@@ -97,6 +162,7 @@ def test_official_backend_is_called_and_its_output_checked(run_dir, tmp_path, mo
 
 def test_python_api_returns_warnings():
     import irat
+
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 3))
     x = torch.rand(10, 1, 4, 4)
     with torch.no_grad():

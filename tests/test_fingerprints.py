@@ -3,6 +3,7 @@
 A changed hash means a method now trains differently: if an operation order truly had to change,
 re-record (`python tests/fingerprints.py --record fast`) and say why in the commit.
 """
+
 from __future__ import annotations
 
 import json

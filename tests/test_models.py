@@ -1,4 +1,5 @@
 """Every registered model: forward/backward at small size, any channels/classes/input size."""
+
 from __future__ import annotations
 
 import pytest
@@ -43,4 +44,5 @@ def test_tinycnn_shape_matches_bilaw():
 def test_wrn_depths():
     def blocks(name):
         return sum(1 for mod in create_model(name, input_size=16).modules() if type(mod).__name__ == "WideBlock")
+
     assert blocks("wrn-34-10") == 15 and blocks("wrn-28-10") == 12

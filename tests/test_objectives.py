@@ -8,6 +8,7 @@ MART margin part = −log(1.0001 − 0.574097 + 1e−12) = 0.853309
 TRADES (β=6) = 0.169846 + 6·0.536608 = 3.389493
 MART (β=6) = 1.054957 + 0.853309 + 6·0.536608·(1.0000001 − 0.843795) = 2.411192
 """
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
 """The PGD engine: bounds, closed-form optimum on a linear model, κ semantics, FAT alignment."""
+
 from __future__ import annotations
 
 import pytest
@@ -79,7 +80,7 @@ def test_linear_model_linf_closed_form():
     y = torch.tensor([0, 1, 0, 1, 0, 1])
     eps = 0.1
     xa = pgd(model, x, y, eps=eps, alpha=0.03, steps=10, start="none")
-    direction = (w[y] - w[1 - y])  # gradient of the margin z_y − z_other
+    direction = w[y] - w[1 - y]  # gradient of the margin z_y − z_other
     expected = x.flatten(1) - eps * direction.sign()
     assert torch.allclose(xa.flatten(1), expected, atol=1e-6)
     for loss in ("cw", "ce"):  # uniform start reaches the same vertex
@@ -103,12 +104,14 @@ def test_linear_model_l2_closed_form():
 def test_kappa_semantics_on_scripted_model():
     T, F = True, False
     K = 6
-    pattern = torch.tensor([
-        [T, T, T, T, T, T, T],   # never misclassified: count 6, first-success K=6, first -1
-        [T, T, F, F, F, F, F],   # fooled at step 2 for good: count 2, first 2
-        [T, F, T, T, F, T, T],   # path dependent: count 4 (0,2,3,5), first 1
-        [F, F, T, T, T, T, T],   # naturally misclassified: count 4 (2..5), first 0
-    ])
+    pattern = torch.tensor(
+        [
+            [T, T, T, T, T, T, T],  # never misclassified: count 6, first-success K=6, first -1
+            [T, T, F, F, F, F, F],  # fooled at step 2 for good: count 2, first 2
+            [T, F, T, T, F, T, T],  # path dependent: count 4 (0,2,3,5), first 1
+            [F, F, T, T, T, T, T],  # naturally misclassified: count 4 (2..5), first 0
+        ]
+    )
     alpha = 0.01
     model = Scripted(pattern, alpha)
     x = scripted_inputs(4)
@@ -122,8 +125,17 @@ def test_kappa_semantics_on_scripted_model():
     _, info2 = pgd(model, x, y, eps=0.3, alpha=alpha, steps=K, start="none", return_info=True, kappa="first-success")
     assert info2.kappa.tolist() == [6, 2, 1, 0]
     # iterate at a requested per-example step, and at κ (MAIL's PM-dif)
-    _, info3 = pgd(model, x, y, eps=0.3, alpha=alpha, steps=K, start="none", return_info=True,
-                   record_step=torch.tensor([0, 3, 6, 9]))
+    _, info3 = pgd(
+        model,
+        x,
+        y,
+        eps=0.3,
+        alpha=alpha,
+        steps=K,
+        start="none",
+        return_info=True,
+        record_step=torch.tensor([0, 3, 6, 9]),
+    )
     assert steps_taken(info3.x_at_step, alpha).tolist() == [0, 3, 6, 6]
     _, info4 = pgd(model, x, y, eps=0.3, alpha=alpha, steps=K, start="none", return_info=True, record_step="kappa")
     assert steps_taken(info4.x_at_step, alpha).tolist() == [6, 2, 4, 4]
@@ -132,13 +144,15 @@ def test_kappa_semantics_on_scripted_model():
 def test_fat_early_stop_keeps_labels_aligned():
     T, F = True, False
     K = 6
-    pattern = torch.tensor([
-        [T, T, F, F, F, F, F],   # τ=0: stops at step 2
-        [T, F, F, F, F, F, F],   # τ=1: spends at 1, stops at 2
-        [T, T, T, T, T, T, T],   # never fooled: runs all K steps
-        [F, F, F, F, F, F, F],   # natural error, τ=0: stops at 0 (keeps x)
-        [T, F, T, F, F, F, F],   # τ=1: spends at 1, correct at 2, stops at 3
-    ])
+    pattern = torch.tensor(
+        [
+            [T, T, F, F, F, F, F],  # τ=0: stops at step 2
+            [T, F, F, F, F, F, F],  # τ=1: spends at 1, stops at 2
+            [T, T, T, T, T, T, T],  # never fooled: runs all K steps
+            [F, F, F, F, F, F, F],  # natural error, τ=0: stops at 0 (keeps x)
+            [T, F, T, F, F, F, F],  # τ=1: spends at 1, correct at 2, stops at 3
+        ]
+    )
     alpha = 0.01
     model = Scripted(pattern, alpha)
     tau = torch.tensor([0, 1, 0, 0, 1])
@@ -172,7 +186,7 @@ def test_restarts_never_weaker_and_seeded():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Flatten(), nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 4))
     x, y = torch.rand(200, 1, 4, 4), torch.randint(0, 4, (200,))
-    g = lambda: torch.Generator().manual_seed(5)  # noqa: E731
+    g = lambda: torch.Generator().manual_seed(5)
     a1 = pgd(model, x, y, eps=0.2, alpha=0.05, steps=3, generator=g())
     a1b = pgd(model, x, y, eps=0.2, alpha=0.05, steps=3, generator=g())
     assert torch.equal(a1, a1b)
@@ -190,10 +204,17 @@ def test_kl_loss_moves_prediction_distribution():
     assert (info.loss > 0).all()
 
 
-@pytest.mark.parametrize("kw,msg", [
-    ({"eps": 0.0}, "eps must be > 0"), ({"eps": -1.0}, "eps must be > 0"), ({"norm": "l1"}, "norm"),
-    ({"loss": "hinge"}, "loss"), ({"start": "zeros"}, "start"), ({"steps": -1}, "steps"),
-])
+@pytest.mark.parametrize(
+    "kw,msg",
+    [
+        ({"eps": 0.0}, "eps must be > 0"),
+        ({"eps": -1.0}, "eps must be > 0"),
+        ({"norm": "l1"}, "norm"),
+        ({"loss": "hinge"}, "loss"),
+        ({"start": "zeros"}, "start"),
+        ({"steps": -1}, "steps"),
+    ],
+)
 def test_bad_arguments(kw, msg):
     model = nn.Sequential(nn.Flatten(), nn.Linear(16, 4))
     args = dict(eps=0.1, alpha=0.01, steps=2)
@@ -204,6 +225,7 @@ def test_bad_arguments(kw, msg):
 
 def test_bad_inputs():
     from irat.models import create_model
+
     model = create_model("tinycnn", in_channels=1, num_classes=10, input_size=8)
     x, y = torch.rand(2, 1, 8, 8), torch.tensor([0, 1])
     with pytest.raises(IratError, match=r"\[0,1\]"):

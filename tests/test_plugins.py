@@ -1,4 +1,5 @@
 """The public extension API: a weighting scheme and an attack in one file, used from the command line."""
+
 from __future__ import annotations
 
 import json
@@ -18,10 +19,36 @@ from irat.cli import main
 from irat.errors import ConfigError
 
 PLUGIN = Path(__file__).resolve().parent / "plugins" / "focal_plugin.py"
-TRAIN = ["train", "--plugin", str(PLUGIN), "--weighting", "focal-margin", "--set", "weighting.focal-margin.gamma=3",
-         "--burn-in", "1", "--dataset", "digits", "--model", "tinycnn", "--eps", "0.1", "--epochs", "4",
-         "--batch-size", "64", "--device", "cpu", "--quiet", "--set", "attack.steps=20", "--set", "val_n=50",
-         "--set", "data.train_subset=600"]
+TRAIN = [
+    "train",
+    "--plugin",
+    str(PLUGIN),
+    "--weighting",
+    "focal-margin",
+    "--set",
+    "weighting.focal-margin.gamma=3",
+    "--burn-in",
+    "1",
+    "--dataset",
+    "digits",
+    "--model",
+    "tinycnn",
+    "--eps",
+    "0.1",
+    "--epochs",
+    "4",
+    "--batch-size",
+    "64",
+    "--device",
+    "cpu",
+    "--quiet",
+    "--set",
+    "attack.steps=20",
+    "--set",
+    "val_n=50",
+    "--set",
+    "data.train_subset=600",
+]
 
 
 def _weights(path: Path) -> dict[str, torch.Tensor]:
@@ -32,8 +59,9 @@ def test_plugin_scheme_trains_resumes_after_kill_and_evaluates(tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "irat"]
     subprocess.run(cmd + TRAIN + ["--out", str(tmp_path / "full")], check=True, env=env, capture_output=True)
-    proc = subprocess.Popen(cmd + TRAIN + ["--out", str(tmp_path / "killed")], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        cmd + TRAIN + ["--out", str(tmp_path / "killed")], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     rec = tmp_path / "killed" / "recovery.pt"
     deadline = time.time() + 120
     while not rec.exists() and time.time() < deadline and proc.poll() is None:
@@ -42,8 +70,12 @@ def test_plugin_scheme_trains_resumes_after_kill_and_evaluates(tmp_path):
     proc.wait()
     assert 1 <= load_checkpoint(rec)["epoch"] < 4, "the kill must land mid-run"
     # resume names no plug-in: the run recorded it, and its options
-    out = subprocess.run(cmd + ["train", "--out", str(tmp_path / "killed"), "--resume", "--quiet"], env=env,
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        cmd + ["train", "--out", str(tmp_path / "killed"), "--resume", "--quiet"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 0, out.stderr
     full, killed = _weights(tmp_path / "full" / "last.pt"), _weights(tmp_path / "killed" / "last.pt")
     assert all(torch.equal(full[k], killed[k]) for k in full)
@@ -53,13 +85,30 @@ def test_plugin_scheme_trains_resumes_after_kill_and_evaluates(tmp_path):
     assert cfg["weighting"]["options"] == {"focal-margin": {"gamma": 3}}
     rows = [json.loads(line) for line in (tmp_path / "killed" / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2, 3, 4]
-    assert "weight_mean" not in rows[0]                     # burn-in: ω ≡ 1, no weights reported
-    assert rows[1]["weight_min"] < rows[1]["weight_max"]    # the scheme's weights vary after it
-    assert "pm_adv_mean" in rows[0]                         # the scheme asked for the margin statistics
+    assert "weight_mean" not in rows[0]  # burn-in: ω ≡ 1, no weights reported
+    assert rows[1]["weight_min"] < rows[1]["weight_max"]  # the scheme's weights vary after it
+    assert "pm_adv_mean" in rows[0]  # the scheme asked for the margin statistics
 
-    ev = subprocess.run(cmd + ["eval", str(tmp_path / "killed"), "--plugin", str(PLUGIN), "--attacks",
-                               "natural,pgd-half:steps=3,pgd10", "--n", "60", "--device", "cpu", "--json",
-                               str(tmp_path / "rec.json")], env=env, capture_output=True, text=True)
+    ev = subprocess.run(
+        cmd
+        + [
+            "eval",
+            str(tmp_path / "killed"),
+            "--plugin",
+            str(PLUGIN),
+            "--attacks",
+            "natural,pgd-half:steps=3,pgd10",
+            "--n",
+            "60",
+            "--device",
+            "cpu",
+            "--json",
+            str(tmp_path / "rec.json"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert ev.returncode == 0, ev.stderr
     res = json.loads((tmp_path / "rec.json").read_text())["results"]
     assert 0 <= res["pgd-half"] <= res["natural"] and res["pgd10"] <= res["natural"]
@@ -69,23 +118,28 @@ def test_plugin_scheme_trains_resumes_after_kill_and_evaluates(tmp_path):
 
 def test_plugin_scheme_from_python_matches_a_hand_computed_weight(tmp_path):
     import irat
+
     irat.load_plugin(str(PLUGIN))
     from irat.config import Config
     from irat.parts import WEIGHTINGS
+
     cfg = Config()
     cfg.weighting.name = "focal-margin"
     cfg.weighting.options = {"focal-margin": {"gamma": 2}}
     w = WEIGHTINGS.get("focal-margin")(cfg)
     logits = torch.tensor([[2.0, 0.0], [0.0, 0.0]])
     got = w.raw(None, info=None, x=None, y=torch.tensor([0, 1]), logits_adv=logits, logits_nat=None, epoch=1)
-    p0 = 1 / (1 + torch.exp(torch.tensor(-2.0)))     # softmax of [2, 0] at class 0
+    p0 = 1 / (1 + torch.exp(torch.tensor(-2.0)))  # softmax of [2, 0] at class 0
     assert torch.allclose(got, torch.stack([(1 - p0) ** 2, torch.tensor(0.25)]))
 
 
-@pytest.mark.parametrize("extra,msg", [
-    (["--set", "weighting.focal-margin.gamma=abc"], "weighting.focal-margin.gamma: cannot read 'abc' as a number"),
-    (["--set", "weighting.focal-margin.beta=1"], "weighting.focal-margin has no option 'beta'; its options: gamma"),
-])
+@pytest.mark.parametrize(
+    "extra,msg",
+    [
+        (["--set", "weighting.focal-margin.gamma=abc"], "weighting.focal-margin.gamma: cannot read 'abc' as a number"),
+        (["--set", "weighting.focal-margin.beta=1"], "weighting.focal-margin has no option 'beta'; its options: gamma"),
+    ],
+)
 def test_bad_plugin_options_are_refused_before_work(tmp_path, capsys, extra, msg):
     out = tmp_path / "run"
     assert main(TRAIN + ["--out", str(out)] + extra) == 2
@@ -105,4 +159,5 @@ def test_missing_or_broken_plugin_gives_one_message(tmp_path, capsys):
     assert "cannot be imported" in capsys.readouterr().err
     with pytest.raises(ConfigError, match="already registered"):
         import irat
+
         irat.register_weighting("gair")(type("Other", (irat.Weighting,), {}))

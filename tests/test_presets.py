@@ -1,4 +1,5 @@
 """Every shipped preset resolves to a valid config; the paper-table presets match their generator."""
+
 from __future__ import annotations
 
 import pytest
@@ -21,25 +22,37 @@ def test_generated_presets_are_committed_unchanged():
 
 def test_every_table_is_covered():
     names = set(table_presets())
-    assert len([n for n in names if n.startswith("mail/cifar10-resnet18-pm/")]) == 9          # MAIL Table 1
+    assert len([n for n in names if n.startswith("mail/cifar10-resnet18-pm/")]) == 9  # MAIL Table 1
     for setting in ("cifar10-resnet18", "cifar10-wrn32", "svhn-resnet18", "cifar100-resnet18"):  # MAIL Tables 2-4
-        assert {f"mail/{setting}/{r}" for r in ("at", "trades", "mart", "fat", "gairat", "mail-at", "mail-trades")} <= names
-    assert {"gairat/cifar10-wrn32/gair-fat", "gairat/cifar10-wrn34/gair-trades"} <= names    # GAIRAT Tables 1-2
-    assert {"mwpb/cifar10-rn18/mwpb-trades", "mwpb/tiny-imagenet-rn18/mwpb-mart",
-            "mwpb/cifar10-wrn34-baselines/mwpb-awp"} <= names                                # MWPB Tables 1-5
-    assert {"bilaw/mnist-tinycnn-linf/bilaw", "bilaw/fmnist-fc1-l2/mail", "bilaw/cifar10-wrn32-linf8/bilaw-trades",
-            "bilaw/cifar100-wrn32-linf8/trades"} <= names                                    # BiLAW Tables 1-3
+        assert {
+            f"mail/{setting}/{r}" for r in ("at", "trades", "mart", "fat", "gairat", "mail-at", "mail-trades")
+        } <= names
+    assert {"gairat/cifar10-wrn32/gair-fat", "gairat/cifar10-wrn34/gair-trades"} <= names  # GAIRAT Tables 1-2
+    assert {
+        "mwpb/cifar10-rn18/mwpb-trades",
+        "mwpb/tiny-imagenet-rn18/mwpb-mart",
+        "mwpb/cifar10-wrn34-baselines/mwpb-awp",
+    } <= names  # MWPB Tables 1-5
+    assert {
+        "bilaw/mnist-tinycnn-linf/bilaw",
+        "bilaw/fmnist-fc1-l2/mail",
+        "bilaw/cifar10-wrn32-linf8/bilaw-trades",
+        "bilaw/cifar100-wrn32-linf8/trades",
+    } <= names  # BiLAW Tables 1-3
     # issue 7: the comparison systems' rows and every ablation
-    assert {"mwpb/cifar10-wrn34-baselines/mma", "mwpb/cifar10-wrn34-baselines/st-at",
-            "bilaw/mnist-tinycnn-linf/plain"} <= names
+    assert {
+        "mwpb/cifar10-wrn34-baselines/mma",
+        "mwpb/cifar10-wrn34-baselines/st-at",
+        "bilaw/mnist-tinycnn-linf/plain",
+    } <= names
     count = lambda prefix: len([n for n in names if n.startswith(prefix)])
     assert count("gairat/ablation-weight-fn/") == 4 and count("gairat/ablation-lambda-cifar10/") == 6
     assert count("gairat/ablation-lambda-svhn/") == 6 and count("gairat/ablation-burn-in/") == 6
     assert count("gairat/ablation-lr-schedule/") == 8 and count("gairat/ablation-capacity/") == 5
     assert count("gairat/ablation-train-eps/") == 6 and count("mail/cifar10-resnet18-lm/") == 3
-    assert count("mwpb/cifar10-wrn34-alpha/") == 9                                           # MWPB Table 8
+    assert count("mwpb/cifar10-wrn34-alpha/") == 9  # MWPB Table 8
     assert count("bilaw/cifar10-wrn32-capacity/") == 4 and count("bilaw/cifar10-wrn32-trades-beta/") == 4
-    assert count("bilaw/cifar10-wrn32-input/") == 4                                          # BiLAW Tables 6-8
+    assert count("bilaw/cifar10-wrn32-input/") == 4  # BiLAW Tables 6-8
 
 
 @pytest.mark.parametrize("name", NAMES)

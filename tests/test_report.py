@@ -1,5 +1,6 @@
 """irat report (aggregation maths, missing runs, mismatched settings, formats, by-class), irat analyze
 (every figure from a tiny digits run) and TensorBoard logging."""
+
 from __future__ import annotations
 
 import builtins
@@ -12,22 +13,38 @@ import pytest
 import yaml
 from PIL import Image
 
+from conftest import quick_config
 from irat.analysis.report import build_report, by_class, render
 from irat.cli import main
 from irat.errors import IratError
 
-from conftest import quick_config
 
-
-def fake_run(root: Path, name: str, method: str, seed: int, results: dict | None, *, lr: float = 0.1,
-             checkpoint: str = "best", n: int = 100, eps: float = 0.1) -> Path:
+def fake_run(
+    root: Path,
+    name: str,
+    method: str,
+    seed: int,
+    results: dict | None,
+    *,
+    lr: float = 0.1,
+    checkpoint: str = "best",
+    n: int = 100,
+    eps: float = 0.1,
+) -> Path:
     run = root / name
     (run / "eval").mkdir(parents=True)
     cfg = {"method": method, "seed": seed, "device": "cpu", "optim": {"lr": lr}, "data": {"data_dir": f"/d/{seed}"}}
     (run / "config.yaml").write_text(yaml.safe_dump(cfg))
     if results is not None:
-        rec = {"checkpoint": checkpoint, "split": "test", "norm": "linf", "eps": eps, "n": n, "results": results,
-               "worst_case": min(results.values())}
+        rec = {
+            "checkpoint": checkpoint,
+            "split": "test",
+            "norm": "linf",
+            "eps": eps,
+            "n": n,
+            "results": results,
+            "worst_case": min(results.values()),
+        }
         (run / "eval" / f"{checkpoint}_test_linf_eps{eps}_n{n}.json").write_text(json.dumps(rec))
     return run
 
@@ -40,7 +57,7 @@ def test_mean_std_median_across_seeds(tmp_path):
     at = next(r for r in rep.rows if r["group"] == "at")
     assert at["runs"] == 3 and at["seeds"] == "0,1,2"
     assert at["pgd20"]["mean"] == pytest.approx(53.0)
-    assert at["pgd20"]["std"] == pytest.approx(statistics.stdev(pgd))      # sample std, ddof = 1
+    assert at["pgd20"]["std"] == pytest.approx(statistics.stdev(pgd))  # sample std, ddof = 1
     assert at["pgd20"]["median"] == 52.0
     assert at["worst case"]["mean"] == pytest.approx(53.0)
     tr = next(r for r in rep.rows if r["group"] == "trades")
@@ -54,13 +71,15 @@ def test_mean_std_median_across_seeds(tmp_path):
 
 
 def test_missing_evaluations_and_mismatched_settings_are_reported(tmp_path):
-    runs = [fake_run(tmp_path, "a0", "at", 0, {"natural": 80.0, "pgd20": 50.0}),
-            fake_run(tmp_path, "a1", "at", 1, None),                                    # never evaluated
-            fake_run(tmp_path, "a2", "at", 2, {"natural": 82.0, "pgd20": 52.0}, lr=0.05),  # other setting
-            fake_run(tmp_path, "a3", "at", 3, {"natural": 84.0, "pgd20": 54.0}, n=50)]   # other eval setting
+    runs = [
+        fake_run(tmp_path, "a0", "at", 0, {"natural": 80.0, "pgd20": 50.0}),
+        fake_run(tmp_path, "a1", "at", 1, None),  # never evaluated
+        fake_run(tmp_path, "a2", "at", 2, {"natural": 82.0, "pgd20": 52.0}, lr=0.05),  # other setting
+        fake_run(tmp_path, "a3", "at", 3, {"natural": 84.0, "pgd20": 54.0}, n=50),
+    ]  # other eval setting
     rep = build_report(runs)
     groups = {r["group"]: r for r in rep.rows}
-    assert set(groups) == {"at [optim.lr=0.1]", "at [optim.lr=0.05]"}    # not averaged together
+    assert set(groups) == {"at [optim.lr=0.1]", "at [optim.lr=0.05]"}  # not averaged together
     notes = "\n".join(rep.notes)
     assert "different settings (optim.lr)" in notes
     assert "a1: no evaluation of the best checkpoint" in notes and "a3: no evaluation" in notes
@@ -70,12 +89,25 @@ def test_missing_evaluations_and_mismatched_settings_are_reported(tmp_path):
 
 def test_best_and_last_side_by_side(tmp_path):
     r0 = fake_run(tmp_path, "r0", "at", 0, {"natural": 80.0, "pgd20": 50.0})
-    rec = {"checkpoint": "last", "split": "test", "norm": "linf", "eps": 0.1, "n": 100,
-           "results": {"natural": 82.0, "pgd20": 45.0}, "worst_case": 45.0}
+    rec = {
+        "checkpoint": "last",
+        "split": "test",
+        "norm": "linf",
+        "eps": 0.1,
+        "n": 100,
+        "results": {"natural": 82.0, "pgd20": 45.0},
+        "worst_case": 45.0,
+    }
     (r0 / "eval" / "last_test_linf_eps0.1_n100.json").write_text(json.dumps(rec))
     rep = build_report([r0], checkpoint="both")
-    assert rep.columns == ["natural (best)", "pgd20 (best)", "natural (last)", "pgd20 (last)",
-                           "worst case (best)", "worst case (last)"]
+    assert rep.columns == [
+        "natural (best)",
+        "pgd20 (best)",
+        "natural (last)",
+        "pgd20 (last)",
+        "worst case (best)",
+        "worst case (last)",
+    ]
     assert rep.rows[0]["pgd20 (last)"]["mean"] == 45.0
 
 
@@ -83,13 +115,19 @@ def test_by_class_from_per_example_files(tmp_path):
     runs = []
     for s in range(2):
         run = fake_run(tmp_path, f"r{s}", "at", s, {"natural": 75.0, "pgd20": 50.0}, n=4)
-        np.savez(run / "eval" / "best_test_linf_eps0.1_n4.npz", index=np.arange(4), label=np.array([0, 0, 1, 1]),
-                 natural=np.array([1, 1, 1, 0], bool), pgd20=np.array([1, s, 0, 0], bool), checkpoint_md5=np.array("x"))
+        np.savez(
+            run / "eval" / "best_test_linf_eps0.1_n4.npz",
+            index=np.arange(4),
+            label=np.array([0, 0, 1, 1]),
+            natural=np.array([1, 1, 1, 0], bool),
+            pgd20=np.array([1, s, 0, 0], bool),
+            checkpoint_md5=np.array("x"),
+        )
         runs.append(run)
     rep = by_class(runs)
     rows = {r["group"]: r for r in rep.rows}
     assert rows["at / class 0"]["natural"]["mean"] == 100.0
-    assert rows["at / class 0"]["pgd20"]["mean"] == pytest.approx(75.0)   # (50 + 100) / 2
+    assert rows["at / class 0"]["pgd20"]["mean"] == pytest.approx(75.0)  # (50 + 100) / 2
     assert rows["at / class 1"]["natural"]["mean"] == 50.0 and rows["at / class 1"]["pgd20"]["mean"] == 0.0
 
 
@@ -107,12 +145,18 @@ def test_report_bad_input(tmp_path, capsys):
 @pytest.fixture(scope="module")
 def tiny_runs(tmp_path_factory):
     from irat.train import Trainer
+
     root = tmp_path_factory.mktemp("analysis")
     out = {}
     for method in ("gairat", "mwpb-at"):
-        cfg = quick_config(method=method, save_per_example=[2], flatness_n=32, tensorboard=True,
-                           weighting={"burn_in": 1} if method == "gairat" else {},
-                           radius={"phase1_epochs": 1} if method == "mwpb-at" else {})
+        cfg = quick_config(
+            method=method,
+            save_per_example=[2],
+            flatness_n=32,
+            tensorboard=True,
+            weighting={"burn_in": 1} if method == "gairat" else {},
+            radius={"phase1_epochs": 1} if method == "mwpb-at" else {},
+        )
         Trainer(cfg, root / method).fit()
         out[method] = root / method
     return out
@@ -120,33 +164,60 @@ def tiny_runs(tmp_path_factory):
 
 def test_every_figure_renders(tiny_runs, tmp_path, capsys):
     figs = tmp_path / "figs"
-    assert main(["analyze", str(tiny_runs["gairat"]), "--out", str(figs), "--n", "120",
-                 "--compare", str(tiny_runs["mwpb-at"])]) == 0
-    expected = {"lps_vs_pm", "kappa_histogram", "path_dependence", "training_curves", "flatness",
-                "weights_per_class", "weights_scatter", "radius_histogram", "weight_extremes", "pca_outputs"}
+    assert (
+        main(
+            [
+                "analyze",
+                str(tiny_runs["gairat"]),
+                "--out",
+                str(figs),
+                "--n",
+                "120",
+                "--compare",
+                str(tiny_runs["mwpb-at"]),
+            ]
+        )
+        == 0
+    )
+    expected = {
+        "lps_vs_pm",
+        "kappa_histogram",
+        "path_dependence",
+        "training_curves",
+        "flatness",
+        "weights_per_class",
+        "weights_scatter",
+        "radius_histogram",
+        "weight_extremes",
+        "pca_outputs",
+    }
     assert {p.stem for p in figs.glob("*.png")} == expected
     for name in expected:
         img = Image.open(figs / f"{name}.png")
         assert img.size == (800, 500)
-        assert len(set(np.asarray(img.convert("L")).ravel().tolist())) > 10    # not blank
+        assert len(set(np.asarray(img.convert("L")).ravel().tolist())) > 10  # not blank
         assert (figs / f"{name}.pdf").stat().st_size > 1000
     assert "skipped" not in capsys.readouterr().out
 
 
 def test_analyze_says_what_is_missing(tmp_path, capsys):
     from irat.train import Trainer
+
     Trainer(quick_config(epochs=1), tmp_path / "plain").fit()
     assert main(["analyze", str(tmp_path / "plain"), "--out", str(tmp_path / "f"), "--n", "50"]) == 0
     out = capsys.readouterr().out
     assert "skipped flatness: train with --set flatness_n=N" in out
     assert "skipped weights_per_class" in out and "save_per_example" in out
-    assert main(["analyze", str(tmp_path / "plain"), "--out", str(tmp_path / "f"), "--compare",
-                 str(tmp_path / "plain")]) == 2
+    assert (
+        main(["analyze", str(tmp_path / "plain"), "--out", str(tmp_path / "f"), "--compare", str(tmp_path / "plain")])
+        == 2
+    )
     assert "saved no per-example values" in capsys.readouterr().err
 
 
 def test_tensorboard_logs_scalars_and_histograms(tiny_runs):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
     ev = EventAccumulator(str(tiny_runs["gairat"] / "tensorboard"))
     ev.Reload()
     tags = ev.Tags()
@@ -157,12 +228,14 @@ def test_tensorboard_logs_scalars_and_histograms(tiny_runs):
 
 def test_tensorboard_missing_is_one_clear_error(tmp_path, monkeypatch):
     from irat.train import Trainer
+
     real_import = builtins.__import__
 
     def no_tb(name, *a, **kw):
         if name.startswith("torch.utils.tensorboard") or name.startswith("tensorboard"):
             raise ImportError("no tensorboard")
         return real_import(name, *a, **kw)
+
     monkeypatch.setattr(builtins, "__import__", no_tb)
     with pytest.raises(IratError, match="needs the `tensorboard` package"):
         Trainer(quick_config(tensorboard=True), tmp_path / "r")

@@ -1,6 +1,7 @@
 """Instance reweighting (METHODS §3, §5, §6): weight functions and margins on hand-computed values,
 normalisation, burn-in, λ = +∞, where each objective applies weights (gradients), MWPB radii, AWP,
 BiLAW's meta-gradient against finite differences, LM-PGD, and one epoch of every method."""
+
 from __future__ import annotations
 
 import json
@@ -15,16 +16,15 @@ import torch.nn.functional as F
 from conftest import quick_config
 from irat.attacks import lm_pgd, pgd
 from irat.attacks.losses import attack_loss
+from irat.config import Config, RadiusConfig
 from irat.margins import logit_margin, margin_vector, pm_dif, probabilistic_margin
 from irat.methods import METHODS
-from irat.parts import make_objective, weight_targets
+from irat.parts import RADII, make_objective, weight_targets
+from irat.parts.bilaw import WeightNet, lookahead_val_loss
 from irat.parts.radius import mwpb_radii
-from irat.config import Config, RadiusConfig
-from irat.parts import RADII
+from irat.parts.weighting import gair_lambda, gair_weight, mail_weight, normalize, wmmr_weight
 from irat.train import Trainer, load_checkpoint
 from irat.train.awp import AWP
-from irat.parts.bilaw import WeightNet, lookahead_val_loss
-from irat.parts.weighting import gair_lambda, gair_weight, mail_weight, normalize, wmmr_weight
 
 LOGP = torch.log(torch.tensor([[0.6, 0.3, 0.1]]))
 
@@ -43,11 +43,11 @@ def test_gair_weights_hand_values():
 
 def test_margins_hand_values():
     y0, y1 = torch.tensor([0]), torch.tensor([1])
-    assert probabilistic_margin(LOGP, y0).item() == pytest.approx(0.3)       # 0.6 − 0.3
-    assert probabilistic_margin(LOGP, y1).item() == pytest.approx(-0.3)      # 0.3 − 0.6
-    assert logit_margin(LOGP, y0).item() == pytest.approx(math.log(2))       # log 0.6 − log 0.3
+    assert probabilistic_margin(LOGP, y0).item() == pytest.approx(0.3)  # 0.6 − 0.3
+    assert probabilistic_margin(LOGP, y1).item() == pytest.approx(-0.3)  # 0.3 − 0.6
+    assert logit_margin(LOGP, y0).item() == pytest.approx(math.log(2))  # log 0.6 − log 0.3
     at_step = torch.log(torch.tensor([[0.2, 0.7, 0.1]]))
-    assert pm_dif(LOGP, at_step, y0).item() == pytest.approx(0.4)            # 0.6 − 0.2
+    assert pm_dif(LOGP, at_step, y0).item() == pytest.approx(0.4)  # 0.6 − 0.2
     assert margin_vector(LOGP, y0)[0].tolist() == pytest.approx([0.0, 0.3, 0.5])
 
 
@@ -95,8 +95,10 @@ def _manual(obj: str, scheme: str, model, x, xa, y, om, beta=6.0):
     return (om * ce_adv).mean()
 
 
-@pytest.mark.parametrize("obj,scheme", [("trades", "gair"), ("trades", "mail"), ("mart", "gair"), ("mart", "mail"),
-                                        ("at", "gair"), ("at", "bilaw")])
+@pytest.mark.parametrize(
+    "obj,scheme",
+    [("trades", "gair"), ("trades", "mail"), ("mart", "gair"), ("mart", "mail"), ("at", "gair"), ("at", "bilaw")],
+)
 def test_weight_placement_gradients(obj, scheme):
     torch.manual_seed(0)
     model = nn.Sequential(nn.Flatten(), nn.Linear(12, 4)).double()
@@ -125,8 +127,9 @@ def _same(a, b):
 
 def test_lambda_infinity_reproduces_at_exactly(tmp_path):
     Trainer(quick_config(epochs=1), tmp_path / "at").fit()
-    Trainer(quick_config(method="gairat", epochs=1, weighting={"burn_in": 0, "gair_lambda": math.inf}),
-            tmp_path / "gair").fit()
+    Trainer(
+        quick_config(method="gairat", epochs=1, weighting={"burn_in": 0, "gair_lambda": math.inf}), tmp_path / "gair"
+    ).fit()
     assert _same(_weights(tmp_path / "at" / "last.pt"), _weights(tmp_path / "gair" / "last.pt"))
 
 
@@ -239,14 +242,22 @@ def test_lm_pgd_stays_in_ball_and_is_as_strong_as_pgd(digits_model):
 
 def test_lm_pgd_in_eval(digits_model):
     import irat
+
     model, x, y = digits_model
     rec = irat.evaluate(model, x, y, attacks=["natural", "lmpgd20", "pgd20"], eps=0.1)
     assert rec["results"]["lmpgd20"] <= rec["results"]["natural"]
 
 
 # -- every method trains, and its observability -------------------------------------------------------
-TINY = {"epochs": 1, "attack": {"steps": 2}, "data": {"train_subset": 192}, "val_n": 40,
-        "weighting": {"burn_in": 0, "bilaw_meta_size": 64}, "radius": {"phase1_epochs": 0}, "awp": {"warmup": 0}}
+TINY = {
+    "epochs": 1,
+    "attack": {"steps": 2},
+    "data": {"train_subset": 192},
+    "val_n": 40,
+    "weighting": {"burn_in": 0, "bilaw_meta_size": 64},
+    "radius": {"phase1_epochs": 0},
+    "awp": {"warmup": 0},
+}
 
 
 @pytest.mark.parametrize("method", sorted(m for m in METHODS if m not in ("rst", "gair-rst")))  # RST: test_systems.py
@@ -258,7 +269,9 @@ def test_every_method_trains_one_epoch(tmp_path, method):
         assert row["weight_min"] >= 0 and row["weight_max"] >= row["weight_min"]
     if m.get("radius", {}).get("name") == "mwpb":
         a = m["radius"]["alpha"]
-        assert 0.1 * math.exp(-a) - 1e-9 <= row["eps_min"] <= row["eps_mean"] <= row["eps_max"] <= 0.1 * math.exp(a) + 1e-9
+        assert (
+            0.1 * math.exp(-a) - 1e-9 <= row["eps_min"] <= row["eps_mean"] <= row["eps_max"] <= 0.1 * math.exp(a) + 1e-9
+        )
     if method.startswith("bilaw"):
         assert row["bilaw_val_loss"] > 0
 

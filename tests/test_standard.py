@@ -1,17 +1,17 @@
 """`standard` (plain training): the loss on hand values, no attack during training, and its documented
 effect — high natural accuracy with little robustness, unlike AT."""
+
 from __future__ import annotations
 
 import pytest
 import torch
 import torch.nn.functional as F
 
+from conftest import quick_config
 from irat.cli import main
 from irat.evaluate import evaluate
 from irat.parts import make_objective
 from irat.train import Trainer
-
-from conftest import quick_config
 
 
 def test_standard_loss_is_natural_ce():
@@ -26,6 +26,7 @@ def test_standard_loss_is_natural_ce():
 
 def test_standard_runs_no_attack(tmp_path, monkeypatch):
     import irat.parts.objectives as objectives
+
     monkeypatch.setattr(objectives, "pgd", lambda *a, **k: (_ for _ in ()).throw(AssertionError("attacked")))
     t = Trainer(quick_config(method="standard", epochs=1, val_n=0), tmp_path / "s")
     x, y = t.splits.train.get(slice(0, 32))
@@ -39,13 +40,29 @@ def test_standard_is_accurate_but_not_robust(tmp_path):
     for t in runs.values():
         t.fit()
     x, y = runs["at"].splits.test.all()
-    rec = {m: evaluate(t.model, x, y, attacks=["natural", "pgd20"], eps=0.1, sanity=False)["results"]
-           for m, t in runs.items()}
+    rec = {
+        m: evaluate(t.model, x, y, attacks=["natural", "pgd20"], eps=0.1, sanity=False)["results"]
+        for m, t in runs.items()
+    }
     assert rec["standard"]["natural"] > 85
-    assert rec["standard"]["pgd20"] < rec["at"]["pgd20"] - 20      # plain training is not robust
+    assert rec["standard"]["pgd20"] < rec["at"]["pgd20"] - 20  # plain training is not robust
 
 
 def test_standard_refuses_weighting(tmp_path, capsys):
-    assert main(["train", "--method", "standard", "--dataset", "digits", "--weighting", "gair",
-                 "--out", str(tmp_path / "r")]) == 2
+    assert (
+        main(
+            [
+                "train",
+                "--method",
+                "standard",
+                "--dataset",
+                "digits",
+                "--weighting",
+                "gair",
+                "--out",
+                str(tmp_path / "r"),
+            ]
+        )
+        == 2
+    )
     assert "runs no attack" in capsys.readouterr().err and not (tmp_path / "r").exists()

@@ -1,5 +1,6 @@
 """The comparison systems of issue 7 — MMA, squeeze training (ST-AT), RST / GAIR-RST: their losses and
 attacks on hand-computed values, and short real runs that show each one's documented effect."""
+
 from __future__ import annotations
 
 import json
@@ -11,18 +12,17 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from conftest import quick_config
 from irat.attacks.anpgd import an_pgd, bisection_radius
 from irat.attacks.checks import attack_mode, frozen_bn_stats
 from irat.attacks.losses import soft_logit_margin
 from irat.attacks.squeeze import rank_by_true_prob, squeeze_pair, symmetric_kl
 from irat.cli import main
-from irat.data.unlabeled import mixed_batches, split_batch, withhold
 from irat.data import DeviceData
+from irat.data.unlabeled import mixed_batches, split_batch, withhold
 from irat.evaluate import evaluate
 from irat.parts import make_objective
 from irat.train import Trainer
-
-from conftest import quick_config
 
 
 class Linear(nn.Module):
@@ -49,7 +49,7 @@ def test_mma_terms_hand_values():
     nat = torch.tensor([[2.0, 0.0], [0.0, 1.0]])
     adv = torch.tensor([[0.0, 0.0], [1.0, 0.0]])
     y = torch.tensor([0, 0])
-    counted = torch.tensor([True, False])           # second example: radius beyond d_max (hinge)
+    counted = torch.tensor([True, False])  # second example: radius beyond d_max (hinge)
     t = obj.terms(nat, adv, y, mask=counted)
     # adversarial CE: log 2 for the first, the second not counted; clean CE: log(1+e^-2), log(1+e^1)
     assert t["adv_ce"].tolist() == pytest.approx([2 / 3 * math.log(2), 0.0], abs=1e-6)
@@ -67,11 +67,11 @@ def test_bisection_finds_the_linear_boundary():
     model = _two_class_linear()
     x = torch.full((1, 1, 1, 2), 0.5)
     y = torch.tensor([0])
-    unit = torch.tensor([[[[-1.0, 1.0]]]])           # along u the margin is 0.3 − 4r: boundary at r* = 0.075
-    eps = torch.tensor([0.02])                        # still correct at the start: the search must go up
-    margin = soft_logit_margin(model((x + 0.02 * unit)), y)
+    unit = torch.tensor([[[[-1.0, 1.0]]]])  # along u the margin is 0.3 − 4r: boundary at r* = 0.075
+    eps = torch.tensor([0.02])  # still correct at the start: the search must go up
+    margin = soft_logit_margin(model(x + 0.02 * unit), y)
     r = bisection_radius(model, x, y, unit, eps, margin, max_eps=0.2, steps=12)
-    assert r.item() == pytest.approx(0.075, abs=0.2 / 2 ** 11)
+    assert r.item() == pytest.approx(0.075, abs=0.2 / 2**11)
 
 
 def test_an_pgd_radius_is_the_minimal_linf_distance():
@@ -85,7 +85,7 @@ def test_an_pgd_radius_is_the_minimal_linf_distance():
     # (z_y − z_o)/‖w_y − w_o‖₁ (PGD's signed steps walk straight along −sign(w_y − w_o))
     d_min = (z.max(1).values - z.min(1).values) / (w[0] - w[1]).abs().sum()
     x_adv, r = an_pgd(model, x, y, torch.full((16,), 0.01), max_eps=0.5, steps=20, search_steps=15)
-    ok = d_min < 0.35                                  # stay clear of the [0,1] box
+    ok = d_min < 0.35  # stay clear of the [0,1] box
     assert ok.sum() >= 8
     assert torch.allclose(r[ok], d_min[ok].detach(), atol=1e-3)
     assert ((x_adv - x).flatten(1).abs().amax(1) <= r + 1e-6).all()
@@ -101,10 +101,12 @@ def test_mma_trains_and_enlarges_margins(tmp_path):
         t.fit()
     rows = [json.loads(l) for l in (tmp_path / "mma" / "metrics.jsonl").read_text().splitlines()]
     assert rows[-1]["eps_mean"] > rows[0]["eps_mean"] + 0.02
-    assert rows[-1]["eps_max"] == pytest.approx(1.05 * 1.5 * 0.1, abs=1e-6)   # capped at 1.05·d_max
+    assert rows[-1]["eps_max"] == pytest.approx(1.05 * 1.5 * 0.1, abs=1e-6)  # capped at 1.05·d_max
     x, y = runs["mma"].splits.test.all()
-    rec = {m: evaluate(t.model, x, y, attacks=["natural", "pgd20"], eps=0.1, sanity=False)["results"]
-           for m, t in runs.items()}
+    rec = {
+        m: evaluate(t.model, x, y, attacks=["natural", "pgd20"], eps=0.1, sanity=False)["results"]
+        for m, t in runs.items()
+    }
     assert rec["mma"]["natural"] > 90
     assert rec["mma"]["pgd20"] > rec["standard"]["pgd20"] + 15
 
@@ -112,7 +114,7 @@ def test_mma_trains_and_enlarges_margins(tmp_path):
 def test_mma_radii_survive_resume(tmp_path):
     cfg = quick_config(method="mma", epochs=4, data={"train_subset": 1200}, optim={"lr": 0.05, "schedule": "constant"})
     t = Trainer(cfg, tmp_path / "m")
-    t.fit(max_epochs=3)          # by epoch 3 most digits are classified correctly and get a radius
+    t.fit(max_epochs=3)  # by epoch 3 most digits are classified correctly and get a radius
     saved = t.parts.objective.radii.clone()
     assert saved.abs().sum() > 0
     t2 = Trainer(cfg, tmp_path / "m", resume=True)
@@ -131,7 +133,7 @@ def test_symmetric_kl_and_ranking_hand_values():
     col = torch.log(torch.tensor([[0.9, 0.1], [0.5, 0.5]]))
     adv = torch.log(torch.tensor([[0.2, 0.8], [0.6, 0.4]]))
     u, l = rank_by_true_prob([nat, col, adv], y)
-    assert u.tolist() == [2, 0] and l.tolist() == [1, 2]          # ties go to the first (natural)
+    assert u.tolist() == [2, 0] and l.tolist() == [1, 2]  # ties go to the first (natural)
 
 
 def test_st_terms_pick_the_extremes():
@@ -164,7 +166,7 @@ def test_train_frozen_bn_keeps_running_statistics():
     before = net[1].running_mean.clone(), net[1].num_batches_tracked.clone()
     with attack_mode(net, "train-frozen"):
         net(torch.randn(8, 1, 3, 3) + 5)
-        assert net.training        # batch statistics are used
+        assert net.training  # batch statistics are used
     with frozen_bn_stats(net):
         net.train()
         net(torch.randn(8, 1, 3, 3) + 5)
@@ -182,8 +184,10 @@ def test_st_at_finds_collaborative_examples_and_is_robust(tmp_path):
         t.fit()
     st = runs["st-at"]
     x, y = st.splits.test.all()
-    rec = {m: evaluate(t.model, x, y, attacks=["natural", "pgd20"], eps=0.1, sanity=False)["results"]
-           for m, t in runs.items()}
+    rec = {
+        m: evaluate(t.model, x, y, attacks=["natural", "pgd20"], eps=0.1, sanity=False)["results"]
+        for m, t in runs.items()
+    }
     assert rec["st-at"]["pgd20"] > rec["standard"]["pgd20"] + 20 and rec["st-at"]["natural"] > 85
     x_adv, x_col = squeeze_pair(st.model, x, y, eps=0.1, alpha=0.025, steps=10)
     with torch.no_grad():
@@ -199,11 +203,11 @@ def test_mixed_batches_fraction_and_coverage():
     unl.index = unl.index + 100
     assert split_batch(8, 0.5) == (4, 4) and split_batch(4, 0.9) == (1, 3) and split_batch(4, 0.01) == (3, 1)
     batches = list(mixed_batches(lab, unl, 4, 0.5, generator=torch.Generator().manual_seed(0)))
-    assert len(batches) == 5                                    # one pass over the 10 labeled at 2 per batch
+    assert len(batches) == 5  # one pass over the 10 labeled at 2 per batch
     idx = torch.cat([b[2] for b in batches])
     assert sorted(i for i in idx.tolist() if i < 100) == list(range(10))
     u = [i for i in idx.tolist() if i >= 100]
-    assert len(u) == 10 and set(u) == set(range(100, 107))      # drawn without replacement, then reshuffled
+    assert len(u) == 10 and set(u) == set(range(100, 107))  # drawn without replacement, then reshuffled
     for x, y, i in batches:
         assert torch.equal(x[i >= 100], torch.ones_like(x[i >= 100])) and (y[i >= 100] == 2).all()
 
@@ -223,69 +227,107 @@ def test_rst_beats_labeled_only_training(tmp_path):
     held = {"withhold": 800}
     Trainer(quick_config(method="standard", unlabeled=held, **base), tmp_path / "teacher").fit()
     teach = dict(held, teacher=str(tmp_path / "teacher"))
-    runs = {"trades": Trainer(quick_config(method="trades", unlabeled=held, **base), tmp_path / "trades"),
-            "rst": Trainer(quick_config(method="rst", unlabeled=teach, **base), tmp_path / "rst"),
-            "gair-rst": Trainer(quick_config(method="gair-rst", unlabeled=teach, **base), tmp_path / "gair-rst")}
-    assert len(runs["rst"].splits.train) == len(runs["trades"].splits.train)      # same labeled examples
+    runs = {
+        "trades": Trainer(quick_config(method="trades", unlabeled=held, **base), tmp_path / "trades"),
+        "rst": Trainer(quick_config(method="rst", unlabeled=teach, **base), tmp_path / "rst"),
+        "gair-rst": Trainer(quick_config(method="gair-rst", unlabeled=teach, **base), tmp_path / "gair-rst"),
+    }
+    assert len(runs["rst"].splits.train) == len(runs["trades"].splits.train)  # same labeled examples
     assert torch.equal(runs["rst"].splits.train.index, runs["trades"].splits.train.index)
     for t in runs.values():
         t.fit()
     info = json.loads((tmp_path / "rst" / "unlabeled.json").read_text())
     assert info["n"] == 800 and info["pseudo_label_acc"] > 70
     x, y = runs["rst"].splits.test.all()
-    rec = {m: evaluate(t.model, x, y, attacks=["natural", "pgd20"], eps=0.1, sanity=False)["results"]
-           for m, t in runs.items()}
+    rec = {
+        m: evaluate(t.model, x, y, attacks=["natural", "pgd20"], eps=0.1, sanity=False)["results"]
+        for m, t in runs.items()
+    }
     assert rec["rst"]["pgd20"] > rec["trades"]["pgd20"] + 10
     assert rec["gair-rst"]["pgd20"] > rec["trades"]["pgd20"] + 10
 
 
 def test_rst_reads_an_npz_of_images(tmp_path):
     Trainer(quick_config(method="standard", epochs=1), tmp_path / "teacher").fit()
-    imgs = (np.random.default_rng(0).random((40, 8, 8, 1)) * 255).astype(np.uint8)   # N×H×W×C accepted
+    imgs = (np.random.default_rng(0).random((40, 8, 8, 1)) * 255).astype(np.uint8)  # N×H×W×C accepted
     np.savez(tmp_path / "u.npz", x=imgs)
-    t = Trainer(quick_config(method="rst", epochs=1, unlabeled={"path": str(tmp_path / "u.npz"),
-                                                                "teacher": str(tmp_path / "teacher")}), tmp_path / "r")
+    t = Trainer(
+        quick_config(
+            method="rst", epochs=1, unlabeled={"path": str(tmp_path / "u.npz"), "teacher": str(tmp_path / "teacher")}
+        ),
+        tmp_path / "r",
+    )
     row = t.fit()
     assert len(t.unlabeled) == 40 and t.unlabeled.index.min() > t.splits.train.index.max()
     assert math.isfinite(row["train_loss"])
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--method", "rst"], "pseudo-labelled extra data"),
-    (["--method", "rst", "--set", "unlabeled.withhold=10", "--set", "unlabeled.teacher=/no/such/run"], "does not exist"),
-    (["--method", "at", "--set", "unlabeled.path=x.npz"], "needs a teacher"),
-    (["--method", "mma", "--weighting", "gair"], "objective mma"),
-    (["--method", "st-at", "--radius", "mwpb"], "objective st"),
-    (["--method", "mma", "--set", "objective.mma_min_eps=1.0"], "mma_min_eps"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--method", "rst"], "pseudo-labelled extra data"),
+        (
+            ["--method", "rst", "--set", "unlabeled.withhold=10", "--set", "unlabeled.teacher=/no/such/run"],
+            "does not exist",
+        ),
+        (["--method", "at", "--set", "unlabeled.path=x.npz"], "needs a teacher"),
+        (["--method", "mma", "--weighting", "gair"], "objective mma"),
+        (["--method", "st-at", "--radius", "mwpb"], "objective st"),
+        (["--method", "mma", "--set", "objective.mma_min_eps=1.0"], "mma_min_eps"),
+    ],
+)
 def test_bad_system_settings_stop_before_work(tmp_path, capsys, args, message):
     out = tmp_path / "r"
     assert main(["train", "--dataset", "digits", "--out", str(out), *args]) == 2
     assert message in capsys.readouterr().err and not out.exists()
 
 
-@pytest.mark.parametrize("x, message", [(np.zeros((5, 3, 8, 8), dtype=np.uint8), "do not match"),   # channels
-                                        (np.zeros((5, 1, 8, 8), dtype=np.float32), "uint8"),
-                                        (np.zeros((0, 1, 8, 8), dtype=np.uint8), "no images")])
+@pytest.mark.parametrize(
+    "x, message",
+    [
+        (np.zeros((5, 3, 8, 8), dtype=np.uint8), "do not match"),  # channels
+        (np.zeros((5, 1, 8, 8), dtype=np.float32), "uint8"),
+        (np.zeros((0, 1, 8, 8), dtype=np.uint8), "no images"),
+    ],
+)
 def test_bad_unlabeled_file_is_one_clear_error(tmp_path, capsys, x, message):
     Trainer(quick_config(method="standard", epochs=1), tmp_path / "teacher").fit()
     np.savez(tmp_path / "u.npz", x=x)
     out = tmp_path / "r"
-    assert main(["train", "--method", "rst", "--dataset", "digits", "--model", "tinycnn", "--out", str(out),
-                 "--set", f"unlabeled.path={tmp_path / 'u.npz'}", "--set", f"unlabeled.teacher={tmp_path / 'teacher'}"]) == 2
+    assert (
+        main(
+            [
+                "train",
+                "--method",
+                "rst",
+                "--dataset",
+                "digits",
+                "--model",
+                "tinycnn",
+                "--out",
+                str(out),
+                "--set",
+                f"unlabeled.path={tmp_path / 'u.npz'}",
+                "--set",
+                f"unlabeled.teacher={tmp_path / 'teacher'}",
+            ]
+        )
+        == 2
+    )
     assert message in capsys.readouterr().err and not out.exists()
 
 
 # -- BiLAW ablation knobs (Tables 6 and 8) ---------------------------------------------------------
 def test_weight_net_inputs_hand_values():
     from irat.parts.bilaw import WeightNet, weight_net_input
+
     model = Linear(torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]]), torch.zeros(3))
-    x = torch.tensor([[[[0.0, 0.0]]]])          # logits 0,0,0: p = 1/3 each
-    x_adv = torch.tensor([[[[0.0, 1.0]]]])      # logits 0,1,0
+    x = torch.tensor([[[[0.0, 0.0]]]])  # logits 0,0,0: p = 1/3 each
+    x_adv = torch.tensor([[[[0.0, 1.0]]]])  # logits 0,1,0
     y = torch.tensor([0])
     assert weight_net_input("multiclass-margin", model, x, x_adv, y).tolist() == [[0.0, 0.0, 0.0]]
     assert weight_net_input("margin", model, x, x_adv, y).tolist() == [[0.0]]
-    ce_adv = math.log(2 + math.e)              # −log(1/(2 + e))
+    ce_adv = math.log(2 + math.e)  # −log(1/(2 + e))
     assert weight_net_input("adv-loss", model, x, x_adv, y).item() == pytest.approx(ce_adv, abs=1e-5)
     assert weight_net_input("loss-diff", model, x, x_adv, y).item() == pytest.approx(ce_adv - math.log(3), abs=1e-5)
     net = WeightNet(10, [64, 64])
@@ -294,8 +336,12 @@ def test_weight_net_inputs_hand_values():
 
 @pytest.mark.parametrize("inp, hidden", [("margin", 16), ("adv-loss", [8, 8]), ("loss-diff", 8)])
 def test_bilaw_ablations_train(tmp_path, inp, hidden):
-    cfg = quick_config(method="bilaw", epochs=1, attack={"steps": 2},
-                       weighting={"burn_in": 0, "bilaw_meta_size": 64, "bilaw_input": inp, "bilaw_hidden": hidden})
+    cfg = quick_config(
+        method="bilaw",
+        epochs=1,
+        attack={"steps": 2},
+        weighting={"burn_in": 0, "bilaw_meta_size": 64, "bilaw_input": inp, "bilaw_hidden": hidden},
+    )
     t = Trainer(cfg, tmp_path / "b")
     row = t.fit()
     assert math.isfinite(row["train_loss"]) and row["bilaw_val_loss"] > 0
@@ -304,6 +350,20 @@ def test_bilaw_ablations_train(tmp_path, inp, hidden):
 
 def test_bad_bilaw_hidden_is_refused(tmp_path, capsys):
     out = tmp_path / "r"
-    assert main(["train", "--method", "bilaw", "--dataset", "digits", "--out", str(out),
-                 "--set", "weighting.bilaw_hidden=[64, 0]"]) == 2
+    assert (
+        main(
+            [
+                "train",
+                "--method",
+                "bilaw",
+                "--dataset",
+                "digits",
+                "--out",
+                str(out),
+                "--set",
+                "weighting.bilaw_hidden=[64, 0]",
+            ]
+        )
+        == 2
+    )
     assert "bilaw_hidden" in capsys.readouterr().err and not out.exists()

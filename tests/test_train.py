@@ -1,4 +1,5 @@
 """Trainer: checkpoints, metrics, best/last, bit-identical resume (in process and after a real kill)."""
+
 from __future__ import annotations
 
 import json
@@ -12,9 +13,9 @@ import pytest
 import torch
 
 from conftest import quick_config
-from irat.train import Trainer, load_checkpoint, load_model
-from irat.schedules import learning_rate, stepwise_value
 from irat.config import OptimConfig
+from irat.schedules import learning_rate, stepwise_value
+from irat.train import Trainer, load_checkpoint, load_model
 
 
 def _weights(path):
@@ -49,20 +50,40 @@ def test_resume_in_process_is_bit_identical(tmp_path):
     assert _same(_weights(tmp_path / "a" / "last.pt"), _weights(tmp_path / "b" / "last.pt"))
     ra = [json.loads(l) for l in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
     rb = [json.loads(l) for l in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
-    strip = lambda r: {k: v for k, v in r.items() if "time" not in k and "per_s" not in k}  # noqa: E731
+    strip = lambda r: {k: v for k, v in r.items() if "time" not in k and "per_s" not in k}
     assert [strip(r) for r in ra] == [strip(r) for r in rb]
 
 
 def test_resume_after_kill_is_bit_identical(tmp_path):
     """A real SIGKILL during epoch 2; --resume must end with exactly the uninterrupted weights."""
-    args = ["train", "--dataset", "digits", "--model", "tinycnn", "--eps", "0.1", "--epochs", "4",
-            "--batch-size", "64", "--device", "cpu", "--quiet", "--set", "attack.steps=25", "--set", "val_n=50",
-            "--set", "data.train_subset=600"]
+    args = [
+        "train",
+        "--dataset",
+        "digits",
+        "--model",
+        "tinycnn",
+        "--eps",
+        "0.1",
+        "--epochs",
+        "4",
+        "--batch-size",
+        "64",
+        "--device",
+        "cpu",
+        "--quiet",
+        "--set",
+        "attack.steps=25",
+        "--set",
+        "val_n=50",
+        "--set",
+        "data.train_subset=600",
+    ]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "irat"]
     subprocess.run(cmd + args + ["--out", str(tmp_path / "full")], check=True, env=env, capture_output=True)
-    proc = subprocess.Popen(cmd + args + ["--out", str(tmp_path / "killed")], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        cmd + args + ["--out", str(tmp_path / "killed")], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     rec = tmp_path / "killed" / "recovery.pt"
     deadline = time.time() + 120
     while not rec.exists() and time.time() < deadline and proc.poll() is None:
@@ -71,8 +92,12 @@ def test_resume_after_kill_is_bit_identical(tmp_path):
     proc.wait()
     ck = load_checkpoint(rec)
     assert 1 <= ck["epoch"] < 4, "the kill must land mid-run"
-    out = subprocess.run(cmd + ["train", "--out", str(tmp_path / "killed"), "--resume", "--quiet"], env=env,
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        cmd + ["train", "--out", str(tmp_path / "killed"), "--resume", "--quiet"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 0, out.stderr
     assert _same(_weights(tmp_path / "full" / "last.pt"), _weights(tmp_path / "killed" / "last.pt"))
     epochs = [json.loads(l)["epoch"] for l in (tmp_path / "killed" / "metrics.jsonl").read_text().splitlines()]
@@ -108,8 +133,13 @@ def test_schedules():
 
 @pytest.mark.parametrize("method", ["bilaw", "mwpb-awp", "gair-fat"])
 def test_resume_is_bit_identical_for_stateful_methods(tmp_path, method):
-    over = dict(method=method, epochs=3, weighting={"burn_in": 1, "bilaw_meta_size": 64}, radius={"phase1_epochs": 1},
-                data={"train_subset": 192})
+    over = dict(
+        method=method,
+        epochs=3,
+        weighting={"burn_in": 1, "bilaw_meta_size": 64},
+        radius={"phase1_epochs": 1},
+        data={"train_subset": 192},
+    )
     Trainer(quick_config(**over), tmp_path / "a").fit()
     Trainer(quick_config(**over), tmp_path / "b").fit(max_epochs=2)
     Trainer(None, tmp_path / "b", resume=True).fit()

@@ -9,6 +9,7 @@ Extending (docs/extending.md): subclass `irat.Weighting`, `irat.Objective` or `i
 register it with `@irat.register_weighting("name")` (…objective, …radius), or add an evaluation
 attack with `irat.register_attack(irat.EvalAttack(...))`; load the file with `--plugin`.
 """
+
 from . import attacks, data, models
 from .checkpoints import load_model
 from .config import Config
@@ -16,12 +17,42 @@ from .errors import IratError
 from .evaluate import evaluate
 from .evaluate.attacks import EvalAttack, register_attack
 from .models import create_model
-from .parts import (Crafted, Objective, Radius, RunContext, Step, Weighting, register_objective, register_radius,
-                    register_weighting)
+from .parts import (
+    Crafted,
+    Objective,
+    Radius,
+    RunContext,
+    Step,
+    Weighting,
+    register_objective,
+    register_radius,
+    register_weighting,
+)
 from .plugins import load_plugin
 from .train import Trainer
 
 __version__ = "0.1.0"
-__all__ = ["Config", "Crafted", "EvalAttack", "IratError", "Objective", "Radius", "RunContext", "Step", "Trainer",
-           "Weighting", "attacks", "create_model", "data", "evaluate", "load_model", "load_plugin", "models",
-           "register_attack", "register_objective", "register_radius", "register_weighting", "__version__"]
+__all__ = [
+    "Config",
+    "Crafted",
+    "EvalAttack",
+    "IratError",
+    "Objective",
+    "Radius",
+    "RunContext",
+    "Step",
+    "Trainer",
+    "Weighting",
+    "attacks",
+    "create_model",
+    "data",
+    "evaluate",
+    "load_model",
+    "load_plugin",
+    "models",
+    "register_attack",
+    "register_objective",
+    "register_radius",
+    "register_weighting",
+    "__version__",
+]

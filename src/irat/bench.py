@@ -11,12 +11,13 @@ The floor: FLOPs of one training step are counted with `torch.utils.flop_counter
 the device's matrix rate is measured once (a large matmul in bf16 on GPUs, fp32 on CPUs), and the
 report gives the fraction of that floor the trainer reaches.
 """
+
 from __future__ import annotations
 
 import statistics
 import tempfile
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn as nn
@@ -45,8 +46,19 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def reference_step(model: nn.Module, opt: torch.optim.Optimizer, x_host: torch.Tensor, y_host: torch.Tensor,
-                   device: torch.device, *, eps: float, alpha: float, steps: int, objective: str, beta: float) -> float:
+def reference_step(
+    model: nn.Module,
+    opt: torch.optim.Optimizer,
+    x_host: torch.Tensor,
+    y_host: torch.Tensor,
+    device: torch.device,
+    *,
+    eps: float,
+    alpha: float,
+    steps: int,
+    objective: str,
+    beta: float,
+) -> float:
     """One step of the papers' training loop, as their scripts write it."""
     x, y = x_host.to(device), y_host.to(device)
     model.eval()
@@ -65,20 +77,21 @@ def reference_step(model: nn.Module, opt: torch.optim.Optimizer, x_host: torch.T
             x_adv = x_adv.detach().requires_grad_()
             model.zero_grad()
             loss_adv = F.cross_entropy(model(x_adv), y)
-            loss_adv.backward()                      # fills parameter gradients too, as the scripts do
+            loss_adv.backward()  # fills parameter gradients too, as the scripts do
             x_adv = x_adv.detach() + alpha * x_adv.grad.sign()
             x_adv = torch.min(torch.max(x_adv, x - eps), x + eps).clamp(0.0, 1.0)
     model.train()
     opt.zero_grad()
     if objective == "trades":
         logits = model(x)
-        loss = F.cross_entropy(logits, y) + beta * F.kl_div(F.log_softmax(model(x_adv.detach()), 1),
-                                                            F.softmax(logits, 1), reduction="batchmean")
+        loss = F.cross_entropy(logits, y) + beta * F.kl_div(
+            F.log_softmax(model(x_adv.detach()), 1), F.softmax(logits, 1), reduction="batchmean"
+        )
     else:
         loss = F.cross_entropy(model(x_adv.detach()), y)
     loss.backward()
     opt.step()
-    return loss.item()                               # the per-step host sync of the scripts
+    return loss.item()  # the per-step host sync of the scripts
 
 
 def _timed(fn: Callable[[int], None], iters: int, device: torch.device) -> float:
@@ -100,21 +113,46 @@ def matmul_rate(device: torch.device, dtype: torch.dtype, n: int = 2048, reps: i
     for _ in range(reps):
         a @ b
     _sync(device)
-    return 2 * n ** 3 * reps / (time.perf_counter() - t0)
+    return 2 * n**3 * reps / (time.perf_counter() - t0)
 
 
-def bench_training(*, method: str, model: str, size: int, channels: int, classes: int, batch_size: int,
-                   steps: int, iters: int, repeats: int, device: torch.device, precision: str = "fp32",
-                   channels_last: bool = False, compile: bool = False, eps: float = 8 / 255) -> dict:
+def bench_training(
+    *,
+    method: str,
+    model: str,
+    size: int,
+    channels: int,
+    classes: int,
+    batch_size: int,
+    steps: int,
+    iters: int,
+    repeats: int,
+    device: torch.device,
+    precision: str = "fp32",
+    channels_last: bool = False,
+    compile: bool = False,
+    eps: float = 8 / 255,
+) -> dict:
     """Examples/s of irat's train step vs the reference-style loop, alternating, medians and ratio."""
     n = batch_size * iters
     splits = synthetic_splits(n, channels, size, classes, device)
     cfg = Config()
     apply_method(cfg, method)
-    apply_dict(cfg, {"model": {"arch": model}, "attack": {"eps": eps, "steps": steps}, "batch_size": batch_size,
-                     "epochs": 1, "progress": False, "device": str(device), "precision": precision,
-                     "channels_last": channels_last, "compile": compile})
-    with tempfile.TemporaryDirectory(prefix="irat-bench-") as tmp:   # the trainer writes nothing in train_step
+    apply_dict(
+        cfg,
+        {
+            "model": {"arch": model},
+            "attack": {"eps": eps, "steps": steps},
+            "batch_size": batch_size,
+            "epochs": 1,
+            "progress": False,
+            "device": str(device),
+            "precision": precision,
+            "channels_last": channels_last,
+            "compile": compile,
+        },
+    )
+    with tempfile.TemporaryDirectory(prefix="irat-bench-") as tmp:  # the trainer writes nothing in train_step
         trainer = Trainer(cfg, tmp, splits=splits)
     ref_model = create_model(model, in_channels=channels, num_classes=classes, input_size=size).to(device)
     ref_opt = torch.optim.SGD(ref_model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
@@ -131,11 +169,21 @@ def bench_training(*, method: str, model: str, size: int, channels: int, classes
 
     def ref_step(i: int) -> None:
         sl = slice(i * batch_size, (i + 1) * batch_size)
-        reference_step(ref_model, ref_opt, x_host[sl], y_host[sl], device, eps=eps, alpha=eps / 4, steps=steps,
-                       objective="trades" if "trades" in method else "at", beta=6.0)
+        reference_step(
+            ref_model,
+            ref_opt,
+            x_host[sl],
+            y_host[sl],
+            device,
+            eps=eps,
+            alpha=eps / 4,
+            steps=steps,
+            objective="trades" if "trades" in method else "at",
+            beta=6.0,
+        )
 
     trainer.model.train()
-    for _ in range(2):   # warm-up: one untimed window per side, twice (kernel caches, allocator, CPU threads)
+    for _ in range(2):  # warm-up: one untimed window per side, twice (kernel caches, allocator, CPU threads)
         _timed(irat_step, iters, device)
         _timed(ref_step, iters, device)
     t_irat, t_ref = [], []
@@ -146,13 +194,24 @@ def bench_training(*, method: str, model: str, size: int, channels: int, classes
     ips_ref = n / statistics.median(t_ref)
     flops = step_flops(trainer.model, batches[0][0], batches[0][1], steps, "trades" in method) / batch_size
     rate = matmul_rate(device, torch.bfloat16 if device.type == "cuda" else torch.float32)
-    return {"method": method, "model": model, "input": f"{channels}x{size}x{size}", "batch_size": batch_size,
-            "attack_steps": steps, "precision": precision, "channels_last": channels_last,
-            "compile": compile and not getattr(trainer, "compile_failed", False),
-            "irat_examples_per_s": round(ips_irat, 1), "reference_examples_per_s": round(ips_ref, 1),
-            "speedup": round(ips_irat / ips_ref, 3), "flops_per_example": flops,
-            "matmul_flops_per_s": rate, "fraction_of_floor": round(flops * ips_irat / rate, 4),
-            "irat_times_s": [round(t, 4) for t in t_irat], "reference_times_s": [round(t, 4) for t in t_ref]}
+    return {
+        "method": method,
+        "model": model,
+        "input": f"{channels}x{size}x{size}",
+        "batch_size": batch_size,
+        "attack_steps": steps,
+        "precision": precision,
+        "channels_last": channels_last,
+        "compile": compile and not getattr(trainer, "compile_failed", False),
+        "irat_examples_per_s": round(ips_irat, 1),
+        "reference_examples_per_s": round(ips_ref, 1),
+        "speedup": round(ips_irat / ips_ref, 3),
+        "flops_per_example": flops,
+        "matmul_flops_per_s": rate,
+        "fraction_of_floor": round(flops * ips_irat / rate, 4),
+        "irat_times_s": [round(t, 4) for t in t_irat],
+        "reference_times_s": [round(t, 4) for t in t_ref],
+    }
 
 
 def step_flops(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, trades: bool) -> float:
@@ -161,6 +220,7 @@ def step_flops(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, t
     each attack step is a forward and an input-only backward (≈ b/2); AT adds one forward + backward,
     TRADES a natural forward for p(x) and forward + backward through both branches."""
     from torch.utils.flop_counter import FlopCounterMode
+
     counter = FlopCounterMode(display=False)
     with counter:
         model(x).sum().backward()
@@ -173,15 +233,24 @@ def step_flops(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, t
     return steps * (f + b / 2) + (3 * f + 2 * b if trades else f + b)
 
 
-def bench_eval(*, model: str, size: int, channels: int, classes: int, n: int, device: torch.device,
-               eps: float = 8 / 255, attacks: tuple[str, ...] = ("pgd20", "apgd-ce", "aa")) -> list[dict]:
+def bench_eval(
+    *,
+    model: str,
+    size: int,
+    channels: int,
+    classes: int,
+    n: int,
+    device: torch.device,
+    eps: float = 8 / 255,
+    attacks: tuple[str, ...] = ("pgd20", "apgd-ce", "aa"),
+) -> list[dict]:
     """Examples/s of evaluation attacks on an untrained model (every example is attacked, worst case)."""
     torch.manual_seed(0)
     net = create_model(model, in_channels=channels, num_classes=classes, input_size=size).to(device).eval()
     g = torch.Generator().manual_seed(1)
     x = torch.rand(n, channels, size, size, generator=g).to(device)
     with torch.no_grad():
-        y = net(x).argmax(1)          # labels = predictions: every example starts correct and gets attacked
+        y = net(x).argmax(1)  # labels = predictions: every example starts correct and gets attacked
     rows = []
     for a in attacks:
         rec = evaluate(net, x, y, attacks=[a], eps=eps, batch_size=max(n, 1), sanity=False)
@@ -190,21 +259,63 @@ def bench_eval(*, model: str, size: int, channels: int, classes: int, n: int, de
     return rows
 
 
-def run_bench(*, methods: list[str], model: str, size: int, channels: int, classes: int, batch_sizes: list[int],
-              steps: int, iters: int, repeats: int, device: str | None, precision: str, channels_last: bool,
-              compile: bool, eval_n: int, eval_attacks: list[str]) -> dict:
+def run_bench(
+    *,
+    methods: list[str],
+    model: str,
+    size: int,
+    channels: int,
+    classes: int,
+    batch_sizes: list[int],
+    steps: int,
+    iters: int,
+    repeats: int,
+    device: str | None,
+    precision: str,
+    channels_last: bool,
+    compile: bool,
+    eval_n: int,
+    eval_attacks: list[str],
+) -> dict:
     if iters < 1 or repeats < 1 or steps < 0 or eval_n < 0 or any(b < 1 for b in batch_sizes):
         raise IratError("--iters, --repeats and --batch-size must be >= 1; --steps and --eval-n >= 0")
     if precision not in ("fp32", "bf16"):
         raise IratError(f"--precision must be fp32 or bf16, got {precision!r}")
     dev = resolve_device(device)
     from .models import canonical
+
     canonical(model)
-    train = [bench_training(method=m, model=model, size=size, channels=channels, classes=classes, batch_size=b,
-                            steps=steps, iters=iters, repeats=repeats, device=dev, precision=precision,
-                            channels_last=channels_last, compile=compile)
-             for m in methods for b in batch_sizes]
-    ev = bench_eval(model=model, size=size, channels=channels, classes=classes, n=eval_n, device=dev,
-                    attacks=tuple(eval_attacks)) if eval_n else []
+    train = [
+        bench_training(
+            method=m,
+            model=model,
+            size=size,
+            channels=channels,
+            classes=classes,
+            batch_size=b,
+            steps=steps,
+            iters=iters,
+            repeats=repeats,
+            device=dev,
+            precision=precision,
+            channels_last=channels_last,
+            compile=compile,
+        )
+        for m in methods
+        for b in batch_sizes
+    ]
+    ev = (
+        bench_eval(
+            model=model,
+            size=size,
+            channels=channels,
+            classes=classes,
+            n=eval_n,
+            device=dev,
+            attacks=tuple(eval_attacks),
+        )
+        if eval_n
+        else []
+    )
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     return {"device": name, "torch": torch.__version__, "training": train, "evaluation": ev}

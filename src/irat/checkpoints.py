@@ -5,6 +5,7 @@ it is loaded with `weights_only=True` (nothing in the file is executed). Writes 
 file + rename), so a kill never leaves a corrupt checkpoint. `load_model` rebuilds the trained network
 from a run directory or a checkpoint file; `run_state` says what a run directory holds.
 """
+
 from __future__ import annotations
 
 import pickle
@@ -13,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-
 import torch.nn as nn
 
 from .errors import CheckpointError, ConfigError, IratError
@@ -38,14 +38,26 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise CheckpointError(f"checkpoint {path} does not exist")
     try:
         data = torch.load(path, map_location=map_location, weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError,
-            AttributeError, TypeError) as exc:
-        raise CheckpointError(f"{path} is corrupt or not a PyTorch checkpoint ({str(exc).splitlines()[0][:200]})") from exc
+    except (
+        pickle.UnpicklingError,
+        RuntimeError,
+        EOFError,
+        zipfile.BadZipFile,
+        ValueError,
+        OSError,
+        AttributeError,
+        TypeError,
+    ) as exc:
+        raise CheckpointError(
+            f"{path} is corrupt or not a PyTorch checkpoint ({str(exc).splitlines()[0][:200]})"
+        ) from exc
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not an irat checkpoint (foreign format); irat loads only files it wrote")
     if int(data.get("version", -1)) > VERSION:
-        raise CheckpointError(f"{path} was written by a newer irat (format version {data.get('version')}, "
-                              f"this irat reads up to {VERSION}); upgrade irat")
+        raise CheckpointError(
+            f"{path} was written by a newer irat (format version {data.get('version')}, "
+            f"this irat reads up to {VERSION}); upgrade irat"
+        )
     for key in ("config", "model", "meta"):
         if key not in data:
             raise CheckpointError(f"{path} is an incomplete irat checkpoint (no {key!r})")
@@ -73,10 +85,11 @@ def load_model(run: str | Path, checkpoint: str = "best", device: str | torch.de
             raise ConfigError(f"checkpoint must be best or last, got {checkpoint!r}")
         path = path / (BEST if checkpoint == "best" else LAST)
     data = load_checkpoint(path, map_location="cpu")
-    load_plugins(data["config"].get("plugins") or [])   # a model registered by a plug-in
+    load_plugins(data["config"].get("plugins") or [])  # a model registered by a plug-in
     meta = data["meta"]
-    model = create_model(meta["arch"], in_channels=meta["in_channels"], num_classes=meta["num_classes"],
-                         input_size=meta["input_size"])
+    model = create_model(
+        meta["arch"], in_channels=meta["in_channels"], num_classes=meta["num_classes"], input_size=meta["input_size"]
+    )
     try:
         model.load_state_dict(data["model"])
     except RuntimeError as exc:

@@ -1,4 +1,5 @@
 """Command line: `irat train | eval | report | analyze | bench | demo | methods`. Errors print one line and exit with 2."""
+
 from __future__ import annotations
 
 import argparse
@@ -9,8 +10,13 @@ from .errors import IratError
 
 
 def _add_plugin_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--plugin", action="append", default=[], metavar="FILE.py|MODULE",
-                   help="load a plug-in that registers parts or attacks (repeatable; see docs/extending.md)")
+    p.add_argument(
+        "--plugin",
+        action="append",
+        default=[],
+        metavar="FILE.py|MODULE",
+        help="load a plug-in that registers parts or attacks (repeatable; see docs/extending.md)",
+    )
 
 
 def _add_train_args(p: argparse.ArgumentParser) -> None:
@@ -19,8 +25,10 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--method", help="method name (see `irat methods`); default at")
     p.add_argument("--preset", help="YAML preset: a shipped name (see `irat methods`) or a file path")
     p.add_argument("--dataset", help="digits, mnist, fashion-mnist, cifar10, cifar100, svhn, tiny-imagenet, npz")
-    p.add_argument("--data-dir", help="folder holding the dataset files, or a parent with one folder per dataset "
-                                      "(default ~/.cache/irat)")
+    p.add_argument(
+        "--data-dir",
+        help="folder holding the dataset files, or a parent with one folder per dataset (default ~/.cache/irat)",
+    )
     p.add_argument("--no-download", action="store_true", help="never download; fail if files are missing")
     p.add_argument("--model", help="architecture (see `irat methods`)")
     p.add_argument("--eps", help="perturbation radius, e.g. 8/255 or 0.3")
@@ -32,14 +40,22 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", help="initial learning rate")
     p.add_argument("--seed", type=int)
     p.add_argument("--device", help="cpu, cuda, cuda:N (default: cuda when available)")
-    p.add_argument("--objective", help="at, trades, mart, fat, fat-trades, fat-mart, ... or a plug-in's "
-                                       "(composes with a method; `irat methods` lists them)")
+    p.add_argument(
+        "--objective",
+        help="at, trades, mart, fat, fat-trades, fat-mart, ... or a plug-in's "
+        "(composes with a method; `irat methods` lists them)",
+    )
     p.add_argument("--weighting", help="none, gair, mail, wmmr, bilaw, bilaw-np, or a plug-in's scheme")
     p.add_argument("--radius", help="fixed or mwpb, or a plug-in's radius scheme")
     p.add_argument("--awp", action="store_true", help="wrap the step in adversarial weight perturbation")
     p.add_argument("--burn-in", type=int, help="epochs with all instance weights 1")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override any config field, e.g. --set optim.milestones=[75,90] (repeatable)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override any config field, e.g. --set optim.milestones=[75,90] (repeatable)",
+    )
     p.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
     p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -54,11 +70,24 @@ def build_config(args: argparse.Namespace):
     plugins = load_plugins(args.plugin)
     cfg = preset_config(args.preset, args.method)
     chosen = _parts_of(cfg)
-    flags = {"data.dataset": args.dataset, "data.data_dir": args.data_dir, "model.arch": args.model,
-             "attack.eps": args.eps, "attack.alpha": args.alpha, "attack.steps": args.steps,
-             "attack.norm": args.norm, "epochs": args.epochs, "batch_size": args.batch_size, "optim.lr": args.lr,
-             "seed": args.seed, "device": args.device, "objective.name": args.objective,
-             "weighting.name": args.weighting, "radius.name": args.radius, "weighting.burn_in": args.burn_in}
+    flags = {
+        "data.dataset": args.dataset,
+        "data.data_dir": args.data_dir,
+        "model.arch": args.model,
+        "attack.eps": args.eps,
+        "attack.alpha": args.alpha,
+        "attack.steps": args.steps,
+        "attack.norm": args.norm,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "optim.lr": args.lr,
+        "seed": args.seed,
+        "device": args.device,
+        "objective.name": args.objective,
+        "weighting.name": args.weighting,
+        "radius.name": args.radius,
+        "weighting.burn_in": args.burn_in,
+    }
     for k, v in flags.items():
         if v is not None:
             set_key(cfg, k, v)
@@ -70,15 +99,19 @@ def build_config(args: argparse.Namespace):
         cfg.progress = False
     apply_sets(cfg, args.set)
     cfg.plugins = list(dict.fromkeys([*cfg.plugins, *plugins]))
-    if _parts_of(cfg) != chosen:   # the flags changed the method's parts: name the run by what it trains
+    if _parts_of(cfg) != chosen:  # the flags changed the method's parts: name the run by what it trains
         cfg.method = "+".join(p for p in _parts_of(cfg) if p)
     return cfg
 
 
-def _parts_of(cfg) -> tuple[str, ...]:  # noqa: ANN001
+def _parts_of(cfg) -> tuple[str, ...]:
     """The parts that define what a run trains: objective, weighting, radius and AWP (empty when default)."""
-    return (cfg.objective.name, "" if cfg.weighting.name == "none" else cfg.weighting.name,
-            "" if cfg.radius.name == "fixed" else cfg.radius.name, "awp" if cfg.awp.enabled else "")
+    return (
+        cfg.objective.name,
+        "" if cfg.weighting.name == "none" else cfg.weighting.name,
+        "" if cfg.radius.name == "fixed" else cfg.radius.name,
+        "awp" if cfg.awp.enabled else "",
+    )
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -91,18 +124,23 @@ def cmd_train(args: argparse.Namespace) -> int:
             trainer.cfg.progress = False
         if trainer.epoch >= trainer.cfg.epochs:
             if is_main_process():
-                print(f"{args.out}: the run already finished ({trainer.epoch}/{trainer.cfg.epochs} epochs); nothing to do")
+                print(
+                    f"{args.out}: the run already finished ({trainer.epoch}/{trainer.cfg.epochs} epochs); nothing to do"
+                )
             return 0
     else:
         cfg = build_config(args)
         trainer = Trainer(cfg, args.out, overwrite=args.overwrite)
     world = trainer.dist.world
     if is_main_process():
-        print(f"irat: training {trainer.cfg.method} ({trainer.cfg.model.arch} on {trainer.cfg.data.dataset}, "
-              f"{trainer.cfg.attack.norm} eps={trainer.cfg.attack.eps:.5g}) on {trainer.device}"
-              + (f" and {world - 1} more ranks (global batch {trainer.cfg.batch_size})" if world > 1 else "")
-              + f" into {args.out}" + (f", resuming after epoch {trainer.epoch}" if args.resume else ""),
-              file=sys.stderr)
+        print(
+            f"irat: training {trainer.cfg.method} ({trainer.cfg.model.arch} on {trainer.cfg.data.dataset}, "
+            f"{trainer.cfg.attack.norm} eps={trainer.cfg.attack.eps:.5g}) on {trainer.device}"
+            + (f" and {world - 1} more ranks (global batch {trainer.cfg.batch_size})" if world > 1 else "")
+            + f" into {args.out}"
+            + (f", resuming after epoch {trainer.epoch}" if args.resume else ""),
+            file=sys.stderr,
+        )
     row = trainer.fit()
     if is_main_process():
         print(json.dumps({k: row[k] for k in row if not isinstance(row[k], (list, dict))}))
@@ -115,10 +153,25 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from .plugins import load_plugins
 
     load_plugins(args.plugin)
-    record = evaluate_run(args.run, attacks=args.attacks, checkpoint=args.checkpoint, n=args.n, eps=args.eps,
-                          norm=args.norm, alpha=args.alpha, batch_size=args.batch_size, seed=args.seed,
-                          device=args.device, data_dir=args.data_dir, split=args.split, json_path=args.json,
-                          suite=args.suite, backend=args.backend, precision=args.precision, sanity=not args.no_sanity)
+    record = evaluate_run(
+        args.run,
+        attacks=args.attacks,
+        checkpoint=args.checkpoint,
+        n=args.n,
+        eps=args.eps,
+        norm=args.norm,
+        alpha=args.alpha,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        device=args.device,
+        data_dir=args.data_dir,
+        split=args.split,
+        json_path=args.json,
+        suite=args.suite,
+        backend=args.backend,
+        precision=args.precision,
+        sanity=not args.no_sanity,
+    )
     if is_main_process():
         print_record(record)
     return 0
@@ -134,6 +187,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     text = render(rep, args.format, args.stat)
     if args.out:
         from .utils import atomic_write_text
+
         atomic_write_text(args.out, text)
     print(text)
     return 0
@@ -142,8 +196,9 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_analyze(args: argparse.Namespace) -> int:
     from .analysis.analyze import analyze_run
 
-    res = analyze_run(args.run, args.out, checkpoint=args.checkpoint, n=args.n, compare=args.compare,
-                      device=args.device)
+    res = analyze_run(
+        args.run, args.out, checkpoint=args.checkpoint, n=args.n, compare=args.compare, device=args.device
+    )
     for p in res["written"]:
         print(f"wrote {p} (+ .pdf)")
     for name, why in res["skipped"].items():
@@ -156,14 +211,33 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from .tables import results_table
     from .utils import atomic_write_json
 
-    res = run_bench(methods=args.methods.split(","), model=args.model, size=args.input_size, channels=args.channels,
-                    classes=args.classes, batch_sizes=[int(b) for b in args.batch_size.split(",")], steps=args.steps,
-                    iters=args.iters, repeats=args.repeats, device=args.device, precision=args.precision,
-                    channels_last=args.channels_last, compile=args.compile, eval_n=args.eval_n,
-                    eval_attacks=args.eval_attacks.split(","))
+    res = run_bench(
+        methods=args.methods.split(","),
+        model=args.model,
+        size=args.input_size,
+        channels=args.channels,
+        classes=args.classes,
+        batch_sizes=[int(b) for b in args.batch_size.split(",")],
+        steps=args.steps,
+        iters=args.iters,
+        repeats=args.repeats,
+        device=args.device,
+        precision=args.precision,
+        channels_last=args.channels_last,
+        compile=args.compile,
+        eval_n=args.eval_n,
+        eval_attacks=args.eval_attacks.split(","),
+    )
     print(f"irat bench on {res['device']} (torch {res['torch']})")
-    cols = ["method", "batch_size", "precision", "irat_examples_per_s", "reference_examples_per_s", "speedup",
-            "fraction_of_floor"]
+    cols = [
+        "method",
+        "batch_size",
+        "precision",
+        "irat_examples_per_s",
+        "reference_examples_per_s",
+        "speedup",
+        "fraction_of_floor",
+    ]
     print(results_table(res["training"], cols))
     if res["evaluation"]:
         print(results_table(res["evaluation"], ["attack", "n", "time_s", "examples_per_s"]))
@@ -184,15 +258,23 @@ def cmd_methods(args: argparse.Namespace) -> int:
     from .tables import results_table
 
     print("Methods (irat train --method NAME):")
-    print(results_table([{"method": m.name, "description": m.description, "source": m.source}
-                         for m in METHODS.values()], ["method", "description", "source"], fmt="simple"))
+    print(
+        results_table(
+            [{"method": m.name, "description": m.description, "source": m.source} for m in METHODS.values()],
+            ["method", "description", "source"],
+            fmt="simple",
+        )
+    )
     print("\nPresets (irat train --preset NAME):")
     print(results_table([preset_info(n) for n in preset_names()], ["name", "method", "source"], fmt="simple"))
     print("\nParts (--objective / --weighting / --radius NAME; a plug-in's options: --set SECTION.NAME.KEY=VALUE):")
     print(results_table(part_table(), ["section", "name", "what", "options"], fmt="simple"))
     print("\nModels (--model NAME):")
-    print(results_table([{"model": k, "description": v} for k, v in describe().items()], ["model", "description"],
-                        fmt="simple"))
+    print(
+        results_table(
+            [{"model": k, "description": v} for k, v in describe().items()], ["model", "description"], fmt="simple"
+        )
+    )
     print("\nEvaluation attacks (irat eval --attacks NAME[:KEY=VALUE...]):")
     print(results_table(attack_table(), ["names", "what", "options (defaults)"], fmt="simple"))
     return 0
@@ -200,14 +282,17 @@ def cmd_methods(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
+
     run_demo(out=args.out, epochs=args.epochs, device=args.device, overwrite=args.overwrite, quiet=args.quiet)
     return 0
 
 
 def make_parser() -> argparse.ArgumentParser:
     from .evaluate.attacks import attack_names
-    parser = argparse.ArgumentParser(prog="irat", description="Instance-reweighted adversarial training and "
-                                                              "robustness evaluation")
+
+    parser = argparse.ArgumentParser(
+        prog="irat", description="Instance-reweighted adversarial training and robustness evaluation"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("train", help="train a model")
     _add_train_args(p)
@@ -215,19 +300,35 @@ def make_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="evaluate a run under attacks")
     p.add_argument("run", help="run directory or checkpoint file")
-    p.add_argument("--attacks", help=f"comma list (default natural,pgd20,cw without --suite): "
-                   f"{', '.join(attack_names())}, or a plug-in's; options as name:key=value, e.g. "
-                   f"pgd100:alpha=0.003, aa:n=1000 (`irat methods` lists every option and default)")
+    p.add_argument(
+        "--attacks",
+        help=f"comma list (default natural,pgd20,cw without --suite): "
+        f"{', '.join(attack_names())}, or a plug-in's; options as name:key=value, e.g. "
+        f"pgd100:alpha=0.003, aa:n=1000 (`irat methods` lists every option and default)",
+    )
     _add_plugin_arg(p)
     p.add_argument("--suite", help="a paper's protocol: mail, gairat, mwpb, bilaw, fast, full (see docs/evaluation.md)")
-    p.add_argument("--backend", default="irat", choices=["irat", "autoattack"],
-                   help="who runs aa/aa-plus/aa-rand: irat's implementation or the official autoattack package")
-    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
-                   help="bf16 autocast is faster on GPUs but may weaken attacks (the record says so)")
+    p.add_argument(
+        "--backend",
+        default="irat",
+        choices=["irat", "autoattack"],
+        help="who runs aa/aa-plus/aa-rand: irat's implementation or the official autoattack package",
+    )
+    p.add_argument(
+        "--precision",
+        default="fp32",
+        choices=["fp32", "bf16"],
+        help="bf16 autocast is faster on GPUs but may weaken attacks (the record says so)",
+    )
     p.add_argument("--no-sanity", action="store_true", help="skip the model checks and the PGD sanity probe")
     p.add_argument("--checkpoint", default="best", choices=["best", "last"])
-    p.add_argument("--n", "--num-examples", dest="n", type=int,
-                   help="evaluate the first N test examples (default all; under torchrun write --num-examples)")
+    p.add_argument(
+        "--n",
+        "--num-examples",
+        dest="n",
+        type=int,
+        help="evaluate the first N test examples (default all; under torchrun write --num-examples)",
+    )
     p.add_argument("--eps", help="radius (default: the run's training eps)")
     p.add_argument("--norm", choices=["linf", "l2"], help="default: the run's training norm")
     p.add_argument("--alpha", help="PGD/CW step size (default eps/4; MAIL 0.003, MWPB 1/255)")
@@ -244,8 +345,12 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--group-by", default="method", help="config key whose value names a row (default method)")
     p.add_argument("--checkpoint", default="best", choices=["best", "last", "both"])
     p.add_argument("--format", default="md", choices=["md", "csv", "latex"])
-    p.add_argument("--stat", default="mean", choices=["mean", "median"],
-                   help="centre of each cell: mean (MAIL, MWPB) or median (GAIRAT); ± is the sample std")
+    p.add_argument(
+        "--stat",
+        default="mean",
+        choices=["mean", "median"],
+        help="centre of each cell: mean (MAIL, MWPB) or median (GAIRAT); ± is the sample std",
+    )
     p.add_argument("--by-class", action="store_true", help="per-class natural and robust accuracy")
     p.add_argument("--out", help="also write the table to this file")
     p.set_defaults(func=cmd_report)
@@ -304,12 +409,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if distributed.requested():
             if args.command not in DATA_PARALLEL_COMMANDS:
-                raise IratError(f"only {' and '.join(DATA_PARALLEL_COMMANDS)} run under torchrun; run "
-                                f"`irat {args.command}` as one process")
+                raise IratError(
+                    f"only {' and '.join(DATA_PARALLEL_COMMANDS)} run under torchrun; run "
+                    f"`irat {args.command}` as one process"
+                )
             distributed.init()
         return int(args.func(args) or 0)
     except IratError as exc:
-        if distributed.is_main_process():   # the ranks fail alike on bad input: one message, from rank 0
+        if distributed.is_main_process():  # the ranks fail alike on bad input: one message, from rank 0
             print(f"irat: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -1,4 +1,5 @@
 """`irat demo`: the main job on the embedded digits (no download) — train, evaluate, print a table."""
+
 from __future__ import annotations
 
 import sys
@@ -26,8 +27,11 @@ DEMO_SETTINGS = {
 # AT, two reweighting schemes (κ-based GAIRAT, margin-based MAIL-AT) and MWPB's per-example radii;
 # weights and radii switch on after a 15-epoch burn-in, as the papers start them mid-training.
 DEMO_METHODS = ["at", "gairat", "mail-at", "mwpb-at"]
-DEMO_METHOD_SETTINGS = {"gairat": {"weighting": {"burn_in": 15}}, "mail-at": {"weighting": {"burn_in": 15}},
-                        "mwpb-at": {"radius": {"phase1_epochs": 15}}}
+DEMO_METHOD_SETTINGS = {
+    "gairat": {"weighting": {"burn_in": 15}},
+    "mail-at": {"weighting": {"burn_in": 15}},
+    "mwpb-at": {"radius": {"phase1_epochs": 15}},
+}
 
 
 def demo_config(method: str, epochs: int | None, device: str | None, quiet: bool) -> Config:
@@ -45,25 +49,35 @@ def demo_config(method: str, epochs: int | None, device: str | None, quiet: bool
     return cfg
 
 
-def run_demo(out: str | None = None, epochs: int | None = None, device: str | None = None, overwrite: bool = False,
-             quiet: bool = False, methods: list[str] | None = None) -> list[dict]:
+def run_demo(
+    out: str | None = None,
+    epochs: int | None = None,
+    device: str | None = None,
+    overwrite: bool = False,
+    quiet: bool = False,
+    methods: list[str] | None = None,
+) -> list[dict]:
     root = Path(out) if out else Path(tempfile.mkdtemp(prefix="irat-demo-"))
     rows, warnings = [], []
     for method in methods or DEMO_METHODS:
         cfg = demo_config(method, epochs, device, quiet)
         t0 = time.perf_counter()
         trainer = Trainer(cfg, root / method, overwrite=overwrite)
-        print(f"irat demo: training {method} ({cfg.model.arch}, digits, linf eps={cfg.attack.eps}, "
-              f"{cfg.epochs} epochs) on {trainer.device}", file=sys.stderr)
+        print(
+            f"irat demo: training {method} ({cfg.model.arch}, digits, linf eps={cfg.attack.eps}, "
+            f"{cfg.epochs} epochs) on {trainer.device}",
+            file=sys.stderr,
+        )
         trainer.fit()
         train_s = time.perf_counter() - t0
         rec = evaluate_run(root / method, attacks="natural,pgd20,cw,apgd-t", checkpoint="best", device=device)
-        rows.append({"method": method, **rec["results"], "best epoch": str(rec["epoch"]),
-                     "train s": round(train_s, 1)})
+        rows.append({"method": method, **rec["results"], "best epoch": str(rec["epoch"]), "train s": round(train_s, 1)})
         warnings += [f"{method}: [{w['check']}] {w['message']}" for w in rec["warnings"]]
-    print(f"\nirat demo — digits test set (n={rec['n']}), linf eps={rec['eps']}, PGD-20 and CW-30 with alpha=eps/4, "
-          f"APGD-T (AutoAttack's targeted component, 9 targets × 100 iterations), best checkpoint by validation "
-          f"PGD-20; runs in {root}")
+    print(
+        f"\nirat demo — digits test set (n={rec['n']}), linf eps={rec['eps']}, PGD-20 and CW-30 with alpha=eps/4, "
+        f"APGD-T (AutoAttack's targeted component, 9 targets × 100 iterations), best checkpoint by validation "
+        f"PGD-20; runs in {root}"
+    )
     print(results_table(rows, ["method", "natural", "pgd20", "cw", "apgd-t", "best epoch", "train s"]))
     for w in warnings:
         print(f"WARNING {w}")

@@ -11,11 +11,13 @@ RNG streams stay identical across ranks (which is also why rank 0's RNG state re
 Single process (no torchrun, or WORLD_SIZE=1): every helper is the identity and nothing is imported
 from torch.distributed.
 """
+
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -25,6 +27,7 @@ from .errors import ConfigError
 @dataclass(frozen=True)
 class Context:
     """This process's place in the job: rank, world size, local rank (its GPU on the node)."""
+
     rank: int = 0
     world: int = 1
     local_rank: int = 0
@@ -64,14 +67,16 @@ def init(init_method: str | None = None, *, rank: int | None = None, world: int 
     if world <= 1:
         return _CTX
     import torch.distributed as dist
+
     rank = int(os.environ.get("RANK", "0")) if rank is None else rank
     local = int(os.environ.get("LOCAL_RANK", str(rank)))
     if not dist.is_initialized():
         cuda = torch.cuda.is_available()
         if cuda:
             torch.cuda.set_device(local)
-        dist.init_process_group("cpu:gloo,cuda:nccl" if cuda else "gloo", init_method=init_method, rank=rank,
-                                world_size=world)
+        dist.init_process_group(
+            "cpu:gloo,cuda:nccl" if cuda else "gloo", init_method=init_method, rank=rank, world_size=world
+        )
     _CTX = Context(rank=rank, world=world, local_rank=local)
     return _CTX
 
@@ -81,6 +86,7 @@ def shutdown() -> None:
     global _CTX
     if _CTX.enabled:
         import torch.distributed as dist
+
         if dist.is_initialized():
             dist.destroy_process_group()
     _CTX = Context()
@@ -106,12 +112,20 @@ def shard_noise(n: int, lo: int, hi: int) -> Callable[..., torch.Tensor]:
     """An attack's `noise` (see `irat.attacks.noise.draw_noise`) for the slice [lo, hi) of a global batch
     of n: a batch-leading draw of the slice's size is drawn for all n and sliced, so these examples get
     exactly the values one process would give them; any other shape is drawn as asked."""
-    def noise(shape: tuple[int, ...] | torch.Size, *, normal: bool, device: torch.device, dtype: torch.dtype,
-              generator: torch.Generator | None = None) -> torch.Tensor:
+
+    def noise(
+        shape: tuple[int, ...] | torch.Size,
+        *,
+        normal: bool,
+        device: torch.device,
+        dtype: torch.dtype,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
         draw = torch.randn if normal else torch.rand
         if len(shape) and shape[0] == hi - lo and n != hi - lo:
             return draw((n, *shape[1:]), device=device, dtype=dtype, generator=generator)[lo:hi]
         return draw(tuple(shape), device=device, dtype=dtype, generator=generator)
+
     return noise
 
 
@@ -120,11 +134,11 @@ class _SumOverRanks(torch.autograd.Function):
     """y = Σ_r x_r on every rank; the loss is Σ_r L_r, so ∂/∂x_r = Σ_r' ∂L_r'/∂y — again a sum over ranks."""
 
     @staticmethod
-    def forward(ctx, t: torch.Tensor) -> torch.Tensor:  # noqa: ANN001
+    def forward(ctx, t: torch.Tensor) -> torch.Tensor:
         return all_reduce_(t.clone())
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # noqa: ANN001
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
         return all_reduce_(grad.clone())
 
 
@@ -139,6 +153,7 @@ def all_reduce_(t: torch.Tensor, op: str = "sum") -> torch.Tensor:
     """In-place Σ (or max) over ranks of a tensor that needs no gradient."""
     if _CTX.enabled:
         import torch.distributed as dist
+
         dist.all_reduce(t, op=dist.ReduceOp.SUM if op == "sum" else dist.ReduceOp.MAX)
     return t
 
@@ -167,7 +182,8 @@ def gather_cat(t: torch.Tensor) -> torch.Tensor:
     if not _CTX.enabled:
         return t
     import torch.distributed as dist
-    if t.dtype == torch.bool:   # gathered as bytes (not every backend gathers bool)
+
+    if t.dtype == torch.bool:  # gathered as bytes (not every backend gathers bool)
         return gather_cat(t.to(torch.uint8)).bool()
     n = torch.tensor([t.shape[0]], device=t.device)
     sizes = [torch.zeros_like(n) for _ in range(_CTX.world)]
@@ -175,7 +191,7 @@ def gather_cat(t: torch.Tensor) -> torch.Tensor:
     sizes_i = [int(s) for s in sizes]
     width = max(sizes_i)
     padded = torch.zeros((width, *t.shape[1:]), dtype=t.dtype, device=t.device)
-    padded[:t.shape[0]] = t
+    padded[: t.shape[0]] = t
     parts = [torch.empty_like(padded) for _ in range(_CTX.world)]
     dist.all_gather(parts, padded.contiguous())
     return torch.cat([p[:s] for p, s in zip(parts, sizes_i)])
@@ -186,6 +202,7 @@ def gather_objects(obj: Any) -> list[Any]:
     if not _CTX.enabled:
         return [obj]
     import torch.distributed as dist
+
     out: list[Any] = [None] * _CTX.world
     dist.all_gather_object(out, obj)
     return out
@@ -196,6 +213,7 @@ def broadcast_object(obj: Any) -> Any:
     if not _CTX.enabled:
         return obj
     import torch.distributed as dist
+
     box = [obj]
     dist.broadcast_object_list(box, src=0)
     return box[0]
@@ -204,11 +222,13 @@ def broadcast_object(obj: Any) -> Any:
 def barrier() -> None:
     if _CTX.enabled:
         import torch.distributed as dist
+
         dist.barrier()
 
 
 def check_batch_size(batch_size: int) -> None:
     """Every rank needs at least one example of each full global batch."""
     if _CTX.enabled and batch_size < _CTX.world:
-        raise ConfigError(f"batch_size {batch_size} is the global batch and must be at least the number of "
-                          f"ranks ({_CTX.world})")
+        raise ConfigError(
+            f"batch_size {batch_size} is the global batch and must be at least the number of ranks ({_CTX.world})"
+        )

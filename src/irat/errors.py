@@ -1,4 +1,5 @@
 """User-facing errors: one clear message, no traceback, raised before any work starts."""
+
 from __future__ import annotations
 
 

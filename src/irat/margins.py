@@ -2,6 +2,7 @@
 
 All take logits and labels and return per-example tensors; nothing here needs gradients.
 """
+
 from __future__ import annotations
 
 import torch

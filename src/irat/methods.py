@@ -2,6 +2,7 @@
 
 The methods issue extends this table with the reweighting methods (GAIRAT, MAIL, MWPB, BiLAW, ...).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -26,24 +27,65 @@ def register_method(m: Method) -> None:
     METHODS[m.name] = m
 
 
-register_method(Method("standard", "plain (non-adversarial) training: CE on natural inputs, no attack; "
-                       "BiLAW Table 1's 'plain' rows and RST's teacher", "METHODS §7 comparison systems; BiLAW Table 1",
-                       {"objective": {"name": "standard"}}, ("plain", "natural")))
-register_method(Method("at", "Madry et al. PGD adversarial training: CE on PGD examples (uniform start)",
-                       "METHODS §2 (Madry et al. 2018)", {"objective": {"name": "at"}}, ("madry", "pgd-at")))
-register_method(Method("trades", "TRADES: CE(f(x),y) + β·KL(p(x)‖p(x')), KL attack from x + 0.001·N(0,I), β = 6",
-                       "METHODS §2 (Zhang et al. 2019)", {"objective": {"name": "trades", "beta": 6.0}}))
-register_method(Method("mart", "MART: boosted CE on x' + β·KL·(1 − p_y(x)), β = 6",
-                       "METHODS §2 (Wang et al. 2020)", {"objective": {"name": "mart", "beta": 6.0}}))
-register_method(Method("fat", "FAT: AT on friendly adversarial data from early-stopped PGD-K-τ, τ 0→1 (50)→2 (90)",
-                       "METHODS §4 (Zhang et al. 2020)",
-                       {"objective": {"name": "fat", "fat_tau": [[0, 0], [50, 1], [90, 2]], "fat_noise": 0.001}}))
-register_method(Method("fat-trades", "FAT for TRADES: KL attack early-stopped, τ 0/1/2/3 at epochs 30/50/70",
-                       "METHODS §4", {"objective": {"name": "fat-trades", "beta": 6.0,
-                                                    "fat_tau": [[0, 0], [30, 1], [50, 2], [70, 3]]}}))
-register_method(Method("fat-mart", "FAT for MART: CE attack early-stopped, FAT's τ schedule",
-                       "METHODS §4", {"objective": {"name": "fat-mart", "beta": 6.0,
-                                                    "fat_tau": [[0, 0], [50, 1], [90, 2]]}}))
+register_method(
+    Method(
+        "standard",
+        "plain (non-adversarial) training: CE on natural inputs, no attack; "
+        "BiLAW Table 1's 'plain' rows and RST's teacher",
+        "METHODS §7 comparison systems; BiLAW Table 1",
+        {"objective": {"name": "standard"}},
+        ("plain", "natural"),
+    )
+)
+register_method(
+    Method(
+        "at",
+        "Madry et al. PGD adversarial training: CE on PGD examples (uniform start)",
+        "METHODS §2 (Madry et al. 2018)",
+        {"objective": {"name": "at"}},
+        ("madry", "pgd-at"),
+    )
+)
+register_method(
+    Method(
+        "trades",
+        "TRADES: CE(f(x),y) + β·KL(p(x)‖p(x')), KL attack from x + 0.001·N(0,I), β = 6",
+        "METHODS §2 (Zhang et al. 2019)",
+        {"objective": {"name": "trades", "beta": 6.0}},
+    )
+)
+register_method(
+    Method(
+        "mart",
+        "MART: boosted CE on x' + β·KL·(1 − p_y(x)), β = 6",
+        "METHODS §2 (Wang et al. 2020)",
+        {"objective": {"name": "mart", "beta": 6.0}},
+    )
+)
+register_method(
+    Method(
+        "fat",
+        "FAT: AT on friendly adversarial data from early-stopped PGD-K-τ, τ 0→1 (50)→2 (90)",
+        "METHODS §4 (Zhang et al. 2020)",
+        {"objective": {"name": "fat", "fat_tau": [[0, 0], [50, 1], [90, 2]], "fat_noise": 0.001}},
+    )
+)
+register_method(
+    Method(
+        "fat-trades",
+        "FAT for TRADES: KL attack early-stopped, τ 0/1/2/3 at epochs 30/50/70",
+        "METHODS §4",
+        {"objective": {"name": "fat-trades", "beta": 6.0, "fat_tau": [[0, 0], [30, 1], [50, 2], [70, 3]]}},
+    )
+)
+register_method(
+    Method(
+        "fat-mart",
+        "FAT for MART: CE attack early-stopped, FAT's τ schedule",
+        "METHODS §4",
+        {"objective": {"name": "fat-mart", "beta": 6.0, "fat_tau": [[0, 0], [50, 1], [90, 2]]}},
+    )
+)
 
 
 def _m(name: str, description: str, source: str, aliases: tuple[str, ...] = (), **sections) -> None:
@@ -52,86 +94,227 @@ def _m(name: str, description: str, source: str, aliases: tuple[str, ...] = (), 
 
 # GAIRAT family (seed 003): κ from GA-PGD, tanh weights with λ = −1, mean-one normalisation.
 _GAIR = {"name": "gair", "gair_fn": "tanh", "gair_lambda": -1.0, "normalization": "mean-one"}
-_m("gairat", "GAIRAT: AT with ω from the geometry value κ (tanh, λ = −1), 30-epoch burn-in (ResNet-18 figures)",
-   "GAIRAT Alg. 2, Eq. 6", ("gair-at",), objective={"name": "at"}, weighting=dict(_GAIR, burn_in=30))
-_m("gair-fat", "GAIR-FAT: FAT (τ 0/3/6 at epochs 40/70) with GAIR weights, κ counted in the early-stopped PGD; burn-in 70",
-   "GAIRAT App. B.1, C.6", objective={"name": "fat", "fat_tau": [[0, 0], [40, 3], [70, 6]], "fat_noise": 0.001},
-   weighting=dict(_GAIR, burn_in=70))
-_m("gair-trades", "GAIR-TRADES: GAIR weights on the natural CE, β·mean KL; β = 6, λ = −1, burn-in 75",
-   "GAIRAT Alg. 4-5, App. C.9", objective={"name": "trades", "beta": 6.0}, weighting=dict(_GAIR, burn_in=75))
-_m("gair-trades-rst", "GAIR-TRADES as in the released GAIR-RST code: CE + β·mean[w·KL(x,x_kl) + (1−w)·KL(x,x_cw)], "
-   "w not normalised, x_cw from a CW attack", "METHODS §3.1 (released GAIR-RST)",
-   objective={"name": "trades-mix", "beta": 6.0}, weighting=dict(_GAIR, burn_in=0, normalization="none"))
-_m("gair-mart", "GAIR-MART: GAIR weights on the CE part of MART's BCE only; burn-in 75",
-   "GAIRAT App. C.7, Eq. 10", objective={"name": "mart", "beta": 6.0}, weighting=dict(_GAIR, burn_in=75))
+_m(
+    "gairat",
+    "GAIRAT: AT with ω from the geometry value κ (tanh, λ = −1), 30-epoch burn-in (ResNet-18 figures)",
+    "GAIRAT Alg. 2, Eq. 6",
+    ("gair-at",),
+    objective={"name": "at"},
+    weighting=dict(_GAIR, burn_in=30),
+)
+_m(
+    "gair-fat",
+    "GAIR-FAT: FAT (τ 0/3/6 at epochs 40/70) with GAIR weights, κ counted in the early-stopped PGD; burn-in 70",
+    "GAIRAT App. B.1, C.6",
+    objective={"name": "fat", "fat_tau": [[0, 0], [40, 3], [70, 6]], "fat_noise": 0.001},
+    weighting=dict(_GAIR, burn_in=70),
+)
+_m(
+    "gair-trades",
+    "GAIR-TRADES: GAIR weights on the natural CE, β·mean KL; β = 6, λ = −1, burn-in 75",
+    "GAIRAT Alg. 4-5, App. C.9",
+    objective={"name": "trades", "beta": 6.0},
+    weighting=dict(_GAIR, burn_in=75),
+)
+_m(
+    "gair-trades-rst",
+    "GAIR-TRADES as in the released GAIR-RST code: CE + β·mean[w·KL(x,x_kl) + (1−w)·KL(x,x_cw)], "
+    "w not normalised, x_cw from a CW attack",
+    "METHODS §3.1 (released GAIR-RST)",
+    objective={"name": "trades-mix", "beta": 6.0},
+    weighting=dict(_GAIR, burn_in=0, normalization="none"),
+)
+_m(
+    "gair-mart",
+    "GAIR-MART: GAIR weights on the CE part of MART's BCE only; burn-in 75",
+    "GAIRAT App. C.7, Eq. 10",
+    objective={"name": "mart", "beta": 6.0},
+    weighting=dict(_GAIR, burn_in=75),
+)
 
 # MAIL (seeds 000/001): sigmoid(−γ(PM − β)) on PM-adv, mean-one (paper Alg. 1), burn-in until the first LR drop.
-_m("mail-at", "MAIL-AT: ω = sigmoid(−γ(PM-adv − β)), γ = 30, β = −0.07, burn-in 74 epochs",
-   "MAIL §3.2, §4.1", objective={"name": "at"},
-   weighting={"name": "mail", "mail_margin": "pm-adv", "mail_gamma": 30.0, "mail_bias": -0.07, "burn_in": 74,
-              "normalization": "mean-one"})
-_m("mail-trades", "MAIL-TRADES: CE + β·mean ω·KL, β = 5; γ = 5, bias 0.05, burn-in 74",
-   "MAIL Eq. 10, §4.1", objective={"name": "trades", "beta": 5.0},
-   weighting={"name": "mail", "mail_margin": "pm-adv", "mail_gamma": 5.0, "mail_bias": 0.05, "burn_in": 74,
-              "normalization": "mean-one"})
-_m("mail-mart", "MAIL-MART: ω on all of MART's BCE, β = 6; γ = 5, bias 0.05, burn-in 74",
-   "MAIL App. C, Alg. 4", objective={"name": "mart", "beta": 6.0},
-   weighting={"name": "mail", "mail_margin": "pm-adv", "mail_gamma": 5.0, "mail_bias": 0.05, "burn_in": 74,
-              "normalization": "mean-one"})
+_m(
+    "mail-at",
+    "MAIL-AT: ω = sigmoid(−γ(PM-adv − β)), γ = 30, β = −0.07, burn-in 74 epochs",
+    "MAIL §3.2, §4.1",
+    objective={"name": "at"},
+    weighting={
+        "name": "mail",
+        "mail_margin": "pm-adv",
+        "mail_gamma": 30.0,
+        "mail_bias": -0.07,
+        "burn_in": 74,
+        "normalization": "mean-one",
+    },
+)
+_m(
+    "mail-trades",
+    "MAIL-TRADES: CE + β·mean ω·KL, β = 5; γ = 5, bias 0.05, burn-in 74",
+    "MAIL Eq. 10, §4.1",
+    objective={"name": "trades", "beta": 5.0},
+    weighting={
+        "name": "mail",
+        "mail_margin": "pm-adv",
+        "mail_gamma": 5.0,
+        "mail_bias": 0.05,
+        "burn_in": 74,
+        "normalization": "mean-one",
+    },
+)
+_m(
+    "mail-mart",
+    "MAIL-MART: ω on all of MART's BCE, β = 6; γ = 5, bias 0.05, burn-in 74",
+    "MAIL App. C, Alg. 4",
+    objective={"name": "mart", "beta": 6.0},
+    weighting={
+        "name": "mail",
+        "mail_margin": "pm-adv",
+        "mail_gamma": 5.0,
+        "mail_bias": 0.05,
+        "burn_in": 74,
+        "normalization": "mean-one",
+    },
+)
 
 # WMMR (baseline in BiLAW and MWPB): exp(−α·m) on x', released code: not detached, not normalised.
-_m("wmmr", "WMMR: AT with ω = exp(−α·m), m the probabilistic margin on x', α = 0.5 (released form: no detach, no normalisation)",
-   "METHODS §3.3 (Zeng et al. 2021)", objective={"name": "at"},
-   weighting={"name": "wmmr", "wmmr_alpha": 0.5, "wmmr_detach": False, "normalization": "none"})
-_m("wmmr-trades", "WMMR-TRADES: exp(−α·m) weights on the TRADES KL term",
-   "METHODS §3.3", objective={"name": "trades", "beta": 6.0},
-   weighting={"name": "wmmr", "wmmr_alpha": 0.5, "wmmr_detach": False, "normalization": "none"})
+_m(
+    "wmmr",
+    "WMMR: AT with ω = exp(−α·m), m the probabilistic margin on x', α = 0.5 (released form: no detach, no normalisation)",
+    "METHODS §3.3 (Zeng et al. 2021)",
+    objective={"name": "at"},
+    weighting={"name": "wmmr", "wmmr_alpha": 0.5, "wmmr_detach": False, "normalization": "none"},
+)
+_m(
+    "wmmr-trades",
+    "WMMR-TRADES: exp(−α·m) weights on the TRADES KL term",
+    "METHODS §3.3",
+    objective={"name": "trades", "beta": 6.0},
+    weighting={"name": "wmmr", "wmmr_alpha": 0.5, "wmmr_detach": False, "normalization": "none"},
+)
 
 # MWPB (seed 002): per-example radii, two phases, normal start.
 _MWPB_ATTACK = {"start": "normal"}
-_m("mwpb-at", "MWPB-AT: radius ε_i = exp(α·d_i)·ε from epoch 81 (ε/2 before), α = 0.58 (CIFAR-10)",
-   "MWPB §4, App.", objective={"name": "at"}, attack=_MWPB_ATTACK, radius={"name": "mwpb", "alpha": 0.58})
-_m("mwpb-trades", "MWPB-TRADES: per-example radii with TRADES, α = 0.42 (CIFAR-10)",
-   "MWPB §4", objective={"name": "trades", "beta": 6.0}, attack=_MWPB_ATTACK, radius={"name": "mwpb", "alpha": 0.42})
-_m("mwpb-mart", "MWPB-MART: per-example radii with MART, α = 0.55 (CIFAR-10)",
-   "MWPB §4", objective={"name": "mart", "beta": 6.0}, attack=_MWPB_ATTACK, radius={"name": "mwpb", "alpha": 0.55})
-_m("mwpb-awp", "MWPB-AWP: MWPB-AT inside AWP (γ = 0.01)",
-   "MWPB Table 5", objective={"name": "at"}, attack=_MWPB_ATTACK, radius={"name": "mwpb", "alpha": 0.58},
-   awp={"enabled": True, "gamma": 0.01})
+_m(
+    "mwpb-at",
+    "MWPB-AT: radius ε_i = exp(α·d_i)·ε from epoch 81 (ε/2 before), α = 0.58 (CIFAR-10)",
+    "MWPB §4, App.",
+    objective={"name": "at"},
+    attack=_MWPB_ATTACK,
+    radius={"name": "mwpb", "alpha": 0.58},
+)
+_m(
+    "mwpb-trades",
+    "MWPB-TRADES: per-example radii with TRADES, α = 0.42 (CIFAR-10)",
+    "MWPB §4",
+    objective={"name": "trades", "beta": 6.0},
+    attack=_MWPB_ATTACK,
+    radius={"name": "mwpb", "alpha": 0.42},
+)
+_m(
+    "mwpb-mart",
+    "MWPB-MART: per-example radii with MART, α = 0.55 (CIFAR-10)",
+    "MWPB §4",
+    objective={"name": "mart", "beta": 6.0},
+    attack=_MWPB_ATTACK,
+    radius={"name": "mwpb", "alpha": 0.55},
+)
+_m(
+    "mwpb-awp",
+    "MWPB-AWP: MWPB-AT inside AWP (γ = 0.01)",
+    "MWPB Table 5",
+    objective={"name": "at"},
+    attack=_MWPB_ATTACK,
+    radius={"name": "mwpb", "alpha": 0.58},
+    awp={"enabled": True, "gamma": 0.01},
+)
 
 # AWP (Wu et al. 2020) as a wrapper; its code attacks with BN in train mode.
-_m("awp-at", "AT-AWP: adversarial weight perturbation γ = 0.01 around AT", "METHODS §5",
-   objective={"name": "at"}, attack={"bn_mode": "train"}, awp={"enabled": True, "gamma": 0.01})
-_m("awp-trades", "TRADES-AWP: γ = 0.005 after a 10-epoch warm-up", "METHODS §5",
-   objective={"name": "trades", "beta": 6.0}, attack={"bn_mode": "train"},
-   awp={"enabled": True, "gamma": 0.005, "warmup": 10})
-_m("awp-mart", "MART-AWP: γ = 0.005 after a 10-epoch warm-up (as TRADES-AWP)", "METHODS §5",
-   objective={"name": "mart", "beta": 6.0}, attack={"bn_mode": "train"},
-   awp={"enabled": True, "gamma": 0.005, "warmup": 10})
+_m(
+    "awp-at",
+    "AT-AWP: adversarial weight perturbation γ = 0.01 around AT",
+    "METHODS §5",
+    objective={"name": "at"},
+    attack={"bn_mode": "train"},
+    awp={"enabled": True, "gamma": 0.01},
+)
+_m(
+    "awp-trades",
+    "TRADES-AWP: γ = 0.005 after a 10-epoch warm-up",
+    "METHODS §5",
+    objective={"name": "trades", "beta": 6.0},
+    attack={"bn_mode": "train"},
+    awp={"enabled": True, "gamma": 0.005, "warmup": 10},
+)
+_m(
+    "awp-mart",
+    "MART-AWP: γ = 0.005 after a 10-epoch warm-up (as TRADES-AWP)",
+    "METHODS §5",
+    objective={"name": "mart", "beta": 6.0},
+    attack={"bn_mode": "train"},
+    awp={"enabled": True, "gamma": 0.005, "warmup": 10},
+)
 
 # BiLAW (seed 004): learned weights, sum-one normalisation, 1000 + 1000 validation examples.
 _BILAW = {"name": "bilaw", "normalization": "sum-one", "bilaw_hidden": 128, "bilaw_meta_size": 1000}
-_m("bilaw", "BiLAW: weight net on the multi-class margin, trained by a one-step look-ahead; weights the AT CE",
-   "BiLAW Alg. 1", objective={"name": "at"}, weighting=_BILAW, data={"val_size": 1000})
-_m("bilaw-trades", "BiLAW-TRADES: CE_mean + 6·Σ ω_i·KL_i", "BiLAW Eq. 8",
-   objective={"name": "trades", "beta": 6.0}, weighting=_BILAW, data={"val_size": 1000})
-_m("bilaw-np", "BiLAW non-parametric: ω_i ∝ max(0, ⟨∇ℓ_i, ∇L_val⟩)", "BiLAW §4 (variant 1)",
-   objective={"name": "at"}, weighting=dict(_BILAW, name="bilaw-np"), data={"val_size": 1000})
+_m(
+    "bilaw",
+    "BiLAW: weight net on the multi-class margin, trained by a one-step look-ahead; weights the AT CE",
+    "BiLAW Alg. 1",
+    objective={"name": "at"},
+    weighting=_BILAW,
+    data={"val_size": 1000},
+)
+_m(
+    "bilaw-trades",
+    "BiLAW-TRADES: CE_mean + 6·Σ ω_i·KL_i",
+    "BiLAW Eq. 8",
+    objective={"name": "trades", "beta": 6.0},
+    weighting=_BILAW,
+    data={"val_size": 1000},
+)
+_m(
+    "bilaw-np",
+    "BiLAW non-parametric: ω_i ∝ max(0, ⟨∇ℓ_i, ∇L_val⟩)",
+    "BiLAW §4 (variant 1)",
+    objective={"name": "at"},
+    weighting=dict(_BILAW, name="bilaw-np"),
+    data={"val_size": 1000},
+)
 
 
 # Comparison systems that bring their own attack (issue 7).
-_m("mma", "MMA: CE at each example's shortest successful perturbation (AN-PGD + bisection, capped at d_max = 1.5ε) "
-   "for correct examples, CE on misclassified ones, mixed 2:1 with the clean CE",
-   "Ding et al. ICLR 2020 and released code (anpgd.py, trainer.py, config.py)", objective={"name": "mma"})
-_m("st-at", "Squeeze training: CE(f(x)) + β·symKL between the lowest- and highest-p_y of {x, x_adv, x_col}, "
-   "adversarial and collaborative examples found jointly; β = 6", "Li et al. ICLR 2023 and released losses.py",
-   ("st", "squeeze"), objective={"name": "st", "beta": 6.0}, attack={"bn_mode": "train-frozen"})
-_m("rst", "Robust self-training: TRADES (β = 6) on batches half labeled, half pseudo-labelled by a standard-trained "
-   "teacher (set unlabeled.path or unlabeled.withhold, and unlabeled.teacher)", "Carmon et al. 2019; GAIRAT Eq. 12",
-   objective={"name": "trades", "beta": 6.0}, unlabeled={"fraction": 0.5})
-_m("gair-rst", "GAIR-RST: RST's mixed batches with GAIR-TRADES-RST's loss CE + β·mean[w·KL(x,x_kl) + (1−w)·KL(x,x_cw)]",
-   "GAIRAT App. C.10, Eq. 13; METHODS §3.1", objective={"name": "trades-mix", "beta": 6.0},
-   weighting=dict(_GAIR, burn_in=0, normalization="none"), unlabeled={"fraction": 0.5})
+_m(
+    "mma",
+    "MMA: CE at each example's shortest successful perturbation (AN-PGD + bisection, capped at d_max = 1.5ε) "
+    "for correct examples, CE on misclassified ones, mixed 2:1 with the clean CE",
+    "Ding et al. ICLR 2020 and released code (anpgd.py, trainer.py, config.py)",
+    objective={"name": "mma"},
+)
+_m(
+    "st-at",
+    "Squeeze training: CE(f(x)) + β·symKL between the lowest- and highest-p_y of {x, x_adv, x_col}, "
+    "adversarial and collaborative examples found jointly; β = 6",
+    "Li et al. ICLR 2023 and released losses.py",
+    ("st", "squeeze"),
+    objective={"name": "st", "beta": 6.0},
+    attack={"bn_mode": "train-frozen"},
+)
+_m(
+    "rst",
+    "Robust self-training: TRADES (β = 6) on batches half labeled, half pseudo-labelled by a standard-trained "
+    "teacher (set unlabeled.path or unlabeled.withhold, and unlabeled.teacher)",
+    "Carmon et al. 2019; GAIRAT Eq. 12",
+    objective={"name": "trades", "beta": 6.0},
+    unlabeled={"fraction": 0.5},
+)
+_m(
+    "gair-rst",
+    "GAIR-RST: RST's mixed batches with GAIR-TRADES-RST's loss CE + β·mean[w·KL(x,x_kl) + (1−w)·KL(x,x_cw)]",
+    "GAIRAT App. C.10, Eq. 13; METHODS §3.1",
+    objective={"name": "trades-mix", "beta": 6.0},
+    weighting=dict(_GAIR, burn_in=0, normalization="none"),
+    unlabeled={"fraction": 0.5},
+)
 
 
 def get_method(name: str) -> Method:

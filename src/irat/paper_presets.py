@@ -5,6 +5,7 @@ the committed files match. Each preset names its source (paper, table, row), dat
 threat model, schedule, burn-in, the number of seeds the paper averaged over and its evaluation
 suite. Milestones are the epoch numbers the papers write (a drop after that many epochs).
 """
+
 from __future__ import annotations
 
 import copy
@@ -27,89 +28,175 @@ def _cifar(eps="8/255", alpha="2/255"):
 
 
 # ---- MAIL (seed 000): ResNet-18 lr 0.01 wd 3.5e-3; WRN-32-10 lr 0.1 wd 7e-4; ÷10 at 75, 90; 120 epochs ----
-MAIL_RN18 = {"model": {"arch": "resnet18"}, "attack": _cifar(), "epochs": 120, "batch_size": 128, "seeds": 5,
-             "eval_suite": "mail", "optim": {"lr": 0.01, "momentum": 0.9, "weight_decay": 3.5e-3, "milestones": [75, 90]}}
+MAIL_RN18 = {
+    "model": {"arch": "resnet18"},
+    "attack": _cifar(),
+    "epochs": 120,
+    "batch_size": 128,
+    "seeds": 5,
+    "eval_suite": "mail",
+    "optim": {"lr": 0.01, "momentum": 0.9, "weight_decay": 3.5e-3, "milestones": [75, 90]},
+}
 MAIL_WRN = _merge(MAIL_RN18, {"model": {"arch": "wrn-32-10"}, "optim": {"lr": 0.1, "weight_decay": 7e-4}})
 _BURN74 = {"weighting": {"burn_in": 74}}
 MAIL_ROWS = {  # row: (method, extra overrides)
-    "at": ("at", {}), "trades": ("trades", {}), "mart": ("mart", {}), "fat": ("fat", {}),
-    "gairat": ("gairat", _BURN74), "mail-at": ("mail-at", {}), "mail-trades": ("mail-trades", {}),
+    "at": ("at", {}),
+    "trades": ("trades", {}),
+    "mart": ("mart", {}),
+    "fat": ("fat", {}),
+    "gairat": ("gairat", _BURN74),
+    "mail-at": ("mail-at", {}),
+    "mail-trades": ("mail-trades", {}),
 }
 MAIL_T1 = {
-    "at-lps": ("gairat", _BURN74), "at-pm-nat": ("mail-at", {"weighting": {"mail_margin": "pm-nat"}}),
+    "at-lps": ("gairat", _BURN74),
+    "at-pm-nat": ("mail-at", {"weighting": {"mail_margin": "pm-nat"}}),
     "at-pm-adv": ("mail-at", {}),
-    "mart-lps": ("gair-mart", _BURN74), "mart-pm-nat": ("mail-mart", {"weighting": {"mail_margin": "pm-nat"}}),
+    "mart-lps": ("gair-mart", _BURN74),
+    "mart-pm-nat": ("mail-mart", {"weighting": {"mail_margin": "pm-nat"}}),
     "mart-pm-adv": ("mail-mart", {}),
-    "trades-lps": ("gair-trades", _BURN74), "trades-pm-nat": ("mail-trades", {"weighting": {"mail_margin": "pm-nat"}}),
+    "trades-lps": ("gair-trades", _BURN74),
+    "trades-pm-nat": ("mail-trades", {"weighting": {"mail_margin": "pm-nat"}}),
     "trades-pm-adv": ("mail-trades", {}),
 }
 
 # ---- GAIRAT (seed 003) ----
-GAIRAT_WRN32 = {"model": {"arch": "wrn-32-10"}, "data": {"dataset": "cifar10"}, "attack": _cifar("0.031", "0.007"),
-                "epochs": 120, "batch_size": 128, "seeds": 5, "eval_suite": "gairat",
-                "optim": {"lr": 0.1, "momentum": 0.9, "weight_decay": 2e-4, "milestones": [60, 90, 110],
-                          "milestone_lrs": [0.01, 0.001, 0.0005]}}
+GAIRAT_WRN32 = {
+    "model": {"arch": "wrn-32-10"},
+    "data": {"dataset": "cifar10"},
+    "attack": _cifar("0.031", "0.007"),
+    "epochs": 120,
+    "batch_size": 128,
+    "seeds": 5,
+    "eval_suite": "gairat",
+    "optim": {
+        "lr": 0.1,
+        "momentum": 0.9,
+        "weight_decay": 2e-4,
+        "milestones": [60, 90, 110],
+        "milestone_lrs": [0.01, 0.001, 0.0005],
+    },
+}
 _FAT_GAIR_TAU = {"objective": {"fat_tau": [[0, 0], [40, 3], [70, 6]]}}
-GAIRAT_T1 = {"at": ("at", {}), "fat": ("fat", _FAT_GAIR_TAU),
-             "gairat": ("gairat", {"weighting": {"burn_in": 60, "gair_lambda": 0.0}}),
-             "gair-fat": ("gair-fat", {"weighting": {"burn_in": 60, "gair_lambda": 0.0}})}
-GAIRAT_WRN34 = _merge(GAIRAT_WRN32, {"model": {"arch": "wrn-34-10"}, "epochs": 100,
-                                     "optim": {"milestones": [75, 90], "milestone_lrs": [0.01, 0.001]}})
-GAIRAT_T2 = {"trades": ("trades", {}), "gair-trades": ("gair-trades", {"weighting": {"burn_in": 75, "gair_lambda": -1.0}})}
+GAIRAT_T1 = {
+    "at": ("at", {}),
+    "fat": ("fat", _FAT_GAIR_TAU),
+    "gairat": ("gairat", {"weighting": {"burn_in": 60, "gair_lambda": 0.0}}),
+    "gair-fat": ("gair-fat", {"weighting": {"burn_in": 60, "gair_lambda": 0.0}}),
+}
+GAIRAT_WRN34 = _merge(
+    GAIRAT_WRN32,
+    {"model": {"arch": "wrn-34-10"}, "epochs": 100, "optim": {"milestones": [75, 90], "milestone_lrs": [0.01, 0.001]}},
+)
+GAIRAT_T2 = {
+    "trades": ("trades", {}),
+    "gair-trades": ("gair-trades", {"weighting": {"burn_in": 75, "gair_lambda": -1.0}}),
+}
+
 
 # ---- MWPB (seed 002): 110 epochs, ÷10 at 80, 90; radii from epoch 81 ----
 def _mwpb(arch: str, dataset: str, lr: float, wd: float) -> dict:
-    return {"model": {"arch": arch}, "data": {"dataset": dataset}, "attack": _cifar(), "epochs": 110,
-            "batch_size": 128, "seeds": 3, "eval_suite": "mwpb",
-            "optim": {"lr": lr, "momentum": 0.9, "weight_decay": wd, "milestones": [80, 90]},
-            "radius": {"phase1_epochs": 80}}
+    return {
+        "model": {"arch": arch},
+        "data": {"dataset": dataset},
+        "attack": _cifar(),
+        "epochs": 110,
+        "batch_size": 128,
+        "seeds": 3,
+        "eval_suite": "mwpb",
+        "optim": {"lr": lr, "momentum": 0.9, "weight_decay": wd, "milestones": [80, 90]},
+        "radius": {"phase1_epochs": 80},
+    }
 
 
 def _mwpb_rows(a_at: float, a_trades: float, a_mart: float, mart_beta: float) -> dict:
-    return {"at": ("at", {}), "mwpb-at": ("mwpb-at", {"radius": {"alpha": a_at}}),
-            "mart": ("mart", {"objective": {"beta": mart_beta}}),
-            "mwpb-mart": ("mwpb-mart", {"radius": {"alpha": a_mart}, "objective": {"beta": mart_beta}}),
-            "trades": ("trades", {}), "mwpb-trades": ("mwpb-trades", {"radius": {"alpha": a_trades}})}
+    return {
+        "at": ("at", {}),
+        "mwpb-at": ("mwpb-at", {"radius": {"alpha": a_at}}),
+        "mart": ("mart", {"objective": {"beta": mart_beta}}),
+        "mwpb-mart": ("mwpb-mart", {"radius": {"alpha": a_mart}, "objective": {"beta": mart_beta}}),
+        "trades": ("trades", {}),
+        "mwpb-trades": ("mwpb-trades", {"radius": {"alpha": a_trades}}),
+    }
 
 
-MWPB_T5 = {"mma": ("mma", {}), "mail": ("mail-at", {"weighting": {"burn_in": 79}}), "mwpb-at": ("mwpb-at", {}),
-           "gairat": ("gairat", {"weighting": {"burn_in": 79}}), "awp": ("awp-at", {}), "mwpb-awp": ("mwpb-awp", {}),
-           "st-at": ("st-at", {})}  # MMA: d_max = 1.5ε = 12/255 (MMA-12); the MWPB setup's lr, batch, weight decay
+MWPB_T5 = {
+    "mma": ("mma", {}),
+    "mail": ("mail-at", {"weighting": {"burn_in": 79}}),
+    "mwpb-at": ("mwpb-at", {}),
+    "gairat": ("gairat", {"weighting": {"burn_in": 79}}),
+    "awp": ("awp-at", {}),
+    "mwpb-awp": ("mwpb-awp", {}),
+    "st-at": ("st-at", {}),
+}  # MMA: d_max = 1.5ε = 12/255 (MMA-12); the MWPB setup's lr, batch, weight decay
 MWPB_T8_ALPHAS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.58, 0.7, 0.85, 1.2)
+
 
 # ---- BiLAW (seed 004): 100 epochs, lr 0.1 ÷10 at 30, 60, batch 128, PGD-10 α = ε/4 ----
 def _bilaw(dataset: str, arch: str, norm: str, eps: float) -> dict:
-    return {"model": {"arch": arch}, "data": {"dataset": dataset, "val_size": 2000},
-            "attack": {"norm": norm, "eps": eps, "alpha": eps / 4, "steps": 10}, "epochs": 100, "batch_size": 128,
-            "seeds": 1, "eval_suite": "bilaw",
-            "optim": {"lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4, "milestones": [30, 60]}}
+    return {
+        "model": {"arch": arch},
+        "data": {"dataset": dataset, "val_size": 2000},
+        "attack": {"norm": norm, "eps": eps, "alpha": eps / 4, "steps": 10},
+        "epochs": 100,
+        "batch_size": 128,
+        "seeds": 1,
+        "eval_suite": "bilaw",
+        "optim": {"lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4, "milestones": [30, 60]},
+    }
 
 
 _BILAW_VAL = {"data": {"val_size": 1000}}  # BiLAW's own rows: 1000 validation + 1000 meta examples
 _B_GAIR = ("gairat", {"weighting": {"burn_in": 30}})
 _B_MAIL = ("mail-at", {"weighting": {"mail_gamma": 5.0, "mail_bias": 0.05, "burn_in": 30}})
 _B_WMMR = ("wmmr", {"weighting": {"wmmr_alpha": 0.1}})
-BILAW_T1 = {"plain": ("standard", {}), "at": ("at", {}), "gairat": _B_GAIR, "wmmr": _B_WMMR, "mail": _B_MAIL, "bilaw": ("bilaw", _BILAW_VAL)}
-BILAW_T2 = {"gairat": _B_GAIR, "wmmr": _B_WMMR, "mail": _B_MAIL, "at": ("at", {}), "trades": ("trades", {}),
-            "non-parametric": ("bilaw-np", _BILAW_VAL), "bilaw": ("bilaw", _BILAW_VAL),
-            "bilaw-trades": ("bilaw-trades", _BILAW_VAL)}
-BILAW_T3 = {"bilaw-trades": ("bilaw-trades", _BILAW_VAL), "at": ("at", {}),
-            "trades": ("trades", {"objective": {"beta": 1.0}})}
+BILAW_T1 = {
+    "plain": ("standard", {}),
+    "at": ("at", {}),
+    "gairat": _B_GAIR,
+    "wmmr": _B_WMMR,
+    "mail": _B_MAIL,
+    "bilaw": ("bilaw", _BILAW_VAL),
+}
+BILAW_T2 = {
+    "gairat": _B_GAIR,
+    "wmmr": _B_WMMR,
+    "mail": _B_MAIL,
+    "at": ("at", {}),
+    "trades": ("trades", {}),
+    "non-parametric": ("bilaw-np", _BILAW_VAL),
+    "bilaw": ("bilaw", _BILAW_VAL),
+    "bilaw-trades": ("bilaw-trades", _BILAW_VAL),
+}
+BILAW_T3 = {
+    "bilaw-trades": ("bilaw-trades", _BILAW_VAL),
+    "at": ("at", {}),
+    "trades": ("trades", {"objective": {"beta": 1.0}}),
+}
 
 BILAW_T6_HIDDEN = {"h128": 128, "h64": 64, "h64-64": [64, 64], "h256": 256}
 BILAW_T7_BETAS = (6.0, 1.0, 5.0, 10.0)
 BILAW_T8_INPUTS = ("multiclass-margin", "margin", "adv-loss", "loss-diff")
 
 # ---- GAIRAT ablations (App. A, C.1, C.3): ResNet-18, 100 epochs, lr 0.1 ÷10 at 30 and 60, wd 5e-4 ----
-GAIRAT_RN18 = {"model": {"arch": "resnet18"}, "data": {"dataset": "cifar10"}, "attack": _cifar("0.031", "0.007"),
-               "epochs": 100, "batch_size": 128, "seeds": 1, "eval_suite": "gairat",
-               "optim": {"lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4, "milestones": [30, 60]}}
+GAIRAT_RN18 = {
+    "model": {"arch": "resnet18"},
+    "data": {"dataset": "cifar10"},
+    "attack": _cifar("0.031", "0.007"),
+    "epochs": 100,
+    "batch_size": 128,
+    "seeds": 1,
+    "eval_suite": "gairat",
+    "optim": {"lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4, "milestones": [30, 60]},
+}
 # Figs. 12-15 show their λ and burn-in values only in legends, which the text does not give: these sets are ours
 GAIRAT_LAMBDAS = (-2.0, -1.0, 0.0, 1.0, 2.0)
 GAIRAT_BURN_INS = (10, 30, 50, 70, 90)
 # Fig. 11 (Rice et al.'s setup): PreAct ResNet-18, 200 epochs, burn-in 100, λ = −1; the four schedules are ours
-GAIRAT_PREACT = _merge(GAIRAT_RN18, {"model": {"arch": "preact-resnet18"}, "attack": _cifar(), "epochs": 200,
-                                     "optim": {"milestones": [100, 150]}})
+GAIRAT_PREACT = _merge(
+    GAIRAT_RN18,
+    {"model": {"arch": "preact-resnet18"}, "attack": _cifar(), "epochs": 200, "optim": {"milestones": [100, 150]}},
+)
 GAIRAT_SCHEDULES = ("piecewise", "cosine", "cyclic", "constant")
 # Fig. 2 (App. A): AT with α = ε/4; left: network sizes at ε = 8/255 (plus standard training), right: ResNet-18 at ε
 GAIRAT_FIG2_ARCHS = ("small-cnn", "vgg13", "resnet18", "wrn-34-10")
@@ -122,50 +209,136 @@ def ablation_rows() -> list[tuple[str, str, dict, str, dict]]:
     add = rows.append
     add(("gairat/ablation-weight-fn/at", "GAIRAT Fig. 12, AT (ω ≡ 1)", GAIRAT_RN18, "at", {}))
     for fn in ("tanh", "sigmoid", "linear"):
-        add((f"gairat/ablation-weight-fn/{fn}", f"GAIRAT Fig. 12, {fn} weights (Eq. {dict(tanh=6, linear=7, sigmoid=8)[fn]})",
-             GAIRAT_RN18, "gairat", {"weighting": {"gair_fn": fn}}))
-    for ds, base, fig in (("cifar10", GAIRAT_RN18, "13"),
-                          ("svhn", _merge(GAIRAT_RN18, {"data": {"dataset": "svhn"}, "optim": {"lr": 0.01}}), "14")):
+        add(
+            (
+                f"gairat/ablation-weight-fn/{fn}",
+                f"GAIRAT Fig. 12, {fn} weights (Eq. {dict(tanh=6, linear=7, sigmoid=8)[fn]})",
+                GAIRAT_RN18,
+                "gairat",
+                {"weighting": {"gair_fn": fn}},
+            )
+        )
+    for ds, base, fig in (
+        ("cifar10", GAIRAT_RN18, "13"),
+        ("svhn", _merge(GAIRAT_RN18, {"data": {"dataset": "svhn"}, "optim": {"lr": 0.01}}), "14"),
+    ):
         add((f"gairat/ablation-lambda-{ds}/at", f"GAIRAT Fig. {fig}, AT (λ = +∞)", base, "at", {}))
         for lam in GAIRAT_LAMBDAS:
-            add((f"gairat/ablation-lambda-{ds}/lambda{lam:+g}", f"GAIRAT Fig. {fig}, tanh weights λ = {lam:g}",
-                 base, "gairat", {"weighting": {"gair_lambda": lam}}))
+            add(
+                (
+                    f"gairat/ablation-lambda-{ds}/lambda{lam:+g}",
+                    f"GAIRAT Fig. {fig}, tanh weights λ = {lam:g}",
+                    base,
+                    "gairat",
+                    {"weighting": {"gair_lambda": lam}},
+                )
+            )
     add(("gairat/ablation-burn-in/at", "GAIRAT Fig. 15, AT (burn-in = all 100 epochs)", GAIRAT_RN18, "at", {}))
     for b in GAIRAT_BURN_INS:
-        add((f"gairat/ablation-burn-in/burn-in-{b}", f"GAIRAT Fig. 15, burn-in {b} epochs", GAIRAT_RN18, "gairat",
-             {"weighting": {"burn_in": b}}))
+        add(
+            (
+                f"gairat/ablation-burn-in/burn-in-{b}",
+                f"GAIRAT Fig. 15, burn-in {b} epochs",
+                GAIRAT_RN18,
+                "gairat",
+                {"weighting": {"burn_in": b}},
+            )
+        )
     for sched in GAIRAT_SCHEDULES:
         for m in ("at", "gairat"):
-            add((f"gairat/ablation-lr-schedule/{m}-{sched}", f"GAIRAT Fig. 11, {m} with a {sched} schedule",
-                 GAIRAT_PREACT, m, {"optim": {"schedule": sched}, "weighting": {"burn_in": 100}} if m == "gairat"
-                 else {"optim": {"schedule": sched}}))
+            add(
+                (
+                    f"gairat/ablation-lr-schedule/{m}-{sched}",
+                    f"GAIRAT Fig. 11, {m} with a {sched} schedule",
+                    GAIRAT_PREACT,
+                    m,
+                    {"optim": {"schedule": sched}, "weighting": {"burn_in": 100}}
+                    if m == "gairat"
+                    else {"optim": {"schedule": sched}},
+                )
+            )
     fig2 = _merge(GAIRAT_RN18, {"attack": _cifar("8/255", "2/255"), "optim": {"milestone_lrs": [0.01, 0.001]}})
-    add(("gairat/ablation-capacity/standard-resnet18", "GAIRAT Fig. 2 left, standard training (ST) of ResNet-18",
-         fig2, "standard", {}))
+    add(
+        (
+            "gairat/ablation-capacity/standard-resnet18",
+            "GAIRAT Fig. 2 left, standard training (ST) of ResNet-18",
+            fig2,
+            "standard",
+            {},
+        )
+    )
     for arch in GAIRAT_FIG2_ARCHS:
-        add((f"gairat/ablation-capacity/at-{arch}", f"GAIRAT Fig. 2 left, AT of {arch}", fig2, "at",
-             {"model": {"arch": arch}}))
+        add(
+            (
+                f"gairat/ablation-capacity/at-{arch}",
+                f"GAIRAT Fig. 2 left, AT of {arch}",
+                fig2,
+                "at",
+                {"model": {"arch": arch}},
+            )
+        )
     for e in GAIRAT_FIG2_EPS:
-        add((f"gairat/ablation-train-eps/at-eps{e}", f"GAIRAT Fig. 2 right, AT of ResNet-18 at ε = {e}/255", fig2, "at",
-             {"attack": {"eps": f"{e}/255", "alpha": f"{e}/1020"}}))
+        add(
+            (
+                f"gairat/ablation-train-eps/at-eps{e}",
+                f"GAIRAT Fig. 2 right, AT of ResNet-18 at ε = {e}/255",
+                fig2,
+                "at",
+                {"attack": {"eps": f"{e}/255", "alpha": f"{e}/1020"}},
+            )
+        )
     for obj in ("at", "trades", "mart"):
-        add((f"mail/cifar10-resnet18-lm/{obj}-logit-adv", f"MAIL App. Eq. 15, MAIL-{obj.upper()} on the logit margin",
-             _merge(MAIL_RN18, {"data": {"dataset": "cifar10"}}), f"mail-{obj}",
-             {"weighting": {"mail_margin": "logit-adv"}}))
+        add(
+            (
+                f"mail/cifar10-resnet18-lm/{obj}-logit-adv",
+                f"MAIL App. Eq. 15, MAIL-{obj.upper()} on the logit margin",
+                _merge(MAIL_RN18, {"data": {"dataset": "cifar10"}}),
+                f"mail-{obj}",
+                {"weighting": {"mail_margin": "logit-adv"}},
+            )
+        )
     wrn = _mwpb("wrn-34-10", "cifar10", 0.1, 5e-4)
     for a in MWPB_T8_ALPHAS:
-        add((f"mwpb/cifar10-wrn34-alpha/alpha-{a:g}", f"MWPB Table 8, MWPB-AT α = {a:g}", wrn, "mwpb-at",
-             {"radius": {"alpha": a}}))
+        add(
+            (
+                f"mwpb/cifar10-wrn34-alpha/alpha-{a:g}",
+                f"MWPB Table 8, MWPB-AT α = {a:g}",
+                wrn,
+                "mwpb-at",
+                {"radius": {"alpha": a}},
+            )
+        )
     bl = _bilaw("cifar10", "wrn-32-10", "linf", 0.031)
     for tag, h in BILAW_T6_HIDDEN.items():
-        add((f"bilaw/cifar10-wrn32-capacity/{tag}", f"BiLAW Table 6, weight net {h}", bl, "bilaw",
-             _merge(_BILAW_VAL, {"weighting": {"bilaw_hidden": h}})))
+        add(
+            (
+                f"bilaw/cifar10-wrn32-capacity/{tag}",
+                f"BiLAW Table 6, weight net {h}",
+                bl,
+                "bilaw",
+                _merge(_BILAW_VAL, {"weighting": {"bilaw_hidden": h}}),
+            )
+        )
     for beta in BILAW_T7_BETAS:
-        add((f"bilaw/cifar10-wrn32-trades-beta/beta-{beta:g}", f"BiLAW Table 7, BiLAW-TRADES 1/λ = {beta:g}", bl,
-             "bilaw-trades", _merge(_BILAW_VAL, {"objective": {"beta": beta}})))
+        add(
+            (
+                f"bilaw/cifar10-wrn32-trades-beta/beta-{beta:g}",
+                f"BiLAW Table 7, BiLAW-TRADES 1/λ = {beta:g}",
+                bl,
+                "bilaw-trades",
+                _merge(_BILAW_VAL, {"objective": {"beta": beta}}),
+            )
+        )
     for inp in BILAW_T8_INPUTS:
-        add((f"bilaw/cifar10-wrn32-input/{inp}", f"BiLAW Table 8, weight-net input {inp}", bl, "bilaw",
-             _merge(_BILAW_VAL, {"weighting": {"bilaw_input": inp}})))
+        add(
+            (
+                f"bilaw/cifar10-wrn32-input/{inp}",
+                f"BiLAW Table 8, weight-net input {inp}",
+                bl,
+                "bilaw",
+                _merge(_BILAW_VAL, {"weighting": {"bilaw_input": inp}}),
+            )
+        )
     return rows
 
 
@@ -178,8 +351,10 @@ def table_presets() -> dict[str, dict]:
         if dataset:
             p = _merge(p, {"data": {"dataset": dataset}})
         a = p["attack"]
-        desc = (f"{method} on {p['data']['dataset']} with {p['model']['arch']}, {a['norm']} eps {a['eps']}, "
-                f"{p['epochs']} epochs, lr {p['optim']['lr']} (milestones {p['optim']['milestones']})")
+        desc = (
+            f"{method} on {p['data']['dataset']} with {p['model']['arch']}, {a['norm']} eps {a['eps']}, "
+            f"{p['epochs']} epochs, lr {p['optim']['lr']} (milestones {p['optim']['milestones']})"
+        )
         burn = p.get("weighting", {}).get("burn_in")
         if burn:
             desc += f", burn-in {burn}"
@@ -194,45 +369,77 @@ def table_presets() -> dict[str, dict]:
         add(f"mail/cifar100-resnet18/{row}", f"MAIL Table 4 (CIFAR-100), row {row}", MAIL_RN18, m, ex, "cifar100")
     released = _merge(MAIL_RN18, {"data": {"dataset": "cifar10"}, "optim": {"milestones": [75, 90, 100]}})
     for row, gamma, bias in (("mail-at", 10.0, -0.5), ("mail-trades", 2.0, 0.0)):
-        add(f"mail/cifar10-resnet18-released/{row}", f"MAIL released code README, {row} (normalisation constant 3)",
-            released, row, {"weighting": {"mail_gamma": gamma, "mail_bias": bias, "normalization": "constant",
-                                          "constant": 3.0}})
+        add(
+            f"mail/cifar10-resnet18-released/{row}",
+            f"MAIL released code README, {row} (normalisation constant 3)",
+            released,
+            row,
+            {"weighting": {"mail_gamma": gamma, "mail_bias": bias, "normalization": "constant", "constant": 3.0}},
+        )
     for row, (m, ex) in GAIRAT_T1.items():
         add(f"gairat/cifar10-wrn32/{row}", f"GAIRAT Table 1, row {row}", GAIRAT_WRN32, m, ex)
     for row, (m, ex) in GAIRAT_T2.items():
         add(f"gairat/cifar10-wrn34/{row}", f"GAIRAT Table 2, row {row}", GAIRAT_WRN34, m, ex)
-    mwpb_sets = [("cifar10-rn18", "Table 1", _mwpb("resnet18", "cifar10", 0.1, 5e-4), _mwpb_rows(0.58, 0.42, 0.55, 5.0)),
-                 ("cifar10-wrn34", "Table 2", _mwpb("wrn-34-10", "cifar10", 0.1, 5e-4), _mwpb_rows(0.58, 0.42, 0.55, 6.0)),
-                 ("svhn-rn18", "Table 3", _mwpb("resnet18", "svhn", 0.01, 3.5e-3), _mwpb_rows(0.5, 0.15, 0.6, 5.0)),
-                 ("tiny-imagenet-rn18", "Table 4", _mwpb("resnet18", "tiny-imagenet", 0.01, 3.5e-3),
-                  _mwpb_rows(0.55, 0.4, 0.7, 5.0))]
+    mwpb_sets = [
+        ("cifar10-rn18", "Table 1", _mwpb("resnet18", "cifar10", 0.1, 5e-4), _mwpb_rows(0.58, 0.42, 0.55, 5.0)),
+        ("cifar10-wrn34", "Table 2", _mwpb("wrn-34-10", "cifar10", 0.1, 5e-4), _mwpb_rows(0.58, 0.42, 0.55, 6.0)),
+        ("svhn-rn18", "Table 3", _mwpb("resnet18", "svhn", 0.01, 3.5e-3), _mwpb_rows(0.5, 0.15, 0.6, 5.0)),
+        (
+            "tiny-imagenet-rn18",
+            "Table 4",
+            _mwpb("resnet18", "tiny-imagenet", 0.01, 3.5e-3),
+            _mwpb_rows(0.55, 0.4, 0.7, 5.0),
+        ),
+    ]
     for setting, table, base, rows in mwpb_sets:
         for row, (m, ex) in rows.items():
             add(f"mwpb/{setting}/{row}", f"MWPB {table}, row {row}", base, m, ex)
     for row, (m, ex) in MWPB_T5.items():
-        add(f"mwpb/cifar10-wrn34-baselines/{row}", f"MWPB Table 5, row {row}",
-            _mwpb("wrn-34-10", "cifar10", 0.1, 5e-4), m, ex)
+        add(
+            f"mwpb/cifar10-wrn34-baselines/{row}",
+            f"MWPB Table 5, row {row}",
+            _mwpb("wrn-34-10", "cifar10", 0.1, 5e-4),
+            m,
+            ex,
+        )
     for ds, dname in (("mnist", "mnist"), ("fmnist", "fashion-mnist")):
         for arch in ("tinycnn", "fc1"):
             for norm, eps in (("linf", 0.1), ("l2", 0.3)):
                 for row, (m, ex) in BILAW_T1.items():
-                    add(f"bilaw/{ds}-{arch}-{norm}/{row}", f"BiLAW Table 1 ({ds}, {arch}, {norm} eps {eps}), row {row}",
-                        _bilaw(dname, arch, norm, eps), m, ex)
+                    add(
+                        f"bilaw/{ds}-{arch}-{norm}/{row}",
+                        f"BiLAW Table 1 ({ds}, {arch}, {norm} eps {eps}), row {row}",
+                        _bilaw(dname, arch, norm, eps),
+                        m,
+                        ex,
+                    )
     for arch, short in (("small-cnn-bilaw", "smallcnn"), ("wrn-32-10", "wrn32")):
         for tag, eps in (("linf2", 0.0078), ("linf8", 0.031)):
             for row, (m, ex) in BILAW_T2.items():
-                add(f"bilaw/cifar10-{short}-{tag}/{row}", f"BiLAW Table 2 ({short}, linf eps {eps}), row {row}",
-                    _bilaw("cifar10", arch, "linf", eps), m, ex)
+                add(
+                    f"bilaw/cifar10-{short}-{tag}/{row}",
+                    f"BiLAW Table 2 ({short}, linf eps {eps}), row {row}",
+                    _bilaw("cifar10", arch, "linf", eps),
+                    m,
+                    ex,
+                )
     for row, (m, ex) in BILAW_T3.items():
-        add(f"bilaw/cifar100-wrn32-linf8/{row}", f"BiLAW Table 3, row {row}", _bilaw("cifar100", "wrn-32-10", "linf", 0.031),
-            m, ex)
+        add(
+            f"bilaw/cifar100-wrn32-linf8/{row}",
+            f"BiLAW Table 3, row {row}",
+            _bilaw("cifar100", "wrn-32-10", "linf", 0.031),
+            m,
+            ex,
+        )
     for name, source, base, m, ex in ablation_rows():
         add(name, source, base, m, ex)
     return out
 
 
 def render(preset: dict) -> str:
-    return "# generated by `python -m irat.paper_presets`; edit the table there\n" + yaml.safe_dump(preset, sort_keys=False)
+    return "# generated by `python -m irat.paper_presets`; edit the table there\n" + yaml.safe_dump(
+        preset, sort_keys=False
+    )
 
 
 def write_all() -> int:

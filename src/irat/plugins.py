@@ -8,6 +8,7 @@ An installed package registers itself through the entry-point group `irat.plugin
 names a module, or a function that is called). A run records the plug-ins it was trained with
 (`plugins` in config.yaml), and resume, `irat eval` and `irat.load_model` load them again first.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -57,8 +58,10 @@ def load_plugin(spec: str) -> ModuleType:
     except ConfigError:
         raise
     except ImportError as exc:
-        raise ConfigError(f"plug-in {spec}: cannot be imported ({exc}); pass a .py file or an importable module") from exc
-    except Exception as exc:  # noqa: BLE001 — any error inside the user's file is reported as one message
+        raise ConfigError(
+            f"plug-in {spec}: cannot be imported ({exc}); pass a .py file or an importable module"
+        ) from exc
+    except Exception as exc:
         raise ConfigError(f"plug-in {spec} failed while loading: {type(exc).__name__}: {exc}") from exc
     _LOADED[key] = module
     return module
@@ -73,7 +76,7 @@ def load_entry_points() -> None:
     for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         try:
             obj = ep.load()
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise ConfigError(f"installed plug-in {ep.name} ({ep.value}) failed while loading: {exc}") from exc
         if callable(obj) and not isinstance(obj, ModuleType):
             obj()

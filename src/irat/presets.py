@@ -1,4 +1,5 @@
 """YAML presets shipped with irat (`src/irat/presets/**.yaml`) or given as a path."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -33,6 +34,7 @@ def preset_config(name: str | None, method: str | None = None):
     the preset's fields. The one place a preset becomes a configuration (CLI and benchmarks)."""
     from .config import Config, apply_dict
     from .methods import apply_method
+
     preset = load_preset(name) if name else {}
     cfg = Config()
     apply_method(cfg, method or preset.get("method", "at"))
@@ -43,5 +45,9 @@ def preset_config(name: str | None, method: str | None = None):
 
 def preset_info(name: str) -> dict:
     data = load_yaml(PRESET_DIR / f"{name}.yaml")
-    return {"name": name, "source": data.get("source", ""), "description": data.get("description", ""),
-            "method": data.get("method", "")}
+    return {
+        "name": name,
+        "source": data.get("source", ""),
+        "description": data.get("description", ""),
+        "method": data.get("method", ""),
+    }

@@ -5,9 +5,11 @@
 
 A name resolves to its class; an unknown name stops with one message listing the known ones.
 """
+
 from __future__ import annotations
 
-from typing import Callable, Generic, Iterator, TypeVar
+from collections.abc import Callable, Iterator
+from typing import Generic, TypeVar
 
 from .errors import ConfigError
 
@@ -18,26 +20,31 @@ class Registry(Generic[T]):
     """Named classes of one kind (objective, weighting, radius, attack)."""
 
     def __init__(self, kind: str, key: str):
-        self.kind = kind      # "weighting scheme", for messages
-        self.key = key        # the config key that names one, e.g. "weighting.name"
+        self.kind = kind  # "weighting scheme", for messages
+        self.key = key  # the config key that names one, e.g. "weighting.name"
         self._items: dict[str, T] = {}
 
     def register(self, name: str, *, replace: bool = False) -> Callable[[T], T]:
         """Decorator: register a class under `name` (a second registration needs replace=True)."""
+
         def add(item: T) -> T:
             if name in self._items and not replace and self._items[name] is not item:
-                raise ConfigError(f"a {self.kind} named {name!r} is already registered; choose another name "
-                                  f"or pass replace=True")
+                raise ConfigError(
+                    f"a {self.kind} named {name!r} is already registered; choose another name or pass replace=True"
+                )
             self._items[name] = item
             if isinstance(item, type):
                 item.name = name  # type: ignore[attr-defined]  (a part class knows its registered name)
             return item
+
         return add
 
     def get(self, name: str) -> T:
         if name not in self._items:
-            raise ConfigError(f"unknown {self.kind} {name!r} for {self.key}; known: {', '.join(self._items)} "
-                              f"(a plug-in's {self.kind} is known once loaded: --plugin FILE.py)")
+            raise ConfigError(
+                f"unknown {self.kind} {name!r} for {self.key}; known: {', '.join(self._items)} "
+                f"(a plug-in's {self.kind} is known once loaded: --plugin FILE.py)"
+            )
         return self._items[name]
 
     def names(self) -> tuple[str, ...]:

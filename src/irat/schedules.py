@@ -1,5 +1,6 @@
 """Learning-rate schedules. Epoch numbers are 1-based as the papers write them; a milestone m
 means "divide after m completed epochs" (PyTorch's MultiStepLR convention)."""
+
 from __future__ import annotations
 
 import math
@@ -24,7 +25,7 @@ def learning_rate(opt: OptimConfig, epochs: int, progress: float) -> float:
         if opt.milestone_lrs:
             lr = opt.lr if passed == 0 else float(opt.milestone_lrs[min(passed, len(opt.milestone_lrs)) - 1])
         else:
-            lr = opt.lr * opt.gamma ** passed
+            lr = opt.lr * opt.gamma**passed
     elif opt.schedule == "cosine":
         lr = opt.lr * 0.5 * (1 + math.cos(math.pi * min(progress, epochs) / epochs))
     elif opt.schedule == "cyclic":  # linear up to 2/5 of training, then down to 0 (per iteration)

@@ -1,7 +1,9 @@
 """Result tables for the console (and Markdown/LaTeX for reports), via tabulate."""
+
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from tabulate import tabulate
 

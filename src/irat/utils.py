@@ -1,13 +1,15 @@
 """Small helpers shared across modules: number parsing, seeding, devices, atomic writes."""
+
 from __future__ import annotations
 
 import json
 import os
 import random
 import tempfile
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -67,6 +69,7 @@ def atomic_write_text(path: str | Path, text: str) -> None:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
+
     atomic_write(path, _w)
 
 

@@ -1,4 +1,5 @@
 """Config validation: every bad value stops with one clear message before any work starts.\n\nThe parts check their own options (`Part.check`) and the rules between them (`parts.check_parts`)."""
+
 from __future__ import annotations
 
 from .attacks.checks import BN_MODES
@@ -33,8 +34,10 @@ def validate_config(cfg: Config) -> None:
         try:
             import torch.utils.tensorboard  # noqa: F401  (imports the `tensorboard` package)
         except ImportError:
-            raise IratError("tensorboard=true needs the `tensorboard` package (pip install tensorboard, or "
-                            "pip install 'irat[tensorboard]'); metrics.jsonl is written either way") from None
+            raise IratError(
+                "tensorboard=true needs the `tensorboard` package (pip install tensorboard, or "
+                "pip install 'irat[tensorboard]'); metrics.jsonl is written either way"
+            ) from None
     if cfg.data.dataset.lower() != "npz":
         get_spec(cfg.data.dataset)
     canonical(cfg.model.arch)
@@ -49,9 +52,14 @@ def validate_config(cfg: Config) -> None:
         _choice(a.loss, ATTACK_LOSSES, "attack.loss")
     _choice(a.bn_mode, BN_MODES, "attack.bn_mode")
     _choice(a.kappa, KAPPAS, "attack.kappa")
-    for key, val in (("attack.steps", a.steps), ("epochs", cfg.epochs), ("batch_size", cfg.batch_size),
-                     ("attack.restarts", a.restarts), ("eval_batch_size", cfg.eval_batch_size),
-                     ("val_every", cfg.val_every)):
+    for key, val in (
+        ("attack.steps", a.steps),
+        ("epochs", cfg.epochs),
+        ("batch_size", cfg.batch_size),
+        ("attack.restarts", a.restarts),
+        ("eval_batch_size", cfg.eval_batch_size),
+        ("val_every", cfg.val_every),
+    ):
         if not isinstance(val, int) or isinstance(val, bool) or val < (0 if key == "attack.steps" else 1):
             raise ConfigError(f"{key} must be a whole number >= {0 if key == 'attack.steps' else 1}, got {val!r}")
     o = cfg.optim
@@ -73,21 +81,26 @@ def validate_config(cfg: Config) -> None:
 def _validate_unlabeled(cfg: Config) -> None:
     """RST's extra data: one source, a teacher that exists, a fraction strictly between 0 and 1."""
     from pathlib import Path
+
     u = cfg.unlabeled
     if not isinstance(u.withhold, int) or isinstance(u.withhold, bool) or u.withhold < 0:
         raise ConfigError(f"unlabeled.withhold must be a whole number >= 0, got {u.withhold!r}")
     used = bool(u.path) or u.withhold > 0
     if cfg.method in ("rst", "gair-rst") and not (used and u.teacher):
-        raise ConfigError(f"method {cfg.method} trains on pseudo-labelled extra data: set unlabeled.path (an .npz of "
-                          f"images) or unlabeled.withhold (training examples used without labels), and unlabeled.teacher")
+        raise ConfigError(
+            f"method {cfg.method} trains on pseudo-labelled extra data: set unlabeled.path (an .npz of "
+            f"images) or unlabeled.withhold (training examples used without labels), and unlabeled.teacher"
+        )
     if not used:
         return
     if u.path and u.withhold:
         raise ConfigError("set either unlabeled.path or unlabeled.withhold, not both")
     if u.path and not u.teacher:
-        raise ConfigError("unlabeled data needs a teacher for its pseudo-labels: set unlabeled.teacher to a run "
-                          "directory or checkpoint (e.g. one trained with --method standard)")
-    if not u.teacher:      # withhold alone: the examples are only removed (RST's labeled-only baseline)
+        raise ConfigError(
+            "unlabeled data needs a teacher for its pseudo-labels: set unlabeled.teacher to a run "
+            "directory or checkpoint (e.g. one trained with --method standard)"
+        )
+    if not u.teacher:  # withhold alone: the examples are only removed (RST's labeled-only baseline)
         return
     if not Path(u.teacher).expanduser().exists():
         raise ConfigError(f"unlabeled.teacher: {u.teacher} does not exist")

@@ -6,6 +6,7 @@ per-example files the run saved (`save_per_example=[epochs]`, the latest such ep
 training curves and flatness from `metrics.jsonl` (flatness needs `flatness_n > 0` at training time).
 Figures whose inputs the run lacks are skipped with the reason and the setting that enables them.
 """
+
 from __future__ import annotations
 
 import json
@@ -17,10 +18,10 @@ import torch
 from ..attacks.checks import attack_mode
 from ..attacks.lm_pgd import lm_pgd
 from ..attacks.pgd import pgd
+from ..checkpoints import load_model
 from ..data import load_splits
 from ..errors import IratError
 from ..margins import probabilistic_margin
-from ..checkpoints import load_model
 from ..utils import resolve_device
 from . import figures
 
@@ -60,16 +61,25 @@ def _loss_curve_pgd(model, x, y, eps, alpha, steps) -> np.ndarray:
     return torch.stack(out, 1).cpu().numpy()
 
 
-def analyze_run(run: str | Path, out: str | Path, *, checkpoint: str = "last", n: int = 1000,
-                compare: str | Path | None = None, device: str | None = None, path_examples: int = 4,
-                path_steps: int = 50) -> dict:
+def analyze_run(
+    run: str | Path,
+    out: str | Path,
+    *,
+    checkpoint: str = "last",
+    n: int = 1000,
+    compare: str | Path | None = None,
+    device: str | None = None,
+    path_examples: int = 4,
+    path_steps: int = 50,
+) -> dict:
     """Write every figure the run's data allows into `out`; returns {"written": [...], "skipped": {...}}."""
     run, out = Path(run), Path(out)
     if not (run / "config.yaml").is_file():
         raise IratError(f"{run} is not an irat run directory (no config.yaml)")
     if compare is not None and latest_dump(Path(compare)) is None:
-        raise IratError(f"--compare {compare}: that run saved no per-example values (train it with "
-                        f"--set save_per_example=[EPOCH])")
+        raise IratError(
+            f"--compare {compare}: that run saved no per-example values (train it with --set save_per_example=[EPOCH])"
+        )
     if n < 1:
         raise IratError(f"--n must be >= 1, got {n}")
     dev = resolve_device(device)
@@ -79,15 +89,21 @@ def analyze_run(run: str | Path, out: str | Path, *, checkpoint: str = "last", n
     eps = float(a["eps"])
     alpha = float(a["alpha"]) if a.get("alpha") else eps / 4
     steps = int(a["steps"])
-    splits = load_splits(d["dataset"], d["data_dir"], download=d.get("download", True), val_size=d.get("val_size"),
-                         split_seed=d.get("split_seed", 0), augment="none", device=dev)
+    splits = load_splits(
+        d["dataset"],
+        d["data_dir"],
+        download=d.get("download", True),
+        val_size=d.get("val_size"),
+        split_seed=d.get("split_seed", 0),
+        augment="none",
+        device=dev,
+    )
     data = splits.train.head(n)
     x, y = data.all()
     written, skipped = [], {}
 
     gen = torch.Generator(device=dev).manual_seed(0)
-    x_adv, info = pgd(model, x, y, eps=eps, alpha=alpha, steps=steps, norm=a["norm"], return_info=True,
-                      generator=gen)
+    x_adv, info = pgd(model, x, y, eps=eps, alpha=alpha, steps=steps, norm=a["norm"], return_info=True, generator=gen)
     with torch.no_grad(), attack_mode(model, "eval"):
         logits_adv, logits_nat = model(x_adv), model(x)
     kappa = info.kappa_count.cpu().numpy()
@@ -100,7 +116,7 @@ def analyze_run(run: str | Path, out: str | Path, *, checkpoint: str = "last", n
         xs, ys = x[:path_examples], y[:path_examples]
         pgd_l = _loss_curve_pgd(model, xs, ys, eps, alpha, path_steps)
         _, lm_l = lm_pgd(model, xs, ys, eps=eps, steps=path_steps, return_losses=True)
-        lm_l = lm_l.T.cpu().numpy()                                   # examples × iterates
+        lm_l = lm_l.T.cpu().numpy()  # examples × iterates
         written.append(figures.path_dependence(out, pgd_l, lm_l))
     else:
         skipped["path_dependence"] = "LM-PGD is defined for linf only"
@@ -130,9 +146,16 @@ def analyze_run(run: str | Path, out: str | Path, *, checkpoint: str = "last", n
         k = min(8, len(order) // 2)
         pos = {int(i): j for j, i in enumerate(splits.train.index.cpu().numpy())}
         low_idx, high_idx = order[:k], order[::-1][:k]
-        imgs = lambda ids: splits.train.subset(torch.tensor([pos[int(z["index"][i])] for i in ids])).all()[0]  # noqa: E731
-        written.append(figures.weight_extremes(out, imgs(low_idx).cpu().numpy(), imgs(high_idx).cpu().numpy(),
-                                               z["weight"][low_idx], z["weight"][high_idx]))
+        imgs = lambda ids: splits.train.subset(torch.tensor([pos[int(z["index"][i])] for i in ids])).all()[0]
+        written.append(
+            figures.weight_extremes(
+                out,
+                imgs(low_idx).cpu().numpy(),
+                imgs(high_idx).cpu().numpy(),
+                z["weight"][low_idx],
+                z["weight"][high_idx],
+            )
+        )
         lookup = dict(zip(z["index"].tolist(), z["weight"].tolist()))
         here = data.index.cpu().numpy()
         if all(int(i) in lookup for i in here):
@@ -143,8 +166,15 @@ def analyze_run(run: str | Path, out: str | Path, *, checkpoint: str = "last", n
             common = [i for i in z["index"].tolist() if i in other]
             if not common:
                 raise IratError(f"--compare {compare}: no training example in common with {run}")
-            written.append(figures.weights_scatter(out, np.array([lookup[i] for i in common]),
-                                                   np.array([other[i] for i in common]), run.name, Path(compare).name))
+            written.append(
+                figures.weights_scatter(
+                    out,
+                    np.array([lookup[i] for i in common]),
+                    np.array([other[i] for i in common]),
+                    run.name,
+                    Path(compare).name,
+                )
+            )
         else:
             skipped["weights_scatter"] = "give --compare RUN2 (another run with saved per-example values)"
 

@@ -1,5 +1,6 @@
 """The papers' analysis figures (matplotlib, Agg). Each function draws one self-explanatory figure
 (title, axis labels, legend) of a fixed size and writes it as PNG and PDF; it returns the PNG path."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,11 +9,11 @@ import matplotlib
 import matplotlib.ticker
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-FIGSIZE = (8.0, 5.0)   # inches
-DPI = 100               # → 800 × 500 pixels
+FIGSIZE = (8.0, 5.0)  # inches
+DPI = 100  # → 800 × 500 pixels
 
 
 def _save(fig, out: Path, name: str) -> Path:
@@ -30,8 +31,11 @@ def lps_vs_pm(out: Path, kappa: np.ndarray, pm_adv: np.ndarray, steps: int) -> P
     levels = [k for k in range(steps + 1) if (kappa == k).any()]
     ax.boxplot([pm_adv[kappa == k] for k in levels], positions=levels, widths=0.6)
     ax.axhline(0.0, color="grey", lw=0.8, ls="--", label="PM = 0 (decision boundary)")
-    ax.set(title="PM-adv by least perturbation steps (κ)", xlabel="κ (PGD steps the example stays correct)",
-           ylabel="probabilistic margin PM-adv")
+    ax.set(
+        title="PM-adv by least perturbation steps (κ)",
+        xlabel="κ (PGD steps the example stays correct)",
+        ylabel="probabilistic margin PM-adv",
+    )
     ax.legend(loc="lower right")
     return _save(fig, out, "lps_vs_pm")
 
@@ -44,8 +48,11 @@ def kappa_histogram(out: Path, kappa: np.ndarray, critical: np.ndarray, steps: i
     safe = np.array([(~critical & (kappa == i)).sum() for i in k])
     ax.bar(k, safe, color="tab:blue", label="correct under attack")
     ax.bar(k, crit, bottom=safe, color="tab:red", label="misclassified under attack (critical)")
-    ax.set(title="κ histogram with the critical share of each bar", xlabel="κ (least perturbation steps)",
-           ylabel="training examples")
+    ax.set(
+        title="κ histogram with the critical share of each bar",
+        xlabel="κ (least perturbation steps)",
+        ylabel="training examples",
+    )
     ax.legend()
     return _save(fig, out, "kappa_histogram")
 
@@ -86,8 +93,11 @@ def weights_scatter(out: Path, w_a: np.ndarray, w_b: np.ndarray, name_a: str, na
     fig, ax = plt.subplots(figsize=FIGSIZE)
     ax.scatter(w_a, w_b, s=6, alpha=0.5, label=f"{len(w_a)} training examples")
     corr = float(np.corrcoef(w_a, w_b)[0, 1]) if len(w_a) > 1 and w_a.std() > 0 and w_b.std() > 0 else float("nan")
-    ax.set(title=f"Weights of the same examples (Pearson r = {corr:.2f})", xlabel=f"weight under {name_a}",
-           ylabel=f"weight under {name_b}")
+    ax.set(
+        title=f"Weights of the same examples (Pearson r = {corr:.2f})",
+        xlabel=f"weight under {name_a}",
+        ylabel=f"weight under {name_b}",
+    )
     ax.legend()
     return _save(fig, out, "weights_scatter")
 
@@ -106,8 +116,12 @@ def training_curves(out: Path, metrics: list[dict], burn_in: int | None, lr_drop
     """GAIRAT Fig. 4: natural and robust error per epoch, train and validation (robust overfitting)."""
     fig, ax = plt.subplots(figsize=FIGSIZE)
     ep = [m["epoch"] for m in metrics]
-    for key, label in (("train_adv_acc", "train robust (training attack)"), ("train_nat_acc", "train natural"),
-                       ("val_nat", "validation natural"), ("val_pgd", "validation robust (PGD)")):
+    for key, label in (
+        ("train_adv_acc", "train robust (training attack)"),
+        ("train_nat_acc", "train natural"),
+        ("val_nat", "validation natural"),
+        ("val_pgd", "validation robust (PGD)"),
+    ):
         pts = [(m["epoch"], 100 - m[key]) for m in metrics if key in m]
         if pts:
             ax.plot(*zip(*pts), marker=".", label=f"{label} error")
@@ -124,8 +138,10 @@ def training_curves(out: Path, metrics: list[dict], burn_in: int | None, lr_drop
 def flatness(out: Path, metrics: list[dict]) -> Path:
     """GAIRAT Fig. 4: ‖∇ₓℓ‖ at friendly and most-adversarial points per epoch (lower = flatter)."""
     fig, ax = plt.subplots(figsize=FIGSIZE)
-    for key, label in (("flat_friendly", "friendly adversarial data (FAT, τ = 0)"),
-                       ("flat_adv", "most adversarial data (PGD-K)")):
+    for key, label in (
+        ("flat_friendly", "friendly adversarial data (FAT, τ = 0)"),
+        ("flat_adv", "most adversarial data (PGD-K)"),
+    ):
         pts = [(m["epoch"], m[key]) for m in metrics if key in m]
         ax.plot(*zip(*pts), marker=".", label=label)
     ax.set(title="Loss flatness during training", xlabel="epoch", ylabel="mean ‖∇ₓ CE‖₂")
@@ -154,8 +170,12 @@ def weight_extremes(out: Path, low: np.ndarray, high: np.ndarray, w_low: np.ndar
         for j in range(k):
             ax = axes[row, j]
             img = imgs[j].transpose(1, 2, 0)
-            ax.imshow(img.squeeze(-1) if img.shape[-1] == 1 else img, cmap="gray" if img.shape[-1] == 1 else None,
-                      vmin=0, vmax=1)
+            ax.imshow(
+                img.squeeze(-1) if img.shape[-1] == 1 else img,
+                cmap="gray" if img.shape[-1] == 1 else None,
+                vmin=0,
+                vmax=1,
+            )
             ax.set_xticks([])
             ax.set_yticks([])
             ax.set_xlabel(f"{ws[j]:.2g}", fontsize=7)

@@ -6,6 +6,7 @@ trained with different settings (anything but the seed and where/how they ran) a
 separate rows and reported, never averaged together; runs without a matching evaluation are listed.
 The standard deviation is the sample one (ddof = 1; 0 for a single run).
 """
+
 from __future__ import annotations
 
 import json
@@ -22,8 +23,20 @@ from ..errors import IratError
 from ..tables import results_table
 
 # config keys that may differ between seeds of one setting
-IGNORED_KEYS = {"seed", "device", "progress", "data.data_dir", "data.download", "eval_batch_size", "val_every",
-                "save_per_example", "tensorboard", "flatness_n", "seeds", "eval_suite"}
+IGNORED_KEYS = {
+    "seed",
+    "device",
+    "progress",
+    "data.data_dir",
+    "data.download",
+    "eval_batch_size",
+    "val_every",
+    "save_per_example",
+    "tensorboard",
+    "flatness_n",
+    "seeds",
+    "eval_suite",
+}
 FORMATS = ("md", "csv", "latex")
 
 
@@ -31,7 +44,7 @@ FORMATS = ("md", "csv", "latex")
 class RunInfo:
     path: Path
     config: dict
-    evals: dict[str, list[dict]] = field(default_factory=dict)   # checkpoint → eval records
+    evals: dict[str, list[dict]] = field(default_factory=dict)  # checkpoint → eval records
 
 
 def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
@@ -86,8 +99,12 @@ def settings_diff(configs: list[dict]) -> dict[str, list]:
 
 
 def _stats(values: list[float]) -> dict[str, float]:
-    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
-            "median": statistics.median(values), "n": len(values)}
+    return {
+        "mean": statistics.fmean(values),
+        "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+        "median": statistics.median(values),
+        "n": len(values),
+    }
 
 
 @dataclass
@@ -97,8 +114,9 @@ class Report:
     notes: list[str]
 
 
-def build_report(run_dirs: list[str | Path], *, group_by: str = "method", checkpoint: str = "best",
-                 stat: str = "mean") -> Report:
+def build_report(
+    run_dirs: list[str | Path], *, group_by: str = "method", checkpoint: str = "best", stat: str = "mean"
+) -> Report:
     """Aggregate runs into rows of {column: stats}; `notes` say what is missing or was split apart."""
     if checkpoint not in ("best", "last", "both"):
         raise IratError(f"--checkpoint must be best, last or both, got {checkpoint!r}")
@@ -112,27 +130,35 @@ def build_report(run_dirs: list[str | Path], *, group_by: str = "method", checkp
     # the evaluation setting used: the most common one across runs and checkpoints
     settings = Counter(eval_setting(r) for run in runs for c in ckpts for r in run.evals.get(c, []))
     if not settings:
-        raise IratError(f"none of the runs has an evaluation of the {' or '.join(ckpts)} checkpoint; "
-                        f"run `irat eval RUN` first")
+        raise IratError(
+            f"none of the runs has an evaluation of the {' or '.join(ckpts)} checkpoint; run `irat eval RUN` first"
+        )
     setting = settings.most_common(1)[0][0]
     if len(settings) > 1:
-        notes.append(f"evaluations with other settings are left out; using split={setting[0]}, norm={setting[1]}, "
-                     f"eps={setting[2]:.6g}, n={setting[3]}")
+        notes.append(
+            f"evaluations with other settings are left out; using split={setting[0]}, norm={setting[1]}, "
+            f"eps={setting[2]:.6g}, n={setting[3]}"
+        )
     groups: dict[str, list[RunInfo]] = {}
     for run in runs:
         groups.setdefault(group_key(run.config, group_by), []).append(run)
     rows, columns = [], []
     for name, members in groups.items():
         for label, sub in _split_by_settings(name, members, notes):
-            row: dict[str, Any] = {"group": label, "runs": len(sub), "seeds": ",".join(str(r.config.get("seed"))
-                                                                                     for r in sub)}
+            row: dict[str, Any] = {
+                "group": label,
+                "runs": len(sub),
+                "seeds": ",".join(str(r.config.get("seed")) for r in sub),
+            }
             for c in ckpts:
                 per_col: dict[str, list[float]] = {}
                 for run in sub:
                     recs = [r for r in run.evals.get(c, []) if eval_setting(r) == setting]
                     if not recs:
-                        notes.append(f"{run.path}: no evaluation of the {c} checkpoint with that setting "
-                                     f"(missing from row {label!r})")
+                        notes.append(
+                            f"{run.path}: no evaluation of the {c} checkpoint with that setting "
+                            f"(missing from row {label!r})"
+                        )
                         continue
                     rec = max(recs, key=lambda r: Path(r["_file"]).stat().st_mtime)
                     for att, v in {**rec["results"], "worst case": rec["worst_case"]}.items():
@@ -158,8 +184,10 @@ def _split_by_settings(name: str, members: list[RunInfo], notes: list[str]) -> l
         flat = _flatten(m.config)
         label = f"{name} [" + ", ".join(f"{k}={flat.get(k)}" for k in keys[:3]) + ("…" if len(keys) > 3 else "") + "]"
         subs.setdefault(label, []).append(m)
-    notes.append(f"group {name!r}: runs were trained with different settings ({', '.join(keys)}); "
-                 f"shown as separate rows, not averaged")
+    notes.append(
+        f"group {name!r}: runs were trained with different settings ({', '.join(keys)}); "
+        f"shown as separate rows, not averaged"
+    )
     return list(subs.items())
 
 
@@ -170,20 +198,33 @@ def render(report: Report, fmt: str = "md", stat: str = "mean", digits: int = 2)
     if fmt == "csv":
         import csv
         import io
+
         buf = io.StringIO()
         header = ["group", "runs", "seeds"] + [f"{c} {s}" for c in report.columns for s in ("mean", "std", "median")]
         w = csv.writer(buf)
         w.writerow(header)
         for r in report.rows:
-            w.writerow([r["group"], r["runs"], r["seeds"]] + [
-                (f"{r[c][s]:.{digits + 2}f}" if c in r else "") for c in report.columns for s in ("mean", "std", "median")])
+            w.writerow(
+                [r["group"], r["runs"], r["seeds"]]
+                + [
+                    (f"{r[c][s]:.{digits + 2}f}" if c in r else "")
+                    for c in report.columns
+                    for s in ("mean", "std", "median")
+                ]
+            )
         return buf.getvalue()
     pm = r"$\pm$" if fmt == "latex" else "±"
-    table = [{"method": r["group"], "runs": r["runs"],
-              **{c: (f"{r[c][stat]:.{digits}f} {pm} {r[c]['std']:.{digits}f}" if c in r else "–") for c in report.columns}}
-             for r in report.rows]
-    text = results_table(table, ["method", "runs"] + report.columns,
-                         fmt="latex_raw" if fmt == "latex" else "github")
+    table = [
+        {
+            "method": r["group"],
+            "runs": r["runs"],
+            **{
+                c: (f"{r[c][stat]:.{digits}f} {pm} {r[c]['std']:.{digits}f}" if c in r else "–") for c in report.columns
+            },
+        }
+        for r in report.rows
+    ]
+    text = results_table(table, ["method", "runs"] + report.columns, fmt="latex_raw" if fmt == "latex" else "github")
     return text + ("\n\n" + "\n".join(f"note: {n}" for n in report.notes) if report.notes else "")
 
 
@@ -214,8 +255,14 @@ def by_class(run_dirs: list[str | Path], *, checkpoint: str = "best", group_by: 
                         if a not in columns:
                             columns.append(a)
         for c in sorted(per_class):
-            rows.append({"group": f"{name} / class {c}", "runs": len(per_class[c][columns[0]]) if columns else 0,
-                         "seeds": "", **{a: _stats(v) for a, v in per_class[c].items()}})
+            rows.append(
+                {
+                    "group": f"{name} / class {c}",
+                    "runs": len(per_class[c][columns[0]]) if columns else 0,
+                    "seeds": "",
+                    **{a: _stats(v) for a, v in per_class[c].items()},
+                }
+            )
     if not rows:
         raise IratError("no per-example evaluation files found; run `irat eval RUN` first")
     return Report(rows, columns, notes)

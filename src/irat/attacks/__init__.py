@@ -1,5 +1,6 @@
 """Attacks: the PGD engine (training and evaluation), CW∞, PGD+, FAT's early-stopped PGD, LM-PGD,
 APGD(-T), FAB(-T), Square, SPSA and the AutoAttack cascade."""
+
 from .apgd import apgd, apgd_targeted
 from .autoattack import autoattack
 from .checks import attack_mode, check_batch
@@ -10,6 +11,25 @@ from .pgd import PGDInfo, cw, fat_pgd, pgd, pgd_plus, project, random_start
 from .spsa import spsa
 from .square import square
 
-__all__ = ["PGDInfo", "apgd", "apgd_targeted", "attack_loss", "attack_mode", "autoattack", "check_batch", "cw",
-           "cw_loss", "dlr_loss", "fab", "fat_pgd", "kl_per_example", "lm_pgd", "pgd", "pgd_plus", "project",
-           "random_start", "spsa", "square"]
+__all__ = [
+    "PGDInfo",
+    "apgd",
+    "apgd_targeted",
+    "attack_loss",
+    "attack_mode",
+    "autoattack",
+    "check_batch",
+    "cw",
+    "cw_loss",
+    "dlr_loss",
+    "fab",
+    "fat_pgd",
+    "kl_per_example",
+    "lm_pgd",
+    "pgd",
+    "pgd_plus",
+    "project",
+    "random_start",
+    "spsa",
+    "square",
+]

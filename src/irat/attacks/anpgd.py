@@ -5,6 +5,7 @@ Per example: PGD on the soft-logit-margin loss inside a ball of the example's cu
 found, over radii in [0, max_eps], for the shortest perturbation that still misclassifies. The
 returned radius estimates the example's input-space margin d_θ(x, y).
 """
+
 from __future__ import annotations
 
 import torch
@@ -16,8 +17,16 @@ from .noise import Noise, draw_noise
 from .pgd import pgd
 
 
-def bisection_radius(model: nn.Module, x: torch.Tensor, y: torch.Tensor, unit: torch.Tensor,
-                     eps: torch.Tensor, margin: torch.Tensor, max_eps: float, steps: int) -> torch.Tensor:
+def bisection_radius(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    unit: torch.Tensor,
+    eps: torch.Tensor,
+    margin: torch.Tensor,
+    max_eps: float,
+    steps: int,
+) -> torch.Tensor:
     """Bisection on the radius r of x + r·unit (clamped to [0,1]), as the released `bisection_search`.
 
     `margin` is the soft logit margin at radius `eps` (< 0: still classified correctly). Each step
@@ -37,20 +46,43 @@ def bisection_radius(model: nn.Module, x: torch.Tensor, y: torch.Tensor, unit: t
     return eps
 
 
-def an_pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, prev_eps: torch.Tensor, *, max_eps: float,
-           steps: int = 10, search_steps: int = 10, step_scale: float = 2.5, norm: str = "linf",
-           loss: str = "slm", start: str = "uniform", generator: torch.Generator | None = None,
-           noise: Noise = draw_noise
-           ) -> tuple[torch.Tensor, torch.Tensor]:
+def an_pgd(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    prev_eps: torch.Tensor,
+    *,
+    max_eps: float,
+    steps: int = 10,
+    search_steps: int = 10,
+    step_scale: float = 2.5,
+    norm: str = "linf",
+    loss: str = "slm",
+    start: str = "uniform",
+    generator: torch.Generator | None = None,
+    noise: Noise = draw_noise,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """AN-PGD: returns (x + r·u clamped to [0,1], r), r the per-example radius found by bisection.
 
     prev_eps: per-example starting radii (> 0, ≤ max_eps). The PGD runs with BN in eval mode and no
     parameter gradients; u = (x_pgd − x)/prev_eps is the unit-radius perturbation it found.
     """
     prev_eps = prev_eps.to(device=x.device, dtype=x.dtype).clamp(max=max_eps)
-    x_pgd = pgd(model, x, y, eps=prev_eps, alpha=step_scale * prev_eps / max(int(steps), 1), steps=steps,
-                norm=norm, loss=loss, start=start, bn_mode="eval", generator=generator, noise=noise,
-                check_inputs=False)
+    x_pgd = pgd(
+        model,
+        x,
+        y,
+        eps=prev_eps,
+        alpha=step_scale * prev_eps / max(int(steps), 1),
+        steps=steps,
+        norm=norm,
+        loss=loss,
+        start=start,
+        bn_mode="eval",
+        generator=generator,
+        noise=noise,
+        check_inputs=False,
+    )
     view = (-1,) + (1,) * (x.dim() - 1)
     unit = (x_pgd - x) / (prev_eps.reshape(view) + 1e-12)
     with attack_mode(model, "eval"):

@@ -11,9 +11,10 @@ that many forward passes (AutoAttack's `rand` version uses 20).
 
 Everything is batched; the random start draws from `generator` so a seed reproduces the result.
 """
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn as nn
@@ -55,7 +56,7 @@ def _grad(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn, eot_iter:
         xr = x.detach().requires_grad_(True)
         logits = model(xr)
         lval = loss_fn(logits.float(), y)
-        g, = torch.autograd.grad(lval.sum(), xr)
+        (g,) = torch.autograd.grad(lval.sum(), xr)
         grad += g
         loss_sum += lval.detach()
     return logits.detach().float(), loss_sum / eot_iter, grad / eot_iter
@@ -103,7 +104,9 @@ def _single_run(model, x, y, eps, norm, steps, loss_fn, rho, eot_iter, generator
             if norm == "linf":
                 z = project(x_adv + step * grad.sign(), x, eps_b, norm)
             else:
-                z = project(x_adv + step * grad / (per_example_norm(grad, norm).reshape(bshape) + 1e-12), x, eps_b, norm)
+                z = project(
+                    x_adv + step * grad / (per_example_norm(grad, norm).reshape(bshape) + 1e-12), x, eps_b, norm
+                )
             x_adv = project(x_adv + (z - x_adv) * a + momentum_dir * (1 - a), x, eps_b, norm)
         logits, loss, grad = _grad(model, x_adv, y, loss_fn, eot_iter)
         with torch.no_grad():
@@ -145,9 +148,21 @@ def _validate(x, y, eps, norm, steps, restarts, rho, eot_iter, model, check_inpu
         check_batch(model, x, y)
 
 
-def apgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, norm: str = "linf", steps: int = 100,
-         restarts: int = 1, loss: str = "ce", rho: float = 0.75, eot_iter: int = 1,
-         generator: torch.Generator | None = None, check_inputs: bool = True) -> torch.Tensor:
+def apgd(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    eps: float,
+    norm: str = "linf",
+    steps: int = 100,
+    restarts: int = 1,
+    loss: str = "ce",
+    rho: float = 0.75,
+    eot_iter: int = 1,
+    generator: torch.Generator | None = None,
+    check_inputs: bool = True,
+) -> torch.Tensor:
     """Untargeted APGD on `loss` (ce | dlr); returns x itself for examples it does not break."""
     _validate(x, y, eps, norm, steps, restarts, rho, eot_iter, model, check_inputs)
     if loss not in ("ce", "dlr"):
@@ -162,6 +177,7 @@ def apgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, norm
     def run(todo: torch.Tensor):
         found, still = _single_run(model, x[todo], y[todo], eps, norm, int(steps), fn, rho, eot_iter, generator)
         return found, ~still
+
     with attack_mode(model, "eval"):
         for _ in range(restarts):
             if not attack_still_robust(adv, robust, run):
@@ -175,10 +191,22 @@ def sorted_targets(logits: torch.Tensor, n_targets: int) -> list[torch.Tensor]:
     return [order[:, -k] for k in range(2, n_targets + 2)]
 
 
-def apgd_targeted(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, norm: str = "linf",
-                  steps: int = 100, restarts: int = 1, n_target_classes: int = 9, loss: str = "dlr-targeted",
-                  rho: float = 0.75, eot_iter: int = 1, generator: torch.Generator | None = None,
-                  check_inputs: bool = True) -> torch.Tensor:
+def apgd_targeted(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    eps: float,
+    norm: str = "linf",
+    steps: int = 100,
+    restarts: int = 1,
+    n_target_classes: int = 9,
+    loss: str = "dlr-targeted",
+    rho: float = 0.75,
+    eot_iter: int = 1,
+    generator: torch.Generator | None = None,
+    check_inputs: bool = True,
+) -> torch.Tensor:
     """APGD-T: targeted APGD against each of the top `n_target_classes` other classes in turn.
 
     With fewer classes than n_target_classes + 1, every other class is targeted.
@@ -194,10 +222,13 @@ def apgd_targeted(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: fl
     n_cls = need_classes(logits, 4 if loss == "dlr-targeted" else 2, "APGD-T")
     with attack_mode(model, "eval"):
         for target in sorted_targets(logits, min(n_target_classes, n_cls - 1)):
+
             def run(todo: torch.Tensor, t=target):
-                found, still = _single_run(model, x[todo], y[todo], eps, norm, int(steps), _loss_fn(loss, t[todo]),
-                                           rho, eot_iter, generator)
+                found, still = _single_run(
+                    model, x[todo], y[todo], eps, norm, int(steps), _loss_fn(loss, t[todo]), rho, eot_iter, generator
+                )
                 return found, ~still
+
             for _ in range(restarts):
                 if not attack_still_robust(adv, robust, run):
                     return adv

@@ -13,6 +13,7 @@ the result is the per-example worst case. Versions and their settings are the of
 All APGD components use 100 iterations and ρ = 0.75; FAB 100 iterations; the seed defaults to 0
 (the official package uses the clock when none is given).
 """
+
 from __future__ import annotations
 
 import time
@@ -36,13 +37,16 @@ COMPONENTS = ("apgd-ce", "apgd-dlr", "apgd-t", "fab", "fab-t", "square")
 BLACK_BOX = ("square",)
 
 
-_OPTIONS = {   # component → (attack function, its options, the component's own fixed settings)
+_OPTIONS = {  # component → (attack function, its options, the component's own fixed settings)
     "apgd-ce": (apgd, ("steps", "restarts", "loss", "rho", "eot_iter"), {"loss": "ce"}),
     "apgd-dlr": (apgd, ("steps", "restarts", "loss", "rho", "eot_iter"), {"loss": "dlr"}),
     "apgd-t": (apgd_targeted, ("steps", "restarts", "n_target_classes", "loss", "rho", "eot_iter"), {}),
     "fab": (fab, ("steps", "restarts", "targeted", "alpha_max", "eta", "beta"), {"targeted": False}),
-    "fab-t": (fab, ("steps", "restarts", "targeted", "n_target_classes", "alpha_max", "eta", "beta"),
-              {"targeted": True}),
+    "fab-t": (
+        fab,
+        ("steps", "restarts", "targeted", "n_target_classes", "alpha_max", "eta", "beta"),
+        {"targeted": True},
+    ),
     "square": (square, ("n_queries", "p_init", "restarts"), {}),
 }
 
@@ -64,8 +68,17 @@ def component_settings(version: str, overrides: dict[str, dict] | None = None) -
     return settings
 
 
-def run_component(name: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, norm: str,
-                  settings: dict, generator: torch.Generator | None) -> torch.Tensor:
+def run_component(
+    name: str,
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    eps: float,
+    norm: str,
+    settings: dict,
+    generator: torch.Generator | None,
+) -> torch.Tensor:
     kw = dict(settings)
     if name in ("apgd-ce", "apgd-dlr"):
         return apgd(model, x, y, eps=eps, norm=norm, generator=generator, check_inputs=False, **kw)
@@ -81,8 +94,8 @@ def run_component(name: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
 @dataclass
 class AutoAttackResult:
     x_adv: torch.Tensor
-    robust: torch.Tensor                                      # after every component
-    robust_after: dict[str, torch.Tensor] = field(default_factory=dict)   # cumulative, per component
+    robust: torch.Tensor  # after every component
+    robust_after: dict[str, torch.Tensor] = field(default_factory=dict)  # cumulative, per component
     time_s: dict[str, float] = field(default_factory=dict)
 
 
@@ -93,31 +106,48 @@ def resolve_version(version: str, components: list[str] | None) -> list[str]:
             raise IratError(f"unknown AutoAttack component(s) {', '.join(bad)}; known: {', '.join(COMPONENTS)}")
         return list(components)
     if version not in VERSIONS:
-        raise IratError(f"AutoAttack version must be one of {', '.join(VERSIONS)} or a custom component list, "
-                        f"got {version!r}")
+        raise IratError(
+            f"AutoAttack version must be one of {', '.join(VERSIONS)} or a custom component list, got {version!r}"
+        )
     return VERSIONS[version]
 
 
-def autoattack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, norm: str = "linf",
-               version: str = "standard", components: list[str] | None = None, batch_size: int = 500,
-               overrides: dict[str, dict] | None = None, generator: torch.Generator | None = None,
-               return_result: bool = False):
+def autoattack(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    eps: float,
+    norm: str = "linf",
+    version: str = "standard",
+    components: list[str] | None = None,
+    batch_size: int = 500,
+    overrides: dict[str, dict] | None = None,
+    generator: torch.Generator | None = None,
+    return_result: bool = False,
+):
     """Run the cascade; returns x_adv (x where no component succeeded), or an AutoAttackResult."""
     names = resolve_version(version, components)
     settings = component_settings(version, overrides)
     x, y = x.detach(), y.long()
     with torch.no_grad(), attack_mode(model, "eval"):
-        robust = torch.cat([model(x[i:i + batch_size]).argmax(1) == y[i:i + batch_size]
-                            for i in range(0, len(x), batch_size)]) if len(x) else torch.zeros(0, dtype=torch.bool)
+        robust = (
+            torch.cat(
+                [model(x[i : i + batch_size]).argmax(1) == y[i : i + batch_size] for i in range(0, len(x), batch_size)]
+            )
+            if len(x)
+            else torch.zeros(0, dtype=torch.bool)
+        )
     x_adv = x.clone()
     result = AutoAttackResult(x_adv, robust)
     for name in names:
         t0 = time.perf_counter()
         todo = robust.nonzero().squeeze(1)
         for i in range(0, len(todo), batch_size):
-            sel = todo[i:i + batch_size]
-            adv = run_component(name, model, x[sel], y[sel], eps=eps, norm=norm, settings=settings[name],
-                                generator=generator)
+            sel = todo[i : i + batch_size]
+            adv = run_component(
+                name, model, x[sel], y[sel], eps=eps, norm=norm, settings=settings[name], generator=generator
+            )
             with torch.no_grad(), attack_mode(model, "eval"):
                 fooled = model(adv).argmax(1) != y[sel]
             x_adv[sel[fooled]] = adv[fooled]

@@ -1,11 +1,11 @@
 """Input validation shared by the public attack and evaluation functions, and model-mode helpers."""
+
 from __future__ import annotations
 
-import inspect
-from typing import Any, Callable
-
 import contextlib
-from typing import Iterator
+import inspect
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -31,15 +31,18 @@ def check_batch(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> None:
     if y.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
         raise IratError(f"labels must be integer class indices, got dtype {y.dtype}")
     if x.numel() and (float(x.min()) < 0.0 or float(x.max()) > 1.0):
-        raise IratError(f"inputs must lie in [0,1] (irat models normalise internally if at all); "
-                        f"got values in [{float(x.min()):.4g}, {float(x.max()):.4g}]")
+        raise IratError(
+            f"inputs must lie in [0,1] (irat models normalise internally if at all); "
+            f"got values in [{float(x.min()):.4g}, {float(x.max()):.4g}]"
+        )
     meta = model_meta(model)
     if meta.get("in_channels") is not None and x.shape[1] != meta["in_channels"]:
         raise IratError(f"the model takes {meta['in_channels']}-channel inputs, got {x.shape[1]} channels")
     ncls = meta.get("num_classes")
     if ncls is not None and y.numel() and (int(y.min()) < 0 or int(y.max()) >= ncls):
-        raise IratError(f"labels must lie in [0, {ncls - 1}] for this {ncls}-class model; "
-                        f"got {int(y.min())}..{int(y.max())}")
+        raise IratError(
+            f"labels must lie in [0, {ncls - 1}] for this {ncls}-class model; got {int(y.min())}..{int(y.max())}"
+        )
 
 
 def check_eps(eps: float | torch.Tensor, name: str = "eps") -> None:
@@ -78,8 +81,7 @@ def attack_mode(model: nn.Module, bn_mode: str = "eval") -> Iterator[None]:
 def frozen_bn_stats(model: nn.Module, enabled: bool = True) -> Iterator[None]:
     """Train-mode forwards inside use batch statistics but leave BN's running statistics unchanged."""
     bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)] if enabled else []
-    saved = [(m, m.momentum, m.num_batches_tracked.clone() if m.num_batches_tracked is not None else None)
-             for m in bns]
+    saved = [(m, m.momentum, m.num_batches_tracked.clone() if m.num_batches_tracked is not None else None) for m in bns]
     for m in bns:
         m.momentum = 0.0
     try:

@@ -12,6 +12,7 @@ iterations, α_max = 0.1, η = 1.05, β = 0.9, 1 restart (5 for untargeted FAB i
 version; restarts after the first start from a random point at half of ε), targeted FAB against the
 9 most likely other classes of the clean input.
 """
+
 from __future__ import annotations
 
 import torch
@@ -31,8 +32,8 @@ def solve_threshold(a: torch.Tensor, u: torch.Tensor, c: torch.Tensor) -> torch.
     """
     us, order = u.sort(1)
     a_s = a.gather(1, order)
-    before = (a_s * us).cumsum(1) - a_s * us          # Σ_{j<k} a_j u_j
-    tail = a_s.flip(1).cumsum(1).flip(1)              # Σ_{j≥k} a_j
+    before = (a_s * us).cumsum(1) - a_s * us  # Σ_{j<k} a_j u_j
+    tail = a_s.flip(1).cumsum(1).flip(1)  # Σ_{j≥k} a_j
     value_at_breaks = before + us * tail
     k = (value_at_breaks < c[:, None]).sum(1)
     reachable = k < u.shape[1]
@@ -47,8 +48,8 @@ def project_to_hyperplane_box(p: torch.Tensor, w: torch.Tensor, b: torch.Tensor,
     Where the hyperplane cannot be reached inside the box, the displacement that gets closest.
     """
     c = b - (w * p).sum(1)
-    v = w * torch.where(c < 0, -1.0, 1.0)[:, None]     # now v·d must equal |c|
-    room = torch.where(v > 0, 1.0 - p, p)               # distance to the box face along sign(v)
+    v = w * torch.where(c < 0, -1.0, 1.0)[:, None]  # now v·d must equal |c|
+    room = torch.where(v > 0, 1.0 - p, p)  # distance to the box face along sign(v)
     s = v.sign()
     if norm == "linf":
         t = solve_threshold(v.abs(), room, c.abs())
@@ -65,11 +66,11 @@ def _logit_diffs(model: nn.Module, x: torch.Tensor, y: torch.Tensor, target: tor
     logits = model(xr).float()
     if target is not None:
         diff = logits.gather(1, target[:, None]) - logits.gather(1, y[:, None])
-        g, = torch.autograd.grad(diff.sum(), xr)
+        (g,) = torch.autograd.grad(diff.sum(), xr)
         return diff.detach(), g[:, None]
     grads = []
-    for j in range(logits.shape[1]):   # one backward per class: the Jacobian of the logits
-        g, = torch.autograd.grad(logits[:, j].sum(), xr, retain_graph=j < logits.shape[1] - 1)
+    for j in range(logits.shape[1]):  # one backward per class: the Jacobian of the logits
+        (g,) = torch.autograd.grad(logits[:, j].sum(), xr, retain_graph=j < logits.shape[1] - 1)
         grads.append(g)
     jac = torch.stack(grads, 1)
     idx = torch.arange(x.shape[0], device=x.device)
@@ -96,11 +97,12 @@ def _single_run(model, x, y, eps, norm, steps, target, alpha_max, eta, beta, ran
         df, dg = _logit_diffs(model, x1, y, target)
         with torch.no_grad():
             gnorm = dg.flatten(2).abs().sum(-1) if norm == "linf" else dg.flatten(2).norm(dim=-1)
-            j = (df.abs() / (gnorm + 1e-12)).argmin(1)          # closest linearised boundary
+            j = (df.abs() / (gnorm + 1e-12)).argmin(1)  # closest linearised boundary
             w = dg[idx, j].flatten(1)
             bias = -df[idx, j] + (w * x1.flatten(1)).sum(1)
-            d = project_to_hyperplane_box(torch.cat([x1.flatten(1), x.flatten(1)]), torch.cat([w, w]),
-                                          torch.cat([bias, bias]), norm)
+            d = project_to_hyperplane_box(
+                torch.cat([x1.flatten(1), x.flatten(1)]), torch.cat([w, w]), torch.cat([bias, bias]), norm
+            )
             a0 = per_example_norm(d, norm).clamp_min(1e-8)
             a1, a2 = a0[:b], a0[b:]
             alpha = (a1 / (a1 + a2)).clamp(0.0, alpha_max).reshape(bshape)
@@ -115,10 +117,23 @@ def _single_run(model, x, y, eps, norm, steps, target, alpha_max, eta, beta, ran
     return adv, best
 
 
-def fab(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, norm: str = "linf", steps: int = 100,
-        restarts: int = 1, targeted: bool = False, n_target_classes: int = 9, alpha_max: float = 0.1,
-        eta: float = 1.05, beta: float = 0.9, generator: torch.Generator | None = None,
-        check_inputs: bool = True) -> torch.Tensor:
+def fab(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    eps: float,
+    norm: str = "linf",
+    steps: int = 100,
+    restarts: int = 1,
+    targeted: bool = False,
+    n_target_classes: int = 9,
+    alpha_max: float = 0.1,
+    eta: float = 1.05,
+    beta: float = 0.9,
+    generator: torch.Generator | None = None,
+    check_inputs: bool = True,
+) -> torch.Tensor:
     """FAB (targeted: FAB-T). Returns, per example, a misclassified point within ε, else x itself."""
     check_eps(eps)
     if norm not in ("linf", "l2"):
@@ -134,12 +149,25 @@ def fab(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, norm:
     with attack_mode(model, "eval"):
         for target in targets:
             for r in range(restarts):
+
                 def run(todo: torch.Tensor, t=target, random_start=r > 0):
-                    found, dist = _single_run(model, x[todo], y[todo], eps, norm, int(steps),
-                                              None if t is None else t[todo], alpha_max, eta, beta, random_start,
-                                              generator)
+                    found, dist = _single_run(
+                        model,
+                        x[todo],
+                        y[todo],
+                        eps,
+                        norm,
+                        int(steps),
+                        None if t is None else t[todo],
+                        alpha_max,
+                        eta,
+                        beta,
+                        random_start,
+                        generator,
+                    )
                     with torch.no_grad():
                         return found, (model(found).argmax(1) != y[todo]) & (dist <= eps)
+
                 if not attack_still_robust(adv, robust, run):
                     return adv
     return adv

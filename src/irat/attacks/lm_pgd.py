@@ -6,6 +6,7 @@ v ← γ·v + α_t·sign(g), δ ← Proj(δ + v), with α_t per example the best
 α_min for the first 15 iterations and 0 afterwards. The grid is searched batched: one forward
 per grid value for the whole batch.
 """
+
 from __future__ import annotations
 
 import torch
@@ -16,10 +17,25 @@ from .losses import attack_loss
 from .pgd import project, random_start
 
 
-def lm_pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, steps: int = 50,
-           momentum: float = 0.8, alpha_max: float | None = None, alpha_min: float | None = None,
-           min_until: int = 15, grid: int = 8, loss: str = "ce", start: str = "none", bn_mode: str = "eval",
-           return_losses: bool = False, generator: torch.Generator | None = None, check_inputs: bool = True):
+def lm_pgd(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    eps: float,
+    steps: int = 50,
+    momentum: float = 0.8,
+    alpha_max: float | None = None,
+    alpha_min: float | None = None,
+    min_until: int = 15,
+    grid: int = 8,
+    loss: str = "ce",
+    start: str = "none",
+    bn_mode: str = "eval",
+    return_losses: bool = False,
+    generator: torch.Generator | None = None,
+    check_inputs: bool = True,
+):
     """Returns x_adv, or (x_adv, losses) with losses[t] the per-example loss at iterate t (t = 0..steps)."""
     check_eps(eps)
     if check_inputs:
@@ -36,7 +52,7 @@ def lm_pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, st
             x_adv.requires_grad_(True)
             lval = attack_loss(loss, model(x_adv), y)
             history.append(lval.detach())
-            g, = torch.autograd.grad(lval.sum(), x_adv)
+            (g,) = torch.autograd.grad(lval.sum(), x_adv)
             x_adv = x_adv.detach()
             s = g.sign()
             lo = a_min if t < min_until else 0.0

@@ -1,5 +1,6 @@
 """Per-example attack losses (to be maximised): ce, kl (TRADES), cw (margin, κ=50), dlr (METHODS §1),
 slm (MMA's soft logit margin)."""
+
 from __future__ import annotations
 
 import torch
@@ -42,8 +43,9 @@ def kl_per_example(p_nat: torch.Tensor, logits_adv: torch.Tensor) -> torch.Tenso
     return (p_nat * (log_p_nat - F.log_softmax(logits_adv, 1))).sum(1)
 
 
-def attack_loss(name: str, logits: torch.Tensor, y: torch.Tensor, p_nat: torch.Tensor | None = None,
-                cw_confidence: float = 50.0) -> torch.Tensor:
+def attack_loss(
+    name: str, logits: torch.Tensor, y: torch.Tensor, p_nat: torch.Tensor | None = None, cw_confidence: float = 50.0
+) -> torch.Tensor:
     if name == "ce":
         return F.cross_entropy(logits, y, reduction="none")
     if name == "kl":

@@ -6,6 +6,7 @@ is given; the data-parallel trainer passes `irat.distributed.shard_noise(...)`, 
 whole global batch and returns this rank's slice, so every example gets the noise it would get in one
 process.
 """
+
 from __future__ import annotations
 
 from typing import Protocol
@@ -14,12 +15,25 @@ import torch
 
 
 class Noise(Protocol):
-    def __call__(self, shape: tuple[int, ...] | torch.Size, *, normal: bool, device: torch.device,
-                 dtype: torch.dtype, generator: torch.Generator | None = None) -> torch.Tensor: ...
+    def __call__(
+        self,
+        shape: tuple[int, ...] | torch.Size,
+        *,
+        normal: bool,
+        device: torch.device,
+        dtype: torch.dtype,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor: ...
 
 
-def draw_noise(shape: tuple[int, ...] | torch.Size, *, normal: bool, device: torch.device, dtype: torch.dtype,
-               generator: torch.Generator | None = None) -> torch.Tensor:
+def draw_noise(
+    shape: tuple[int, ...] | torch.Size,
+    *,
+    normal: bool,
+    device: torch.device,
+    dtype: torch.dtype,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """N(0,1) (normal) or U[0,1) noise of `shape`."""
     draw = torch.randn if normal else torch.rand
     return draw(tuple(shape), device=device, dtype=dtype, generator=generator)

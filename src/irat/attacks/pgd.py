@@ -4,10 +4,11 @@ Everything is a batched tensor update: per-example ε and α, κ counting, first
 FAT's per-example budgets and stopping, and iterate recording are masks over the whole batch.
 Parameters get no gradients (`torch.autograd.grad` w.r.t. the input only, parameters frozen).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import overload, Literal
+from typing import Literal, overload
 
 import torch
 import torch.nn as nn
@@ -37,6 +38,7 @@ class PGDInfo:
     stopped_at: FAT — the step at which an example stopped (K if it ran all steps).
     loss: the attack loss at the returned iterate; correct: whether it is still classified right.
     """
+
     kappa: torch.Tensor
     kappa_count: torch.Tensor
     kappa_first: torch.Tensor
@@ -54,7 +56,9 @@ def _per_example(v: float | torch.Tensor, x: torch.Tensor) -> float | torch.Tens
         if v.dim() == 0:
             return float(v)
         if v.shape[0] != x.shape[0]:
-            raise IratError(f"a per-example eps/alpha must have one value per example ({x.shape[0]}), got {tuple(v.shape)}")
+            raise IratError(
+                f"a per-example eps/alpha must have one value per example ({x.shape[0]}), got {tuple(v.shape)}"
+            )
         return v.reshape(-1, *([1] * (x.dim() - 1)))
     return float(v)
 
@@ -80,8 +84,14 @@ def project(x_adv: torch.Tensor, x: torch.Tensor, eps: float | torch.Tensor, nor
     return x_adv.clamp(0.0, 1.0)
 
 
-def random_start(x: torch.Tensor, eps: float | torch.Tensor, norm: str, start: str,
-                 generator: torch.Generator | None = None, noise: Noise = draw_noise) -> torch.Tensor:
+def random_start(
+    x: torch.Tensor,
+    eps: float | torch.Tensor,
+    norm: str,
+    start: str,
+    generator: torch.Generator | None = None,
+    noise: Noise = draw_noise,
+) -> torch.Tensor:
     """uniform: U(−ε,ε) (ℓ∞) or uniform in the ℓ2 ball; normal: x + 0.001·N(0,I); none: x."""
     if start == "none":
         return x.clone()
@@ -124,18 +134,40 @@ def _validate(eps, alpha, steps, norm, loss, start, kappa, restarts, tau) -> Non
 
 
 @overload
-def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, return_info: Literal[False] = ..., **kw) -> torch.Tensor: ...
+def pgd(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, return_info: Literal[False] = ..., **kw
+) -> torch.Tensor: ...
 @overload
-def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, return_info: Literal[True], **kw) -> tuple[torch.Tensor, PGDInfo]: ...
+def pgd(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, return_info: Literal[True], **kw
+) -> tuple[torch.Tensor, PGDInfo]: ...
 
 
-def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float | torch.Tensor,
-        alpha: float | torch.Tensor, steps: int, norm: str = "linf", loss: str = "ce", start: str = "uniform",
-        restarts: int = 1, bn_mode: str = "eval", kappa: str = "count",
-        record_step: torch.Tensor | str | None = None, tau: int | torch.Tensor | None = None,
-        step_noise: float = 0.0, cw_confidence: float = 50.0, p_natural: torch.Tensor | None = None,
-        return_info: bool = False, return_first_success: bool = False, generator: torch.Generator | None = None,
-        noise: Noise = draw_noise, check_inputs: bool = True):
+def pgd(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    eps: float | torch.Tensor,
+    alpha: float | torch.Tensor,
+    steps: int,
+    norm: str = "linf",
+    loss: str = "ce",
+    start: str = "uniform",
+    restarts: int = 1,
+    bn_mode: str = "eval",
+    kappa: str = "count",
+    record_step: torch.Tensor | str | None = None,
+    tau: int | torch.Tensor | None = None,
+    step_noise: float = 0.0,
+    cw_confidence: float = 50.0,
+    p_natural: torch.Tensor | None = None,
+    return_info: bool = False,
+    return_first_success: bool = False,
+    generator: torch.Generator | None = None,
+    noise: Noise = draw_noise,
+    check_inputs: bool = True,
+):
     """Projected gradient ascent on `loss` inside the ε-ball around x (METHODS §1).
 
     eps, alpha: scalars or per-example tensors of shape [B].
@@ -166,13 +198,34 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float | torc
             with torch.no_grad():
                 p_nat = F.softmax(model(x), 1)
         for _ in range(restarts):
-            x_adv, info = _run(model, x, y, eps_b, alpha_b, int(steps), norm, loss, start, kappa, record_step,
-                               tau, step_noise, cw_confidence, p_nat, need_info, return_first_success, generator, noise)
+            x_adv, info = _run(
+                model,
+                x,
+                y,
+                eps_b,
+                alpha_b,
+                int(steps),
+                norm,
+                loss,
+                start,
+                kappa,
+                record_step,
+                tau,
+                step_noise,
+                cw_confidence,
+                p_nat,
+                need_info,
+                return_first_success,
+                generator,
+                noise,
+            )
             if best_adv is None or info is None:
                 best_adv, best_info = x_adv, info
                 continue
             # prefer a misclassifying iterate; among equals, the higher loss
-            take = (~info.correct & best_info.correct) | ((info.correct == best_info.correct) & (info.loss > best_info.loss))
+            take = (~info.correct & best_info.correct) | (
+                (info.correct == best_info.correct) & (info.loss > best_info.loss)
+            )
             best_adv = torch.where(take.reshape(-1, *([1] * (x.dim() - 1))), x_adv, best_adv)
             best_info = _merge(best_info, info, take)
     if return_info:
@@ -186,13 +239,41 @@ def _merge(a: PGDInfo, b: PGDInfo, take: torch.Tensor) -> PGDInfo:
             return u
         m = take.reshape(-1, *([1] * (u.dim() - 1)))
         return torch.where(m, v, u)
-    return PGDInfo(pick(a.kappa, b.kappa), pick(a.kappa_count, b.kappa_count), pick(a.kappa_first, b.kappa_first),
-                   pick(a.first_success, b.first_success), pick(a.loss, b.loss), pick(a.correct, b.correct), a.steps,
-                   pick(a.x_at_step, b.x_at_step), pick(a.stopped_at, b.stopped_at))
+
+    return PGDInfo(
+        pick(a.kappa, b.kappa),
+        pick(a.kappa_count, b.kappa_count),
+        pick(a.kappa_first, b.kappa_first),
+        pick(a.first_success, b.first_success),
+        pick(a.loss, b.loss),
+        pick(a.correct, b.correct),
+        a.steps,
+        pick(a.x_at_step, b.x_at_step),
+        pick(a.stopped_at, b.stopped_at),
+    )
 
 
-def _run(model, x, y, eps, alpha, steps, norm, loss, start, kappa, record_step, tau, step_noise, cw_conf, p_nat,
-         need_info, first_success_out, generator, noise):
+def _run(
+    model,
+    x,
+    y,
+    eps,
+    alpha,
+    steps,
+    norm,
+    loss,
+    start,
+    kappa,
+    record_step,
+    tau,
+    step_noise,
+    cw_conf,
+    p_nat,
+    need_info,
+    first_success_out,
+    generator,
+    noise,
+):
     b = x.shape[0]
     dev = x.device
     x_adv = random_start(x, eps, norm, start, generator, noise)
@@ -232,7 +313,7 @@ def _run(model, x, y, eps, alpha, steps, norm, loss, start, kappa, record_step, 
                 active &= ~stop
                 stopped_at = torch.where(stop, k, stopped_at)
         lval = attack_loss(loss, logits, y, p_nat, cw_conf)
-        grad, = torch.autograd.grad(lval.sum(), x_adv)
+        (grad,) = torch.autograd.grad(lval.sum(), x_adv)
         with torch.no_grad():
             x_adv = x_adv.detach()
             upd = _step(grad, alpha, norm)
@@ -260,31 +341,77 @@ def _run(model, x, y, eps, alpha, steps, norm, loss, start, kappa, record_step, 
             rec = torch.where((record_step >= steps).reshape(bshape), x_adv, rec)
     kap = kappa_count if kappa == "count" else kappa_first
     if keep_all:
-        stack = torch.stack(iterates)                       # (K+1)×B×...
+        stack = torch.stack(iterates)  # (K+1)×B×...
         rec = stack[kap.clamp(0, steps), torch.arange(b, device=dev)]
-    return x_adv, PGDInfo(kap, kappa_count, kappa_first, first, final_loss, correct, steps, rec,
-                          stopped_at if fat else None)
+    return x_adv, PGDInfo(
+        kap, kappa_count, kappa_first, first, final_loss, correct, steps, rec, stopped_at if fat else None
+    )
 
 
-def cw(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float | torch.Tensor, alpha: float | torch.Tensor,
-       steps: int = 30, norm: str = "linf", start: str = "uniform", confidence: float = 50.0, **kw) -> torch.Tensor:
+def cw(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    eps: float | torch.Tensor,
+    alpha: float | torch.Tensor,
+    steps: int = 30,
+    norm: str = "linf",
+    start: str = "uniform",
+    confidence: float = 50.0,
+    **kw,
+) -> torch.Tensor:
     """CW∞ as the papers evaluate it: PGD on the CW margin loss with κ = 50 (not the optimisation-based C&W)."""
-    return pgd(model, x, y, eps=eps, alpha=alpha, steps=steps, norm=norm, loss="cw", start=start,
-               cw_confidence=confidence, **kw)
+    return pgd(
+        model,
+        x,
+        y,
+        eps=eps,
+        alpha=alpha,
+        steps=steps,
+        norm=norm,
+        loss="cw",
+        start=start,
+        cw_confidence=confidence,
+        **kw,
+    )
 
 
-def pgd_plus(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float | torch.Tensor, alpha: float = 0.01,
-             steps: int = 40, restarts: int = 5, norm: str = "linf", **kw) -> torch.Tensor:
+def pgd_plus(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    eps: float | torch.Tensor,
+    alpha: float = 0.01,
+    steps: int = 40,
+    restarts: int = 5,
+    norm: str = "linf",
+    **kw,
+) -> torch.Tensor:
     """PGD+ (GAIRAT's evaluation): `restarts` × PGD-`steps` with step α = 0.01; an example counts as
     robust only if it is classified correctly at every step of every restart, so the returned input is
     the first misclassified iterate found, if any."""
-    return pgd(model, x, y, eps=eps, alpha=alpha, steps=steps, restarts=restarts, norm=norm,
-               return_first_success=True, **kw)
+    return pgd(
+        model, x, y, eps=eps, alpha=alpha, steps=steps, restarts=restarts, norm=norm, return_first_success=True, **kw
+    )
 
 
-def fat_pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float | torch.Tensor,
-            alpha: float | torch.Tensor, steps: int, tau: int | torch.Tensor, loss: str = "ce",
-            start: str = "uniform", step_noise: float = 0.001, **kw):
+def fat_pgd(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    eps: float | torch.Tensor,
+    alpha: float | torch.Tensor,
+    steps: int,
+    tau: int | torch.Tensor,
+    loss: str = "ce",
+    start: str = "uniform",
+    step_noise: float = 0.001,
+    **kw,
+):
     """FAT's early-stopped PGD-K-τ (METHODS §4): friendly adversarial data, labels kept aligned."""
-    return pgd(model, x, y, eps=eps, alpha=alpha, steps=steps, loss=loss, start=start, tau=tau,
-               step_noise=step_noise, **kw)
+    return pgd(
+        model, x, y, eps=eps, alpha=alpha, steps=steps, loss=loss, start=start, tau=tau, step_noise=step_noise, **kw
+    )

@@ -8,28 +8,41 @@ projected onto the ε-ball and [0,1]. An example stops once misclassified.
 Defaults are the papers' protocol (METHODS §7, MWPB): 100 iterations, δ = 0.001, lr = 0.01,
 256 samples. `chunk` bounds how many perturbed inputs go through the model at once.
 """
+
 from __future__ import annotations
 
 import torch
 import torch.nn as nn
 
 from ..errors import IratError
-from .checks import attack_mode, check_batch, check_eps
 from ..margins import logit_margin
+from .checks import attack_mode, check_batch, check_eps
 from .pgd import project
 
 
 def _margin(model: nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int) -> torch.Tensor:
     out = []
     for i in range(0, len(x), chunk):
-        out.append(logit_margin(model(x[i:i + chunk]).float(), y[i:i + chunk]))
+        out.append(logit_margin(model(x[i : i + chunk]).float(), y[i : i + chunk]))
     return torch.cat(out)
 
 
 @torch.no_grad()
-def spsa(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, norm: str = "linf", steps: int = 100,
-         delta: float = 0.001, lr: float = 0.01, samples: int = 256, chunk: int = 8192,
-         generator: torch.Generator | None = None, check_inputs: bool = True) -> torch.Tensor:
+def spsa(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    eps: float,
+    norm: str = "linf",
+    steps: int = 100,
+    delta: float = 0.001,
+    lr: float = 0.01,
+    samples: int = 256,
+    chunk: int = 8192,
+    generator: torch.Generator | None = None,
+    check_inputs: bool = True,
+) -> torch.Tensor:
     """SPSA with Adam; returns, per example, the first misclassified iterate, else x itself."""
     check_eps(eps)
     check_eps(delta, "delta")
@@ -45,23 +58,27 @@ def spsa(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, norm
     b = x.shape[0]
     if b == 0:
         return adv
-    beta1, beta2, tiny = 0.9, 0.999, 1e-8   # Adam's defaults
+    beta1, beta2, tiny = 0.9, 0.999, 1e-8  # Adam's defaults
     with attack_mode(model, "eval"):
         robust = _margin(model, x, y, chunk) > 0
         x_cur = x.clone()
         m, v = torch.zeros_like(x), torch.zeros_like(x)
-        group = max(1, chunk // (2 * samples))   # examples whose probes fit in one chunk
+        group = max(1, chunk // (2 * samples))  # examples whose probes fit in one chunk
         for t in range(1, int(steps) + 1):
             todo = robust.nonzero().squeeze(1)
             if len(todo) == 0:
                 break
             n = len(todo)
             xc, yc = x_cur[todo], y[todo]
-            grad = torch.cat([_grad_estimate(model, xc[i:i + group], yc[i:i + group], delta, samples, chunk,
-                                             generator) for i in range(0, n, group)])
+            grad = torch.cat(
+                [
+                    _grad_estimate(model, xc[i : i + group], yc[i : i + group], delta, samples, chunk, generator)
+                    for i in range(0, n, group)
+                ]
+            )
             m[todo] = beta1 * m[todo] + (1 - beta1) * grad
             v[todo] = beta2 * v[todo] + (1 - beta2) * grad * grad
-            m_hat, v_hat = m[todo] / (1 - beta1 ** t), v[todo] / (1 - beta2 ** t)
+            m_hat, v_hat = m[todo] / (1 - beta1**t), v[todo] / (1 - beta2**t)
             x_new = project(xc - lr * m_hat / (v_hat.sqrt() + tiny), x[todo], eps, norm)
             x_cur[todo] = x_new
             broken = _margin(model, x_new, yc, chunk) <= 0
@@ -70,11 +87,12 @@ def spsa(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, norm
     return adv
 
 
-def _grad_estimate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, delta: float, samples: int, chunk: int,
-                   generator) -> torch.Tensor:
+def _grad_estimate(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, delta: float, samples: int, chunk: int, generator
+) -> torch.Tensor:
     """Antithetic finite-difference estimate of the margin's input gradient for a group of examples."""
     n = len(x)
-    dirs = _rand_sign((samples, *x.shape), x, generator)                      # S×n×C×H×W
+    dirs = _rand_sign((samples, *x.shape), x, generator)  # S×n×C×H×W
     probe = torch.cat([x + delta * dirs, x - delta * dirs]).clamp(0.0, 1.0)
     f = _margin(model, probe.flatten(0, 1), y.repeat(2 * samples), chunk).view(2, samples, n)
     diff = (f[0] - f[1]) / (2 * delta)

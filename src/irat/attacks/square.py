@@ -15,6 +15,7 @@ One deliberate difference: the reference draws a square's corner from {0, …, h
 never touches the last row or column once squares are small; irat draws from {0, …, h − s}, so every
 pixel can be changed. This can only strengthen the attack (it matters on small images).
 """
+
 from __future__ import annotations
 
 import math
@@ -23,16 +24,25 @@ import torch
 import torch.nn as nn
 
 from ..errors import IratError
-from .checks import attack_mode, attack_still_robust, check_batch, check_eps, clean_start
 from ..margins import logit_margin
+from .checks import attack_mode, attack_still_robust, check_batch, check_eps, clean_start
 
 
 def p_schedule(it: int, p_init: float, n_queries: int, rescale: bool = False) -> float:
     """Fraction of pixels a square covers at iteration `it`."""
     if rescale:
         it = int(it / n_queries * 10000)
-    for bound, div in ((8000, 512), (6000, 256), (4000, 128), (2000, 64), (1000, 32), (500, 16), (200, 8),
-                       (50, 4), (10, 2)):
+    for bound, div in (
+        (8000, 512),
+        (6000, 256),
+        (4000, 128),
+        (2000, 64),
+        (1000, 32),
+        (500, 16),
+        (200, 8),
+        (50, 4),
+        (10, 2),
+    ):
         if it > bound:
             return p_init / div
     return p_init
@@ -57,7 +67,7 @@ def rectangles(h: int, w: int, device) -> torch.Tensor:
     ch, cw = h // 2 + 1, w // 2 + 1
     r0, c0 = ch - 1, cw - 1
     for k in range(max(ch, cw)):
-        delta[max(r0, 0):min(r0 + 2 * k + 1, h), max(c0, 0):min(c0 + 2 * k + 1, w)] += 1.0 / (k + 1) ** 2
+        delta[max(r0, 0) : min(r0 + 2 * k + 1, h), max(c0, 0) : min(c0 + 2 * k + 1, w)] += 1.0 / (k + 1) ** 2
         r0 -= 1
         c0 -= 1
     return delta / delta.pow(2).sum().sqrt()
@@ -66,8 +76,8 @@ def rectangles(h: int, w: int, device) -> torch.Tensor:
 def window(s: int, device, generator) -> torch.Tensor:
     """A ±-split rectangle profile of size s×s (transposed with probability 1/2), unit ℓ2 norm."""
     delta = torch.zeros(s, s, device=device)
-    delta[:s // 2] = rectangles(s // 2, s, device)
-    delta[s // 2:] = -rectangles(s - s // 2, s, device)
+    delta[: s // 2] = rectangles(s // 2, s, device)
+    delta[s // 2 :] = -rectangles(s - s // 2, s, device)
     delta = delta / delta.pow(2).sum().sqrt()
     if float(torch.rand(1, device=device, generator=generator)) > 0.5:
         delta = delta.t()
@@ -102,8 +112,9 @@ def _run_linf(model, x, y, eps, n_queries, p_init, generator):
         s = min(max(int(round(math.sqrt(p_schedule(it, p_init, n_queries) * h * w))), 1), h, w)
         vh, vw = _rand_int(0, h - s, x, generator), _rand_int(0, w - s, x, generator)
         delta = torch.zeros(c, h, w, device=x.device, dtype=x.dtype)
-        delta[:, vh:vh + s, vw:vw + s] = 2.0 * eps * _rand_sign((c, 1, 1), x, generator)
+        delta[:, vh : vh + s, vw : vw + s] = 2.0 * eps * _rand_sign((c, 1, 1), x, generator)
         return torch.minimum(torch.maximum(xb + delta, xc - eps), xc + eps).clamp(0.0, 1.0)
+
     start = (x + eps * _rand_sign((x.shape[0], c, 1, w), x, generator)).clamp(0.0, 1.0)
     return _search(model, x, y, start, n_queries, propose)
 
@@ -118,8 +129,9 @@ def _run_l2(model, x, y, eps, n_queries, p_init, generator):
     for _ in range(h // s):
         vw = offset
         for _ in range(w // s):
-            delta0[:, :, vh:vh + s, vw:vw + s] += (window(s, dev, generator).view(1, 1, s, s)
-                                                    * _rand_sign((x.shape[0], c, 1, 1), x, generator))
+            delta0[:, :, vh : vh + s, vw : vw + s] += window(s, dev, generator).view(1, 1, s, s) * _rand_sign(
+                (x.shape[0], c, 1, 1), x, generator
+            )
             vw += s
         vh += s
 
@@ -130,26 +142,37 @@ def _run_l2(model, x, y, eps, n_queries, p_init, generator):
         vh, vw = _rand_int(0, h - s, x, generator), _rand_int(0, w - s, x, generator)
         vh2, vw2 = _rand_int(0, h - s, x, generator), _rand_int(0, w - s, x, generator)
         mask = torch.zeros_like(xc)
-        mask[:, :, vh:vh + s, vw:vw + s] = 1.0
-        mask[:, :, vh2:vh2 + s, vw2:vw2 + s] = 1.0
-        norm_win1 = d[:, :, vh:vh + s, vw:vw + s].pow(2).sum((-2, -1), keepdim=True).sqrt()
+        mask[:, :, vh : vh + s, vw : vw + s] = 1.0
+        mask[:, :, vh2 : vh2 + s, vw2 : vw2 + s] = 1.0
+        norm_win1 = d[:, :, vh : vh + s, vw : vw + s].pow(2).sum((-2, -1), keepdim=True).sqrt()
         norm_img, norm_wins = _l2n(d), _l2n(d * mask)
         new = window(s, dev, generator).view(1, 1, s, s) * _rand_sign((len(xc), c, 1, 1), x, generator)
-        new = new + d[:, :, vh:vh + s, vw:vw + s] / (1e-12 + norm_win1)
-        budget = ((eps ** 2 - norm_img ** 2).clamp_min(0.0) / c + norm_wins ** 2).sqrt()
+        new = new + d[:, :, vh : vh + s, vw : vw + s] / (1e-12 + norm_win1)
+        budget = ((eps**2 - norm_img**2).clamp_min(0.0) / c + norm_wins**2).sqrt()
         new = new / (1e-12 + new.pow(2).sum((-2, -1), keepdim=True).sqrt()) * budget
         d = d.clone()
-        d[:, :, vh2:vh2 + s, vw2:vw2 + s] = 0.0
-        d[:, :, vh:vh + s, vw:vw + s] = new
+        d[:, :, vh2 : vh2 + s, vw2 : vw2 + s] = 0.0
+        d[:, :, vh : vh + s, vw : vw + s] = new
         return (xc + d / (_l2n(d) + 1e-12) * eps).clamp(0.0, 1.0)
+
     start = (x + delta0 / (_l2n(delta0) + 1e-12) * eps).clamp(0.0, 1.0)
     return _search(model, x, y, start, n_queries, propose)
 
 
 @torch.no_grad()
-def square(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, norm: str = "linf",
-           n_queries: int = 5000, p_init: float = 0.8, restarts: int = 1, generator: torch.Generator | None = None,
-           check_inputs: bool = True) -> torch.Tensor:
+def square(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    eps: float,
+    norm: str = "linf",
+    n_queries: int = 5000,
+    p_init: float = 0.8,
+    restarts: int = 1,
+    generator: torch.Generator | None = None,
+    check_inputs: bool = True,
+) -> torch.Tensor:
     """Square Attack; returns, per example, a misclassified point within ε if found, else x itself."""
     check_eps(eps)
     if norm not in ("linf", "l2"):
@@ -168,6 +191,7 @@ def square(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, no
     def run(todo: torch.Tensor):
         found = search(model, x[todo], y[todo], eps, int(n_queries), p_init, generator)
         return found, model(found).argmax(1) != y[todo]
+
     with attack_mode(model, "eval"):
         for _ in range(restarts):
             if not attack_still_robust(adv, robust, run):

@@ -7,6 +7,7 @@ collaborative) are pushed apart by signed-gradient ascent on their symmetric KL 
 point ranked lowest becomes the next x_adv, the highest the next x_col (so x itself can take either
 role). Everything is per-example masks over the batch; parameters get no gradients.
 """
+
 from __future__ import annotations
 
 import torch
@@ -40,9 +41,19 @@ def symmetric_kl(upper: torch.Tensor, lower: torch.Tensor) -> torch.Tensor:
     return 0.5 * (kl_lu + kl_ul)
 
 
-def squeeze_pair(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float | torch.Tensor, alpha: float | torch.Tensor,
-                 steps: int, norm: str = "linf", bn_mode: str = "train-frozen",
-                 generator: torch.Generator | None = None, noise: Noise = draw_noise) -> tuple[torch.Tensor, torch.Tensor]:
+def squeeze_pair(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    eps: float | torch.Tensor,
+    alpha: float | torch.Tensor,
+    steps: int,
+    norm: str = "linf",
+    bn_mode: str = "train-frozen",
+    generator: torch.Generator | None = None,
+    noise: Noise = draw_noise,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(x_adv, x_col) after `steps` joint ascent steps on the symmetric KL of the two extremes.
 
     bn_mode train-frozen (default) is the released code's: batch statistics, running ones untouched.
@@ -54,7 +65,7 @@ def squeeze_pair(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: flo
     x_col = random_start(x, eps_b, norm, "normal", generator, noise)
     with attack_mode(model, bn_mode):
         x_nat = x.clone().requires_grad_(True)
-        logits_nat = model(x_nat)   # x never moves: one forward, its graph kept for every step's backward
+        logits_nat = model(x_nat)  # x never moves: one forward, its graph kept for every step's backward
         for _ in range(int(steps)):
             points = [x_nat, x_col.requires_grad_(True), x_adv.requires_grad_(True)]
             logits = [logits_nat, model(points[1]), model(points[2])]

@@ -1,6 +1,16 @@
 """Datasets: official-format readers, download with MD5, seeded splits, on-device batching."""
+
 from .datasets import SPECS, Arrays, get_spec, load_arrays
 from .device_data import DeviceData, Splits, crop_flip, load_splits, split_indices
 
-__all__ = ["SPECS", "Arrays", "DeviceData", "Splits", "crop_flip", "get_spec", "load_arrays", "load_splits",
-           "split_indices"]
+__all__ = [
+    "SPECS",
+    "Arrays",
+    "DeviceData",
+    "Splits",
+    "crop_flip",
+    "get_spec",
+    "load_arrays",
+    "load_splits",
+    "split_indices",
+]

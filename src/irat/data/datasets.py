@@ -4,12 +4,13 @@
 per dataset (`mnist/`, `cifar10/`, ...). Files are downloaded from the publishers' sites with MD5
 verification when missing and downloads are allowed.
 """
+
 from __future__ import annotations
 
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -21,6 +22,7 @@ from .download import check_md5, download_file
 @dataclass
 class Arrays:
     """A dataset in memory: uint8 NCHW images (times `scale` gives [0,1]) and int64 labels."""
+
     name: str
     x_train: np.ndarray
     y_train: np.ndarray
@@ -59,12 +61,24 @@ class DatasetSpec:
     after_download: Callable[[Path], None] | None = None
 
 
-_MNIST_FILES = ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
-                "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
-_MNIST_MD5 = ["f68b3c2dcbeaaa9fbdd348bbdeb94873", "d53e105ee54ea40749a09fcbcd1e9432",
-              "9fb629c4189551a2d022fa330f9573f3", "ec29112dd5afa0611ce80d1b7f02629c"]
-_FMNIST_MD5 = ["8d4fb7e6c68d591d4c3dfef9ec88bf0d", "25c81989df183df01b3e8a0aad5dffbe",
-               "bef4ecab320f06d8554ea6380940ec79", "bb300cfdad3c16e7a12a480ee83cd310"]
+_MNIST_FILES = [
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+]
+_MNIST_MD5 = [
+    "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+    "d53e105ee54ea40749a09fcbcd1e9432",
+    "9fb629c4189551a2d022fa330f9573f3",
+    "ec29112dd5afa0611ce80d1b7f02629c",
+]
+_FMNIST_MD5 = [
+    "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+    "25c81989df183df01b3e8a0aad5dffbe",
+    "bef4ecab320f06d8554ea6380940ec79",
+    "bb300cfdad3c16e7a12a480ee83cd310",
+]
 
 
 def _idx_spec(name: str, base_url: str, md5s: list[str], subdirs: list[str], aliases: list[str]) -> DatasetSpec:
@@ -82,18 +96,37 @@ def _idx_spec(name: str, base_url: str, md5s: list[str], subdirs: list[str], ali
     return DatasetSpec(name, 1, 28, 10, subdirs, files, read, present, aliases=aliases)
 
 
-_C10_TAR = RemoteFile("cifar-10-python.tar.gz", "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
-                      "c58f30108f718f92721af3b95e74349a")
-_C10_BATCHES = {"data_batch_1": "c99cafc152244af753f735de768cd75f", "data_batch_2": "d4bba439e000b95fd0a9bffe97cbabec",
-                "data_batch_3": "54ebc095f3ab1f0389bbae665268c751", "data_batch_4": "634d18415352ddfa80567beed471001a",
-                "data_batch_5": "482c414d41f54cd18b22e5b47cb7c3cb", "test_batch": "40351d587109b95175f43aff81a1287e"}
-_C100_TAR = RemoteFile("cifar-100-python.tar.gz", "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
-                       "eb9058c3a382ffc7106e4002c42a8d85")
+_C10_TAR = RemoteFile(
+    "cifar-10-python.tar.gz",
+    "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
+    "c58f30108f718f92721af3b95e74349a",
+)
+_C10_BATCHES = {
+    "data_batch_1": "c99cafc152244af753f735de768cd75f",
+    "data_batch_2": "d4bba439e000b95fd0a9bffe97cbabec",
+    "data_batch_3": "54ebc095f3ab1f0389bbae665268c751",
+    "data_batch_4": "634d18415352ddfa80567beed471001a",
+    "data_batch_5": "482c414d41f54cd18b22e5b47cb7c3cb",
+    "test_batch": "40351d587109b95175f43aff81a1287e",
+}
+_C100_TAR = RemoteFile(
+    "cifar-100-python.tar.gz",
+    "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
+    "eb9058c3a382ffc7106e4002c42a8d85",
+)
 _C100_BATCHES = {"train": "16019d7e3df5f24257cddd939b257f8d", "test": "f0ef6b0ae62326f3e7ffdfab6717acfc"}
 
 
-def _cifar_spec(name: str, tar: RemoteFile, inner: str, batches: dict[str, str], label_key: bytes,
-                num_classes: int, subdirs: list[str], aliases: list[str]) -> DatasetSpec:
+def _cifar_spec(
+    name: str,
+    tar: RemoteFile,
+    inner: str,
+    batches: dict[str, str],
+    label_key: bytes,
+    num_classes: int,
+    subdirs: list[str],
+    aliases: list[str],
+) -> DatasetSpec:
     train_names = [b for b in batches if b not in ("test_batch", "test")]
     test_names = [b for b in batches if b in ("test_batch", "test")]
 
@@ -123,14 +156,19 @@ def _cifar_spec(name: str, tar: RemoteFile, inner: str, batches: dict[str, str],
             xtr, ytr, xte, yte = readers.read_cifar(src, train_names, test_names, label_key, inner)
         return Arrays(name, xtr, ytr, xte, yte, num_classes)
 
-    return DatasetSpec(name, 3, 32, num_classes, subdirs, [tar], read, lambda f: forms(f) is not None,
-                       augment=True, aliases=aliases)
+    return DatasetSpec(
+        name, 3, 32, num_classes, subdirs, [tar], read, lambda f: forms(f) is not None, augment=True, aliases=aliases
+    )
 
 
-_SVHN_FILES = [RemoteFile("train_32x32.mat", "http://ufldl.stanford.edu/housenumbers/train_32x32.mat",
-                          "e26dedcc434d2e4c54c9b2d4a06d8373"),
-               RemoteFile("test_32x32.mat", "http://ufldl.stanford.edu/housenumbers/test_32x32.mat",
-                          "eb5a983be6a315427106f1b164d9cef3")]
+_SVHN_FILES = [
+    RemoteFile(
+        "train_32x32.mat", "http://ufldl.stanford.edu/housenumbers/train_32x32.mat", "e26dedcc434d2e4c54c9b2d4a06d8373"
+    ),
+    RemoteFile(
+        "test_32x32.mat", "http://ufldl.stanford.edu/housenumbers/test_32x32.mat", "eb5a983be6a315427106f1b164d9cef3"
+    ),
+]
 
 
 def _svhn_read(folder: Path) -> Arrays:
@@ -141,8 +179,9 @@ def _svhn_read(folder: Path) -> Arrays:
     return Arrays("svhn", xtr, ytr, xte, yte, 10)
 
 
-_TINY_ZIP = RemoteFile("tiny-imagenet-200.zip", "http://cs231n.stanford.edu/tiny-imagenet-200.zip",
-                       "90528d7ca1a48142e341f4ef8d21d0de")
+_TINY_ZIP = RemoteFile(
+    "tiny-imagenet-200.zip", "http://cs231n.stanford.edu/tiny-imagenet-200.zip", "90528d7ca1a48142e341f4ef8d21d0de"
+)
 
 
 def _tiny_root(folder: Path) -> Path | None:
@@ -176,21 +215,75 @@ def _register(spec: DatasetSpec) -> None:
     SPECS[spec.name] = spec
 
 
-_register(_idx_spec("mnist", "https://ossci-datasets.s3.amazonaws.com/mnist/", _MNIST_MD5,
-                    ["mnist", "MNIST/raw", "MNIST"], []))
-_register(_idx_spec("fashion-mnist", "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/", _FMNIST_MD5,
-                    ["fashion-mnist", "FashionMNIST/raw", "FashionMNIST", "fmnist"], ["fmnist", "f-mnist"]))
-_register(_cifar_spec("cifar10", _C10_TAR, "cifar-10-batches-py", _C10_BATCHES, b"labels", 10,
-                      ["cifar10", "cifar-10", "CIFAR10"], ["cifar-10"]))
-_register(_cifar_spec("cifar100", _C100_TAR, "cifar-100-python", _C100_BATCHES, b"fine_labels", 100,
-                      ["cifar100", "cifar-100", "CIFAR100"], ["cifar-100"]))
-_register(DatasetSpec("svhn", 3, 32, 10, ["svhn", "SVHN"], _SVHN_FILES, _svhn_read,
-                      lambda f: all((f / x.name).is_file() for x in _SVHN_FILES), augment=True))
-_register(DatasetSpec("tiny-imagenet", 3, 64, 200, ["tiny-imagenet", "tiny-imagenet-200"], [_TINY_ZIP],
-                      _tiny_read, lambda f: _tiny_root(f) is not None, augment=True,
-                      aliases=["tinyimagenet", "tiny-imagenet-200"], after_download=_tiny_extract))
-_register(DatasetSpec("digits", 1, 8, 10, [], [], _digits_read, lambda f: True, default_val_size=300,
-                      needs_download=False))
+_register(
+    _idx_spec(
+        "mnist", "https://ossci-datasets.s3.amazonaws.com/mnist/", _MNIST_MD5, ["mnist", "MNIST/raw", "MNIST"], []
+    )
+)
+_register(
+    _idx_spec(
+        "fashion-mnist",
+        "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+        _FMNIST_MD5,
+        ["fashion-mnist", "FashionMNIST/raw", "FashionMNIST", "fmnist"],
+        ["fmnist", "f-mnist"],
+    )
+)
+_register(
+    _cifar_spec(
+        "cifar10",
+        _C10_TAR,
+        "cifar-10-batches-py",
+        _C10_BATCHES,
+        b"labels",
+        10,
+        ["cifar10", "cifar-10", "CIFAR10"],
+        ["cifar-10"],
+    )
+)
+_register(
+    _cifar_spec(
+        "cifar100",
+        _C100_TAR,
+        "cifar-100-python",
+        _C100_BATCHES,
+        b"fine_labels",
+        100,
+        ["cifar100", "cifar-100", "CIFAR100"],
+        ["cifar-100"],
+    )
+)
+_register(
+    DatasetSpec(
+        "svhn",
+        3,
+        32,
+        10,
+        ["svhn", "SVHN"],
+        _SVHN_FILES,
+        _svhn_read,
+        lambda f: all((f / x.name).is_file() for x in _SVHN_FILES),
+        augment=True,
+    )
+)
+_register(
+    DatasetSpec(
+        "tiny-imagenet",
+        3,
+        64,
+        200,
+        ["tiny-imagenet", "tiny-imagenet-200"],
+        [_TINY_ZIP],
+        _tiny_read,
+        lambda f: _tiny_root(f) is not None,
+        augment=True,
+        aliases=["tinyimagenet", "tiny-imagenet-200"],
+        after_download=_tiny_extract,
+    )
+)
+_register(
+    DatasetSpec("digits", 1, 8, 10, [], [], _digits_read, lambda f: True, default_val_size=300, needs_download=False)
+)
 
 
 def get_spec(name: str) -> DatasetSpec:
@@ -224,8 +317,10 @@ def load_arrays(name: str, data_dir: str | Path = "~/.cache/irat", download: boo
     looked = ", ".join(str(f) for f in folders)
     wanted = ", ".join(f"{f.name} (MD5 {f.md5}, from {f.url})" for f in spec.files)
     if not download:
-        raise DataError(f"{spec.name}: its files were not found (looked in {looked}) and downloading is off. "
-                        f"Put {wanted} in one of those folders, or allow downloading.")
+        raise DataError(
+            f"{spec.name}: its files were not found (looked in {looked}) and downloading is off. "
+            f"Put {wanted} in one of those folders, or allow downloading."
+        )
     target = data_dir / spec.subdirs[0]
     for f in spec.files:
         if not (target / f.name).is_file():

@@ -1,4 +1,5 @@
 """Download with MD5 verification; a failure says which file, where we looked, and how to provide it."""
+
 from __future__ import annotations
 
 import hashlib
@@ -27,7 +28,8 @@ def check_md5(path: Path, expected: str | None, dataset: str) -> None:
         raise DataError(
             f"{dataset}: {path} has MD5 {got}, expected {expected} (the publisher's checksum): "
             f"the file is corrupt, truncated or not the official one. Delete it and run again to "
-            f"download it, or replace it with the official file.")
+            f"download it, or replace it with the official file."
+        )
 
 
 def download_file(url: str, dest: Path, md5: str | None, dataset: str, timeout: float = 60.0) -> None:
@@ -43,14 +45,17 @@ def download_file(url: str, dest: Path, md5: str | None, dataset: str, timeout: 
                     break
                 out.write(block)
         if md5 is not None and md5_file(tmp) != md5:
-            raise DataError(f"{dataset}: the file downloaded from {url} has the wrong MD5 (expected {md5}); "
-                            f"the download was corrupted or the source changed. Try again, or fetch it by hand into {dest.parent}.")
+            raise DataError(
+                f"{dataset}: the file downloaded from {url} has the wrong MD5 (expected {md5}); "
+                f"the download was corrupted or the source changed. Try again, or fetch it by hand into {dest.parent}."
+            )
         os.replace(tmp, dest)
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
         raise DataError(
             f"{dataset}: could not download {dest.name} from {url} ({getattr(exc, 'reason', exc)}). "
             f"Download it by hand (MD5 {md5}) and put it in {dest.parent}, or point --data-dir at the "
-            f"folder that holds it.") from exc
+            f"folder that holds it."
+        ) from exc
     finally:
         if tmp.exists():
             tmp.unlink()

@@ -3,6 +3,7 @@
 No torchvision: the formats are simple enough to read directly, and torchvision has no build
 for the CPU PyTorch wheels on many machines.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -27,7 +28,7 @@ def read_idx(path: Path) -> np.ndarray:
     if len(data) < 8 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
         raise DataError(f"{path} is not an unsigned-byte IDX file (bad magic number)")
     ndim = data[3]
-    dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
     offset = 4 + 4 * ndim
     expected = int(np.prod(dims))
     if len(data) - offset != expected:
@@ -38,7 +39,7 @@ def read_idx(path: Path) -> np.ndarray:
 def _unpickle(raw: bytes, where: str) -> dict:
     try:
         return pickle.loads(raw, encoding="bytes")  # the official CIFAR batches are pickled numpy data
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure means a corrupt file
+    except Exception as exc:
         raise DataError(f"{where} is not a readable CIFAR pickle batch ({exc})") from exc
 
 
@@ -48,9 +49,11 @@ def _cifar_arrays(batches: list[dict], label_key: bytes) -> tuple[np.ndarray, np
     return x, y
 
 
-def read_cifar(source: Path, train_names: list[str], test_names: list[str], label_key: bytes,
-               inner: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def read_cifar(
+    source: Path, train_names: list[str], test_names: list[str], label_key: bytes, inner: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Read CIFAR python batches from the official tarball or from the extracted folder."""
+
     def load(names: list[str]) -> list[dict]:
         if source.is_file():
             out = []
@@ -62,7 +65,9 @@ def read_cifar(source: Path, train_names: list[str], test_names: list[str], labe
                             raise DataError(f"{source} has no member {inner}/{n}")
                         out.append(_unpickle(member.read(), f"{source}:{inner}/{n}"))
             except (tarfile.TarError, OSError, KeyError) as exc:
-                raise DataError(f"{source} is not a readable CIFAR tarball ({exc}); delete it to download it again") from exc
+                raise DataError(
+                    f"{source} is not a readable CIFAR tarball ({exc}); delete it to download it again"
+                ) from exc
             return out
         return [_unpickle((source / n).read_bytes(), str(source / n)) for n in names]
 
@@ -104,9 +109,10 @@ def read_npz_split(folder: Path, prefix: str) -> tuple[np.ndarray, np.ndarray]:
 def read_svhn_mat(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """Read an SVHN cropped-digits .mat file; label 10 stands for digit 0."""
     from scipy.io import loadmat
+
     try:
         mat = loadmat(str(path))
-    except Exception as exc:  # noqa: BLE001 - scipy raises several types for corrupt files
+    except Exception as exc:
         raise DataError(f"{path} is not a readable SVHN .mat file ({exc})") from exc
     x = np.ascontiguousarray(mat["X"].transpose(3, 2, 0, 1)).astype(np.uint8)
     y = mat["y"].astype(np.int64).reshape(-1)
@@ -116,6 +122,7 @@ def read_svhn_mat(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 def _read_jpeg(path: Path) -> np.ndarray:
     from PIL import Image
+
     with Image.open(path) as im:
         return np.asarray(im.convert("RGB"), dtype=np.uint8)
 
@@ -146,8 +153,12 @@ def read_tiny_imagenet(root: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
         yte.append(index[parts[1]])
     if not xtr or not xte:
         raise DataError(f"{root} holds no Tiny ImageNet images (expected train/<wnid>/images/*.JPEG and val/images)")
-    out = (np.stack(xtr).transpose(0, 3, 1, 2), np.asarray(ytr, dtype=np.int64),
-           np.stack(xte).transpose(0, 3, 1, 2), np.asarray(yte, dtype=np.int64))
+    out = (
+        np.stack(xtr).transpose(0, 3, 1, 2),
+        np.asarray(ytr, dtype=np.int64),
+        np.stack(xte).transpose(0, 3, 1, 2),
+        np.asarray(yte, dtype=np.int64),
+    )
     buf = io.BytesIO()
     np.savez(buf, x_train=out[0], y_train=out[1], x_test=out[2], y_test=out[3])
     try:
@@ -160,6 +171,7 @@ def read_tiny_imagenet(root: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
 def read_digits(test_fraction: float = 0.2, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """scikit-learn's bundled 8×8 digits (values 0..16), split into train/test by a fixed seeded shuffle."""
     from sklearn.datasets import load_digits
+
     d = load_digits()
     x = d.images.astype(np.uint8)[:, None]  # 0..16, scaled by 1/16 later
     y = d.target.astype(np.int64)

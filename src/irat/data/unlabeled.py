@@ -4,11 +4,12 @@ An unlabeled set — images from a user's `.npz`, or training examples withheld 
 labels — is pseudo-labelled once by a teacher (a `standard`-trained run), kept on the device, and
 mixed into every training batch at a set fraction.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import torch
@@ -21,8 +22,9 @@ from .device_data import DeviceData, crop_flip
 def withhold(train: DeviceData, n: int, seed: int) -> tuple[DeviceData, DeviceData]:
     """Split `n` seeded examples off the training set: (kept labeled set, withheld set with true labels)."""
     if not 1 <= n < len(train):
-        raise ConfigError(f"unlabeled.withhold must be in [1, {len(train) - 1}] for {len(train)} training "
-                          f"examples, got {n}")
+        raise ConfigError(
+            f"unlabeled.withhold must be in [1, {len(train) - 1}] for {len(train)} training examples, got {n}"
+        )
     perm = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed + 2))
     return train.subset(perm[n:].sort().values), train.subset(perm[:n].sort().values)
 
@@ -63,26 +65,36 @@ def pseudo_label(teacher: torch.nn.Module, data: DeviceData, batch_size: int = 5
 def check_teacher(teacher: torch.nn.Module, shape: tuple[int, int, int], num_classes: int, where: str) -> None:
     meta = teacher.irat_checkpoint["meta"]
     if meta["in_channels"] != shape[0] or meta["input_size"] != shape[1] or meta["num_classes"] != num_classes:
-        raise ConfigError(f"unlabeled.teacher {where} was trained on {meta['in_channels']}×{meta['input_size']}² inputs "
-                          f"with {meta['num_classes']} classes; this run has {shape[0]}×{shape[1]}² and {num_classes}")
+        raise ConfigError(
+            f"unlabeled.teacher {where} was trained on {meta['in_channels']}×{meta['input_size']}² inputs "
+            f"with {meta['num_classes']} classes; this run has {shape[0]}×{shape[1]}² and {num_classes}"
+        )
 
 
-def build_unlabeled(cfg: UnlabeledConfig, train: DeviceData, shape: tuple[int, int, int], num_classes: int,
-                    split_seed: int) -> tuple[DeviceData, DeviceData | None, dict]:
+def build_unlabeled(
+    cfg: UnlabeledConfig, train: DeviceData, shape: tuple[int, int, int], num_classes: int, split_seed: int
+) -> tuple[DeviceData, DeviceData | None, dict]:
     """(labeled training set, pseudo-labelled set, facts about it for the run's record).
 
     `withhold` without a teacher only removes the examples: the labeled-only run that RST is compared
     with, and the teacher's own training run, see exactly the labeled examples RST sees.
     """
     from ..checkpoints import load_model
+
     if cfg.withhold and not cfg.teacher:
         train, held = withhold(train, int(cfg.withhold), split_seed)
-        return train, None, {"source": f"withheld {cfg.withhold} training examples", "teacher": None,
-                             "n": len(held), "used": False}
+        return (
+            train,
+            None,
+            {"source": f"withheld {cfg.withhold} training examples", "teacher": None, "n": len(held), "used": False},
+        )
     teacher = load_model(cfg.teacher, cfg.teacher_checkpoint, device=train.device)
     check_teacher(teacher, shape, num_classes, cfg.teacher)
-    info: dict = {"teacher": str(cfg.teacher), "teacher_epoch": teacher.irat_checkpoint["epoch"],
-                  "fraction": cfg.fraction}
+    info: dict = {
+        "teacher": str(cfg.teacher),
+        "teacher_epoch": teacher.irat_checkpoint["epoch"],
+        "fraction": cfg.fraction,
+    }
     if cfg.withhold:
         train, unl = withhold(train, int(cfg.withhold), split_seed)
         true = unl.y.clone()
@@ -91,7 +103,7 @@ def build_unlabeled(cfg: UnlabeledConfig, train: DeviceData, shape: tuple[int, i
         x = read_images(cfg.path, shape)
         offset = int(train.index.max()) + 1 if len(train) else 0
         unl = DeviceData(torch.from_numpy(x), torch.zeros(len(x), dtype=torch.long), train.scale, train.device)
-        unl.index = unl.index + offset   # distinct from every labeled example's index
+        unl.index = unl.index + offset  # distinct from every labeled example's index
         true = None
         info["source"] = str(cfg.path)
     unl.y = pseudo_label(teacher, unl)
@@ -108,9 +120,15 @@ def split_batch(batch_size: int, fraction: float) -> tuple[int, int]:
     return batch_size - n_u, n_u
 
 
-def mixed_batches(labeled: DeviceData, unlabeled: DeviceData, batch_size: int, fraction: float, *,
-                  generator: torch.Generator | None = None, augment: bool = False
-                  ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+def mixed_batches(
+    labeled: DeviceData,
+    unlabeled: DeviceData,
+    batch_size: int,
+    fraction: float,
+    *,
+    generator: torch.Generator | None = None,
+    augment: bool = False,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """One pass over the labeled set, each batch topped up with pseudo-labelled examples.
 
     The pseudo-labelled set is drawn without replacement, reshuffled each time it runs out.
@@ -122,7 +140,7 @@ def mixed_batches(labeled: DeviceData, unlabeled: DeviceData, batch_size: int, f
     reps = math.ceil(n_batches * n_u / len(unlabeled))
     order_u = torch.cat([torch.randperm(len(unlabeled), device=dev, generator=generator) for _ in range(reps)])
     for b in range(n_batches):
-        sl, su = order_l[b * n_l:(b + 1) * n_l], order_u[b * n_u:(b + 1) * n_u]
+        sl, su = order_l[b * n_l : (b + 1) * n_l], order_u[b * n_u : (b + 1) * n_u]
         (xl, yl), (xu, yu) = labeled.get(sl), unlabeled.get(su)
         x = torch.cat([xl, xu])
         if augment:

@@ -8,23 +8,25 @@ Options: `alpha` (absolute step), `alpha_eps` (step as a multiple of ε), `n` (a
 examples), and each attack's own parameters, e.g. `pgd20:restarts=5`, `square:n_queries=1000`,
 `aa:components=apgd-ce+square` (a custom AutoAttack list).
 """
+
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.nn as nn
 
 from ..attacks.apgd import apgd, apgd_targeted
-from ..attacks.autoattack import VERSIONS, autoattack, component_settings, resolve_version
+from ..attacks.autoattack import autoattack, component_settings, resolve_version
+from ..attacks.checks import keyword_defaults
 from ..attacks.fab import fab
 from ..attacks.lm_pgd import lm_pgd
 from ..attacks.pgd import pgd
 from ..attacks.spsa import spsa
 from ..attacks.square import square
-from ..attacks.checks import keyword_defaults
 from ..errors import IratError
 from ..registry import Registry
 from ..utils import parse_number
@@ -37,15 +39,16 @@ class EvalAttack:
     """One kind of evaluation attack: its function and the options a user may set. The options' defaults
     are read from the function's own signature (the one place they are stated); `defaults` holds only
     evaluation defaults for arguments the function requires (e.g. PGD's steps)."""
+
     kind: str
     fn: Callable[..., Any] | None
     options: tuple[str, ...] = ()
     defaults: dict[str, Any] = field(default_factory=dict)
-    rename: dict[str, str] = field(default_factory=dict)   # option name → the function's keyword
-    black_box: bool = False       # queries outputs only (masking check: must not beat the white-box ones)
-    reference: bool = False       # a strong white-box reference (masking check: PGD must not be far above it)
-    uses_alpha: bool = False      # takes the protocol's step size α
-    uses_norm: bool = True        # takes the threat model's norm (LM-PGD is ℓ∞ only)
+    rename: dict[str, str] = field(default_factory=dict)  # option name → the function's keyword
+    black_box: bool = False  # queries outputs only (masking check: must not beat the white-box ones)
+    reference: bool = False  # a strong white-box reference (masking check: PGD must not be far above it)
+    uses_alpha: bool = False  # takes the protocol's step size α
+    uses_norm: bool = True  # takes the threat model's norm (LM-PGD is ℓ∞ only)
     summary: str = ""
 
     def default_options(self) -> dict[str, Any]:
@@ -53,8 +56,18 @@ class EvalAttack:
         sig = keyword_defaults(self.fn, tuple(self.rename.get(o, o) for o in self.options)) if self.fn else {}
         return {o: self.defaults.get(o, sig.get(self.rename.get(o, o))) for o in self.options}
 
-    def run(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, options: dict[str, Any], *, eps: float,
-            norm: str, alpha: float | None, generator: torch.Generator | None) -> torch.Tensor:
+    def run(
+        self,
+        model: nn.Module,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        options: dict[str, Any],
+        *,
+        eps: float,
+        norm: str,
+        alpha: float | None,
+        generator: torch.Generator | None,
+    ) -> torch.Tensor:
         assert self.fn is not None
         kw = {self.rename.get(k, k): options[k] for k in self.options}
         if self.uses_alpha:
@@ -67,7 +80,7 @@ class EvalAttack:
 
 
 ATTACKS: Registry[EvalAttack] = Registry("evaluation attack", "--attacks")
-_NAMES: list[tuple[str, str, Callable[[re.Match], dict[str, Any]]]] = []   # (name pattern, kind, preset options)
+_NAMES: list[tuple[str, str, Callable[[re.Match], dict[str, Any]]]] = []  # (name pattern, kind, preset options)
 
 
 def register_attack(attack: EvalAttack, *names: str | tuple[str, Callable[[re.Match], dict[str, Any]]]) -> EvalAttack:
@@ -82,37 +95,87 @@ def register_attack(attack: EvalAttack, *names: str | tuple[str, Callable[[re.Ma
 
 def attack_names() -> list[str]:
     """The names `--attacks` accepts (patterns shown as the papers write them, e.g. pgdK)."""
-    shown = {r"pgd(\d+)": "pgdK", r"pgdplus|pgd\+": "pgdplus", r"cw(\d*)": "cw, cwK", r"lmpgd(\d*)": "lmpgdK", r"aa-(standard|plus|rand)":
-             "aa-standard, aa-plus, aa-rand"}
+    shown = {
+        r"pgd(\d+)": "pgdK",
+        r"pgdplus|pgd\+": "pgdplus",
+        r"cw(\d*)": "cw, cwK",
+        r"lmpgd(\d*)": "lmpgdK",
+        r"aa-(standard|plus|rand)": "aa-standard, aa-plus, aa-rand",
+    }
     return [shown.get(p, p.replace("\\", "")) for p, _, _ in _NAMES]
 
 
 register_attack(EvalAttack("natural", None, summary="clean accuracy"), "natural", "clean", "nat")
-register_attack(EvalAttack("pgd", pgd, ("steps", "loss", "restarts", "start", "first_success"), {"steps": 20},
-                           rename={"first_success": "return_first_success"}, uses_alpha=True,
-                           summary="PGD (CE, uniform start); cw: on the CW margin loss; pgdplus: robust only if "
-                                   "correct at every step"),
-                (r"pgd(\d+)", lambda m: {"steps": int(m[1])}),
-                (r"pgdplus|pgd\+", lambda m: {"steps": 40, "restarts": 5, "alpha": 0.01, "first_success": True}),
-                (r"cw(\d*)", lambda m: {"steps": int(m[1] or _CW_DEFAULT_STEPS), "loss": "cw"}))
-register_attack(EvalAttack("lmpgd", lm_pgd, ("steps",), uses_norm=False, summary="line-search momentum PGD"),
-                (r"lmpgd(\d*)", lambda m: {"steps": int(m[1] or 50)}))
-register_attack(EvalAttack("apgd", apgd, ("steps", "restarts", "loss", "rho", "eot_iter"), reference=True,
-                           summary="Auto-PGD, untargeted (CE or DLR)"),
-                "apgd-ce", "apgd", ("apgd-dlr", lambda m: {"loss": "dlr"}))
-register_attack(EvalAttack("apgd-t", apgd_targeted, ("steps", "restarts", "n_target_classes", "loss", "rho",
-                                                     "eot_iter"), reference=True, summary="Auto-PGD, targeted DLR"))
-register_attack(EvalAttack("fab", fab, ("steps", "restarts", "targeted", "n_target_classes", "alpha_max", "eta",
-                                        "beta"), summary="FAB minimal-perturbation attack"),
-                "fab", ("fab-t", lambda m: {"targeted": True}))
-register_attack(EvalAttack("square", square, ("n_queries", "p_init", "restarts"), black_box=True,
-                           summary="Square Attack (black-box)"))
-register_attack(EvalAttack("spsa", spsa, ("steps", "delta", "lr", "samples"), black_box=True,
-                           summary="SPSA with Adam (black-box)"))
-register_attack(EvalAttack("aa", autoattack, ("version", "components", "steps", "n_queries"),
-                           {"components": "", "steps": None, "n_queries": None}, reference=True,
-                           summary="AutoAttack cascade, per-example worst case"),
-                "aa", "autoattack", (r"aa-(standard|plus|rand)", lambda m: {"version": m[1]}))
+register_attack(
+    EvalAttack(
+        "pgd",
+        pgd,
+        ("steps", "loss", "restarts", "start", "first_success"),
+        {"steps": 20},
+        rename={"first_success": "return_first_success"},
+        uses_alpha=True,
+        summary="PGD (CE, uniform start); cw: on the CW margin loss; pgdplus: robust only if correct at every step",
+    ),
+    (r"pgd(\d+)", lambda m: {"steps": int(m[1])}),
+    (r"pgdplus|pgd\+", lambda m: {"steps": 40, "restarts": 5, "alpha": 0.01, "first_success": True}),
+    (r"cw(\d*)", lambda m: {"steps": int(m[1] or _CW_DEFAULT_STEPS), "loss": "cw"}),
+)
+register_attack(
+    EvalAttack("lmpgd", lm_pgd, ("steps",), uses_norm=False, summary="line-search momentum PGD"),
+    (r"lmpgd(\d*)", lambda m: {"steps": int(m[1] or 50)}),
+)
+register_attack(
+    EvalAttack(
+        "apgd",
+        apgd,
+        ("steps", "restarts", "loss", "rho", "eot_iter"),
+        reference=True,
+        summary="Auto-PGD, untargeted (CE or DLR)",
+    ),
+    "apgd-ce",
+    "apgd",
+    ("apgd-dlr", lambda m: {"loss": "dlr"}),
+)
+register_attack(
+    EvalAttack(
+        "apgd-t",
+        apgd_targeted,
+        ("steps", "restarts", "n_target_classes", "loss", "rho", "eot_iter"),
+        reference=True,
+        summary="Auto-PGD, targeted DLR",
+    )
+)
+register_attack(
+    EvalAttack(
+        "fab",
+        fab,
+        ("steps", "restarts", "targeted", "n_target_classes", "alpha_max", "eta", "beta"),
+        summary="FAB minimal-perturbation attack",
+    ),
+    "fab",
+    ("fab-t", lambda m: {"targeted": True}),
+)
+register_attack(
+    EvalAttack(
+        "square", square, ("n_queries", "p_init", "restarts"), black_box=True, summary="Square Attack (black-box)"
+    )
+)
+register_attack(
+    EvalAttack("spsa", spsa, ("steps", "delta", "lr", "samples"), black_box=True, summary="SPSA with Adam (black-box)")
+)
+register_attack(
+    EvalAttack(
+        "aa",
+        autoattack,
+        ("version", "components", "steps", "n_queries"),
+        {"components": "", "steps": None, "n_queries": None},
+        reference=True,
+        summary="AutoAttack cascade, per-example worst case",
+    ),
+    "aa",
+    "autoattack",
+    (r"aa-(standard|plus|rand)", lambda m: {"version": m[1]}),
+)
 _COMMON = {"alpha": None, "alpha_eps": None, "n": None}
 
 
@@ -179,8 +242,10 @@ def _coerce(kind: str, key: str, value: str, default):
             return v
         return value
     except (ValueError, IratError):
-        raise IratError(f"attack option {key}={value!r} for {kind} is not a valid value "
-                        f"(expected {type(default).__name__ if default is not None else 'a number > 0'})") from None
+        raise IratError(
+            f"attack option {key}={value!r} for {kind} is not a valid value "
+            f"(expected {type(default).__name__ if default is not None else 'a number > 0'})"
+        ) from None
 
 
 def parse_attack(text: str) -> AttackSpec:
@@ -218,19 +283,39 @@ def _components(options: dict) -> list[str] | None:
     return [s for s in c.split("+") if s] or None
 
 
-def run_attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec, *, eps: float, norm: str,
-               alpha: float, generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict | None]:
+def run_attack(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    spec: AttackSpec,
+    *,
+    eps: float,
+    norm: str,
+    alpha: float,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, dict | None]:
     """Adversarial inputs for one batch (x itself for `natural`), plus AutoAttack's per-component flags."""
     o = spec.options
     if spec.kind == "natural":
         return x, None
     if spec.kind == "aa":
-        res = autoattack(model, x, y, eps=eps, norm=norm, version=o["version"], components=_components(o),
-                         batch_size=len(x) or 1, overrides=_aa_overrides(o), generator=generator,
-                         return_result=True)
+        res = autoattack(
+            model,
+            x,
+            y,
+            eps=eps,
+            norm=norm,
+            version=o["version"],
+            components=_components(o),
+            batch_size=len(x) or 1,
+            overrides=_aa_overrides(o),
+            generator=generator,
+            return_result=True,
+        )
         return res.x_adv, {"robust_after": res.robust_after, "time_s": res.time_s}
-    return spec.attack.run(model, x, y, o, eps=eps, norm=norm, alpha=spec.alpha_for(eps, alpha),
-                           generator=generator), None
+    return spec.attack.run(
+        model, x, y, o, eps=eps, norm=norm, alpha=spec.alpha_for(eps, alpha), generator=generator
+    ), None
 
 
 def attack_table() -> list[dict[str, str]]:

@@ -1,9 +1,10 @@
 """`evaluate`: accuracy under a list of attacks, per-example worst case, bound checks, gradient-masking
 warnings and a JSON-ready record."""
+
 from __future__ import annotations
 
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn as nn
@@ -38,7 +39,7 @@ class Autocast(nn.Module):
 def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
     """Predicted classes in eval mode, batched."""
     with attack_mode(model, "eval"):
-        return torch.cat([model(x[i:i + batch_size]).argmax(1) for i in range(0, len(x), batch_size)])
+        return torch.cat([model(x[i : i + batch_size]).argmax(1) for i in range(0, len(x), batch_size)])
 
 
 def check_bounds(x_adv: torch.Tensor, x: torch.Tensor, eps: float, norm: str, attack: str) -> None:
@@ -49,11 +50,15 @@ def check_bounds(x_adv: torch.Tensor, x: torch.Tensor, eps: float, norm: str, at
         raise IratError(f"{attack}: an adversarial example contains NaN or infinity; the result is refused")
     dist = per_example_norm(x_adv - x, norm)
     if bool((dist > eps + BOUND_TOL).any()) or bool((x_adv < -BOUND_TOL).any()) or bool((x_adv > 1 + BOUND_TOL).any()):
-        raise IratError(f"{attack}: an adversarial example left the {norm} ball of radius {eps} or [0,1] "
-                        f"(max distance {float(dist.max()):.6g}); the result is refused")
+        raise IratError(
+            f"{attack}: an adversarial example left the {norm} ball of radius {eps} or [0,1] "
+            f"(max distance {float(dist.max()):.6g}); the result is refused"
+        )
 
 
-def resolve_attacks(attacks: Sequence[str | AttackSpec] | str | None = None, suite: str | None = None) -> list[AttackSpec]:
+def resolve_attacks(
+    attacks: Sequence[str | AttackSpec] | str | None = None, suite: str | None = None
+) -> list[AttackSpec]:
     """Parse attack names (a list or a comma-separated string) and a suite into specs with unique names."""
     names: list[str | AttackSpec] = []
     if suite:
@@ -82,14 +87,27 @@ def check_options(backend: str, precision: str, batch_size: int = 1) -> None:
         raise IratError(f"batch_size must be >= 1, got {batch_size}")
     if backend == "autoattack":
         from .official import require_official
+
         require_official()
 
 
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
-             attacks: Sequence[str | AttackSpec] | str | None = None, suite: str | None = None, eps: float,
-             norm: str = "linf", alpha: float | None = None, batch_size: int = 512, seed: int = 0,
-             device: torch.device | str | None = None, sanity: bool = True, backend: str = "irat",
-             precision: str = "fp32") -> dict:
+def evaluate(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    attacks: Sequence[str | AttackSpec] | str | None = None,
+    suite: str | None = None,
+    eps: float,
+    norm: str = "linf",
+    alpha: float | None = None,
+    batch_size: int = 512,
+    seed: int = 0,
+    device: torch.device | str | None = None,
+    sanity: bool = True,
+    backend: str = "irat",
+    precision: str = "fp32",
+) -> dict:
     """Accuracy (percent) under each attack, attacking only examples still classified correctly.
 
     Returns a JSON-ready record {"n", "eps", "norm", "alpha", "results", "attacks", "worst_case",
@@ -118,12 +136,17 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
     warnings: list[dict] = []
     if precision == "bf16":
         model = Autocast(model)
-        warnings.append({"check": "bf16", "message": "evaluated under bf16 autocast: attacks may be weaker than "
-                                                      "in fp32, so robust accuracy may be overstated"})
+        warnings.append(
+            {
+                "check": "bf16",
+                "message": "evaluated under bf16 autocast: attacks may be weaker than "
+                "in fp32, so robust accuracy may be overstated",
+            }
+        )
     ctx = distributed.context()
     gen = torch.Generator(device=dev).manual_seed(seed + 7919 * ctx.rank)
     n = len(y)
-    lo, hi = distributed.shard_range(n)   # this rank's examples ([0, n) in one process)
+    lo, hi = distributed.shard_range(n)  # this rank's examples ([0, n) in one process)
     xs, ys = x[lo:hi], y[lo:hi]
     nat_correct = distributed.gather_cat(predict(model, xs, batch_size) == ys)
     results, configs, per_example, covered, aa_components = {}, {}, {}, {}, {}
@@ -131,10 +154,22 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
     for spec in specs:
         t0 = time.perf_counter()
         cover = torch.zeros(n, dtype=torch.bool, device=dev)
-        cover[:spec.options.get("n") or n] = True
-        correct, comps, comp_time = _attack_shard(model, xs, ys, spec, nat_correct[lo:hi], cover[lo:hi], eps=eps,
-                                                  norm=norm, alpha=alpha, batch_size=batch_size, seed=seed,
-                                                  backend=backend, generator=gen)
+        cover[: spec.options.get("n") or n] = True
+        correct, comps, comp_time = _attack_shard(
+            model,
+            xs,
+            ys,
+            spec,
+            nat_correct[lo:hi],
+            cover[lo:hi],
+            eps=eps,
+            norm=norm,
+            alpha=alpha,
+            batch_size=batch_size,
+            seed=seed,
+            backend=backend,
+            generator=gen,
+        )
         # every rank's component names, component times and wall time (one exchange); times: the slowest rank
         parts = distributed.gather_objects((sorted(comps), comp_time, time.perf_counter() - t0))
         elapsed = max(p[2] for p in parts)
@@ -150,14 +185,21 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
         results[spec.name] = round(100.0 * float(correct[cover].float().mean()), 4) if n_cov else 0.0
         cfg = spec.config()
         cfg["alpha"] = spec.alpha_for(eps, alpha)
-        cfg.update({"n": n_cov, "n_attacked": n_attacked, "time_s": round(elapsed, 3),
-                    "examples_per_s": round(n_attacked / elapsed, 2) if n_attacked and elapsed > 0 else None})
+        cfg.update(
+            {
+                "n": n_cov,
+                "n_attacked": n_attacked,
+                "time_s": round(elapsed, 3),
+                "examples_per_s": round(n_attacked / elapsed, 2) if n_attacked and elapsed > 0 else None,
+            }
+        )
         if ctx.enabled:
             cfg["ranks"] = ctx.world
         if spec.kind == "aa":
             cfg["backend"] = backend
             if backend == "autoattack":
                 from .official import official_version
+
                 cfg["official_version"] = official_version()
             if comps:
                 cfg["after_component"] = {c: round(100.0 * float(f[cover].float().mean()), 4) for c, f in comps.items()}
@@ -177,17 +219,39 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
             checks = (more + probe_warnings, probe)
         more, probe = distributed.broadcast_object(checks)
         warnings += more
-    return {"n": n, "eps": eps, "norm": norm, "alpha": alpha, "seed": seed, "precision": precision,
-            "backend": backend, "results": results, "attacks": configs,
-            "worst_case": round(100.0 * float(worst.float().mean()), 4) if n else 0.0,
-            "warnings": warnings, "sanity": probe,
-            "per_example": {k: v.cpu() for k, v in per_example.items()}}
+    return {
+        "n": n,
+        "eps": eps,
+        "norm": norm,
+        "alpha": alpha,
+        "seed": seed,
+        "precision": precision,
+        "backend": backend,
+        "results": results,
+        "attacks": configs,
+        "worst_case": round(100.0 * float(worst.float().mean()), 4) if n else 0.0,
+        "warnings": warnings,
+        "sanity": probe,
+        "per_example": {k: v.cpu() for k, v in per_example.items()},
+    }
 
 
-def _attack_shard(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec, nat_correct: torch.Tensor,
-                  cover: torch.Tensor, *, eps: float, norm: str, alpha: float, batch_size: int, seed: int,
-                  backend: str, generator: torch.Generator
-                  ) -> tuple[torch.Tensor, dict[str, torch.Tensor], dict[str, float]]:
+def _attack_shard(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    spec: AttackSpec,
+    nat_correct: torch.Tensor,
+    cover: torch.Tensor,
+    *,
+    eps: float,
+    norm: str,
+    alpha: float,
+    batch_size: int,
+    seed: int,
+    backend: str,
+    generator: torch.Generator,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor], dict[str, float]]:
     """One attack on these examples (a rank's slice under torchrun): per-example correctness, AutoAttack's
     robustness after each component, and each component's time. Only examples still classified
     correctly (and covered by the attack's `n`) are attacked, in batches."""
@@ -198,11 +262,24 @@ def _attack_shard(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: Atta
         return correct, comps, comp_time
     todo = (correct & cover).nonzero().squeeze(1)
     for i in range(0, len(todo), batch_size):
-        sel = todo[i:i + batch_size]
+        sel = todo[i : i + batch_size]
         if spec.kind == "aa" and backend == "autoattack":
             from .official import run_official
-            xa, extra = run_official(model, x[sel], y[sel], eps=eps, norm=norm, version=spec.options["version"],
-                                     components=_components(spec.options), seed=seed, batch_size=batch_size), None
+
+            xa, extra = (
+                run_official(
+                    model,
+                    x[sel],
+                    y[sel],
+                    eps=eps,
+                    norm=norm,
+                    version=spec.options["version"],
+                    components=_components(spec.options),
+                    seed=seed,
+                    batch_size=batch_size,
+                ),
+                None,
+            )
         else:
             xa, extra = run_attack(model, x[sel], y[sel], spec, eps=eps, norm=norm, alpha=alpha, generator=generator)
         check_bounds(xa, x[sel], eps, norm, spec.name)

@@ -11,6 +11,7 @@ Four kinds, each with a stated threshold (module constants, documented in docs/e
 Plus AutoAttack's model checks: randomised outputs, outputs that are already probabilities, and
 examples whose input gradient is exactly zero.
 """
+
 from __future__ import annotations
 
 import math
@@ -42,8 +43,13 @@ def _tol(n: int) -> float:
     return MONOTONE_TOL + (100.0 / n if n else 0.0)
 
 
-def attack_warnings(specs: list[AttackSpec], per_example: dict[str, torch.Tensor], covered: dict[str, torch.Tensor],
-                    nat_correct: torch.Tensor, aa_components: dict[str, dict[str, torch.Tensor]]) -> list[dict]:
+def attack_warnings(
+    specs: list[AttackSpec],
+    per_example: dict[str, torch.Tensor],
+    covered: dict[str, torch.Tensor],
+    nat_correct: torch.Tensor,
+    aa_components: dict[str, dict[str, torch.Tensor]],
+) -> list[dict]:
     """Warnings from comparing the attacks that were run (per example, on the examples they share)."""
     out: list[dict] = []
     white = [s for s in specs if s.white_box]
@@ -59,9 +65,13 @@ def attack_warnings(specs: list[AttackSpec], per_example: dict[str, torch.Tensor
         extra = survived_white & ~per_example[s.name] & mask
         share = 100.0 * float(extra.sum()) / max(int(mask.sum()), 1)
         if share > BLACK_BOX_MARGIN:
-            out.append(_warn("black-box-beats-white-box",
-                             f"{s.name} (black-box) broke {int(extra.sum())} examples ({share:.2f} %) that every "
-                             f"white-box attack left robust: a sign of gradient masking"))
+            out.append(
+                _warn(
+                    "black-box-beats-white-box",
+                    f"{s.name} (black-box) broke {int(extra.sum())} examples ({share:.2f} %) that every "
+                    f"white-box attack left robust: a sign of gradient masking",
+                )
+            )
     for name, comps in aa_components.items():
         if "square" in comps:
             order = list(comps)
@@ -71,9 +81,13 @@ def attack_warnings(specs: list[AttackSpec], per_example: dict[str, torch.Tensor
                 mask = covered[name]
                 drop = 100.0 * float((before & ~comps["square"] & mask).sum()) / max(int(mask.sum()), 1)
                 if drop > BLACK_BOX_MARGIN:
-                    out.append(_warn("black-box-beats-white-box",
-                                     f"{name}: Square (black-box) lowered the accuracy left by the white-box "
-                                     f"components by {drop:.2f} points: a sign of gradient masking"))
+                    out.append(
+                        _warn(
+                            "black-box-beats-white-box",
+                            f"{name}: Square (black-box) lowered the accuracy left by the white-box "
+                            f"components by {drop:.2f} points: a sign of gradient masking",
+                        )
+                    )
     strong = [s for s in specs if s.attack.reference]
     for p in specs:
         if p.kind != "pgd" or p.options["loss"] != "ce":
@@ -82,21 +96,31 @@ def attack_warnings(specs: list[AttackSpec], per_example: dict[str, torch.Tensor
             mask = covered[p.name] & covered[s.name]
             gap = _acc(per_example[p.name], mask) - _acc(per_example[s.name], mask)
             if gap > PGD_GAP:
-                out.append(_warn("pgd-above-strong-attack",
-                                 f"{p.name} accuracy is {gap:.1f} points above {s.name} on the same examples: PGD "
-                                 f"overstates robustness here (gradient masking or a poorly tuned step)"))
+                out.append(
+                    _warn(
+                        "pgd-above-strong-attack",
+                        f"{p.name} accuracy is {gap:.1f} points above {s.name} on the same examples: PGD "
+                        f"overstates robustness here (gradient masking or a poorly tuned step)",
+                    )
+                )
     pgds = sorted((s for s in specs if s.kind == "pgd"), key=lambda s: s.options["steps"])
     for i, a in enumerate(pgds):
-        for b in pgds[i + 1:]:
-            same = all(a.options[k] == b.options[k] for k in ("loss", "restarts", "first_success", "alpha",
-                                                              "alpha_eps", "start"))
+        for b in pgds[i + 1 :]:
+            same = all(
+                a.options[k] == b.options[k]
+                for k in ("loss", "restarts", "first_success", "alpha", "alpha_eps", "start")
+            )
             if not same or b.options["steps"] <= a.options["steps"]:
                 continue
             mask = covered[a.name] & covered[b.name]
             rise = _acc(per_example[b.name], mask) - _acc(per_example[a.name], mask)
             if rise > _tol(int(mask.sum())):
-                out.append(_warn("more-steps-not-stronger",
-                                 f"{b.name} leaves {rise:.1f} points more accuracy than {a.name} with fewer steps"))
+                out.append(
+                    _warn(
+                        "more-steps-not-stronger",
+                        f"{b.name} leaves {rise:.1f} points more accuracy than {a.name} with fewer steps",
+                    )
+                )
     return out
 
 
@@ -110,24 +134,50 @@ def model_warnings(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> list[d
     with attack_mode(model, "eval"):
         z1, z2 = model(xs).float(), model(xs).float()
         if not torch.allclose(z1, z2, atol=1e-5, rtol=1e-5):
-            out.append(_warn("randomised-model", "the model's outputs change between two identical forward passes: "
-                             "evaluate a randomised defence with aa-rand (expectation over transformation)"))
-        if bool((z1 >= 0).all()) and bool((z1 <= 1).all()) and torch.allclose(z1.sum(1), torch.ones_like(z1[:, 0]),
-                                                                              atol=1e-5):
-            out.append(_warn("probability-outputs", "the model outputs probabilities, not logits: CE and DLR on "
-                             "probabilities give weak gradients; remove the final softmax"))
+            out.append(
+                _warn(
+                    "randomised-model",
+                    "the model's outputs change between two identical forward passes: "
+                    "evaluate a randomised defence with aa-rand (expectation over transformation)",
+                )
+            )
+        if (
+            bool((z1 >= 0).all())
+            and bool((z1 <= 1).all())
+            and torch.allclose(z1.sum(1), torch.ones_like(z1[:, 0]), atol=1e-5)
+        ):
+            out.append(
+                _warn(
+                    "probability-outputs",
+                    "the model outputs probabilities, not logits: CE and DLR on "
+                    "probabilities give weak gradients; remove the final softmax",
+                )
+            )
         with torch.enable_grad():
             xr = xs.detach().requires_grad_(True)
-            g, = torch.autograd.grad(F.cross_entropy(model(xr).float(), ys, reduction="sum"), xr)
+            (g,) = torch.autograd.grad(F.cross_entropy(model(xr).float(), ys, reduction="sum"), xr)
         zero = int((g.flatten(1).abs().amax(1) == 0).sum())
         if zero:
-            out.append(_warn("zero-gradients", f"{zero} of {len(xs)} examples have an input gradient of exactly "
-                             f"zero: gradient-based attacks cannot move them (gradient masking?)"))
+            out.append(
+                _warn(
+                    "zero-gradients",
+                    f"{zero} of {len(xs)} examples have an input gradient of exactly "
+                    f"zero: gradient-based attacks cannot move them (gradient masking?)",
+                )
+            )
     return out
 
 
-def sanity_probe(model: nn.Module, x: torch.Tensor, y: torch.Tensor, nat_correct: torch.Tensor, *, eps: float,
-                 norm: str, generator: torch.Generator | None) -> tuple[dict, list[dict]]:
+def sanity_probe(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    nat_correct: torch.Tensor,
+    *,
+    eps: float,
+    norm: str,
+    generator: torch.Generator | None,
+) -> tuple[dict, list[dict]]:
     """PGD at ε with 10 and 50 steps, at 2ε and at a very large ε on ≤ PROBE_N correctly classified examples."""
     idx = nat_correct.nonzero().squeeze(1)[:PROBE_N]
     if len(idx) == 0:
@@ -143,13 +193,28 @@ def sanity_probe(model: nn.Module, x: torch.Tensor, y: torch.Tensor, nat_correct
     tol = _tol(len(idx))
     out = []
     if acc["pgd50@eps"] > acc["pgd10@eps"] + tol:
-        out.append(_warn("more-steps-not-stronger", f"probe: PGD-50 leaves {acc['pgd50@eps']:.1f} % vs PGD-10's "
-                         f"{acc['pgd10@eps']:.1f} % at ε: accuracy does not fall with more steps"))
+        out.append(
+            _warn(
+                "more-steps-not-stronger",
+                f"probe: PGD-50 leaves {acc['pgd50@eps']:.1f} % vs PGD-10's "
+                f"{acc['pgd10@eps']:.1f} % at ε: accuracy does not fall with more steps",
+            )
+        )
     if acc["pgd50@2eps"] > acc["pgd50@eps"] + tol:
-        out.append(_warn("larger-eps-not-stronger", f"probe: PGD-50 at 2ε leaves {acc['pgd50@2eps']:.1f} % vs "
-                         f"{acc['pgd50@eps']:.1f} % at ε: accuracy does not fall with a larger ε"))
+        out.append(
+            _warn(
+                "larger-eps-not-stronger",
+                f"probe: PGD-50 at 2ε leaves {acc['pgd50@2eps']:.1f} % vs "
+                f"{acc['pgd50@eps']:.1f} % at ε: accuracy does not fall with a larger ε",
+            )
+        )
     if acc["pgd50@large_eps"] > LARGE_EPS_MAX_ACC:
-        out.append(_warn("large-eps-not-broken", f"probe: PGD-50 at ε = {big:.4g} (the whole input box) still leaves "
-                         f"{acc['pgd50@large_eps']:.1f} % accuracy; a sound attack should reach ~0 %: gradient "
-                         f"masking or a broken attack/model"))
+        out.append(
+            _warn(
+                "large-eps-not-broken",
+                f"probe: PGD-50 at ε = {big:.4g} (the whole input box) still leaves "
+                f"{acc['pgd50@large_eps']:.1f} % accuracy; a sound attack should reach ~0 %: gradient "
+                f"masking or a broken attack/model",
+            )
+        )
     return {"n": len(idx), "large_eps": big, "accuracy": acc}, out

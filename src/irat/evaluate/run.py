@@ -1,5 +1,6 @@
 """`irat eval RUN`: evaluate a run's checkpoint on its dataset's test split, by default in the threat
 model it was trained with; write the JSON record and per-example correctness beside the run."""
+
 from __future__ import annotations
 
 import hashlib
@@ -10,20 +11,34 @@ import numpy as np
 import torch
 
 from .. import distributed
+from ..checkpoints import load_model
 from ..data import load_splits
 from ..errors import IratError
 from ..tables import results_table
-from ..checkpoints import load_model
 from ..utils import atomic_write, atomic_write_json, parse_number, resolve_device
 from .core import check_options, evaluate, resolve_attacks
 
 
-def evaluate_run(run: str | Path, *, attacks: str | list[str] | None = None, checkpoint: str = "best",
-                 n: int | None = None, eps: str | float | None = None, norm: str | None = None,
-                 alpha: str | float | None = None, batch_size: int = 512, seed: int = 0, device: str | None = None,
-                 data_dir: str | None = None, split: str = "test", json_path: str | None = None,
-                 suite: str | None = None, backend: str = "irat", precision: str = "fp32",
-                 sanity: bool = True) -> dict:
+def evaluate_run(
+    run: str | Path,
+    *,
+    attacks: str | list[str] | None = None,
+    checkpoint: str = "best",
+    n: int | None = None,
+    eps: str | float | None = None,
+    norm: str | None = None,
+    alpha: str | float | None = None,
+    batch_size: int = 512,
+    seed: int = 0,
+    device: str | None = None,
+    data_dir: str | None = None,
+    split: str = "test",
+    json_path: str | None = None,
+    suite: str | None = None,
+    backend: str = "irat",
+    precision: str = "fp32",
+    sanity: bool = True,
+) -> dict:
     if attacks is None and suite is None:
         attacks = "natural,pgd20,cw"
     specs = resolve_attacks(attacks, suite)  # unknown attacks, options and suites stop here, before any work
@@ -38,23 +53,54 @@ def evaluate_run(run: str | Path, *, attacks: str | list[str] | None = None, che
     norm_v = norm or cfg["attack"]["norm"]
     alpha_v = parse_number(alpha) if alpha is not None else None
     d = cfg["data"]
-    splits = load_splits(d["dataset"], data_dir or d["data_dir"], download=d.get("download", True),
-                         val_size=d.get("val_size"), split_seed=d.get("split_seed", 0), augment="none", device=dev)
+    splits = load_splits(
+        d["dataset"],
+        data_dir or d["data_dir"],
+        download=d.get("download", True),
+        val_size=d.get("val_size"),
+        split_seed=d.get("split_seed", 0),
+        augment="none",
+        device=dev,
+    )
     data = (splits.test if split == "test" else splits.val).head(n)
     x, y = data.all()
-    record = evaluate(model, x, y, attacks=specs, eps=eps_v, norm=norm_v, alpha=alpha_v, batch_size=batch_size,
-                      seed=seed, sanity=sanity, backend=backend, precision=precision)
-    record.update({"suite": suite, "run": str(run), "checkpoint": checkpoint, "epoch": info["epoch"], "split": split,
-                   "method": cfg.get("method"), "dataset": d["dataset"], "model": info["meta"]["arch"], "seed": seed,
-                   "train_seed": cfg.get("seed")})
+    record = evaluate(
+        model,
+        x,
+        y,
+        attacks=specs,
+        eps=eps_v,
+        norm=norm_v,
+        alpha=alpha_v,
+        batch_size=batch_size,
+        seed=seed,
+        sanity=sanity,
+        backend=backend,
+        precision=precision,
+    )
+    record.update(
+        {
+            "suite": suite,
+            "run": str(run),
+            "checkpoint": checkpoint,
+            "epoch": info["epoch"],
+            "split": split,
+            "method": cfg.get("method"),
+            "dataset": d["dataset"],
+            "model": info["meta"]["arch"],
+            "seed": seed,
+            "train_seed": cfg.get("seed"),
+        }
+    )
     record["checkpoint_md5"] = _md5(Path(info["path"]))
     per_example = record.pop("per_example")
-    if not distributed.is_main_process():   # torchrun: every rank holds the record, rank 0 writes it
+    if not distributed.is_main_process():  # torchrun: every rank holds the record, rank 0 writes it
         return record
     run_dir = Path(run) if Path(run).is_dir() else Path(run).parent
     stem = f"{checkpoint}_{split}_{norm_v}_eps{eps_v:.6g}_n{len(y)}".replace("/", "-")
-    merged = _save_per_example(run_dir / "eval" / f"{stem}.npz", per_example, data.index.cpu(), y.cpu(),
-                               record["checkpoint_md5"])
+    merged = _save_per_example(
+        run_dir / "eval" / f"{stem}.npz", per_example, data.index.cpu(), y.cpu(), record["checkpoint_md5"]
+    )
     record = _merge_record(run_dir / "eval" / f"{stem}.json", record, merged)
     atomic_write_json(run_dir / "eval" / f"{stem}.json", record)
     if json_path:
@@ -83,10 +129,14 @@ def _merge_record(path: Path, record: dict, merged: bool) -> dict:
         return record
     if old.get("checkpoint_md5") != record["checkpoint_md5"]:
         return record
-    record["results"] = {**{k: v for k, v in old.get("results", {}).items() if k not in record["results"]},
-                         **record["results"]}
-    record["attacks"] = {**{k: v for k, v in old.get("attacks", {}).items() if k not in record["attacks"]},
-                         **record["attacks"]}
+    record["results"] = {
+        **{k: v for k, v in old.get("results", {}).items() if k not in record["results"]},
+        **record["results"],
+    }
+    record["attacks"] = {
+        **{k: v for k, v in old.get("attacks", {}).items() if k not in record["attacks"]},
+        **record["attacks"],
+    }
     seen = {w["message"] for w in record["warnings"]}
     record["warnings"] += [w for w in old.get("warnings", []) if w["message"] not in seen]
     with np.load(path.with_suffix(".npz")) as z:
@@ -95,16 +145,20 @@ def _merge_record(path: Path, record: dict, merged: bool) -> dict:
     return record
 
 
-def _save_per_example(path: Path, per_example: dict[str, torch.Tensor], index: torch.Tensor,
-                      label: torch.Tensor, checkpoint_md5: str) -> bool:
+def _save_per_example(
+    path: Path, per_example: dict[str, torch.Tensor], index: torch.Tensor, label: torch.Tensor, checkpoint_md5: str
+) -> bool:
     """Merge this evaluation's per-example correctness with earlier attacks on the same examples of the
     same checkpoint; returns whether earlier results were kept."""
     arrays: dict[str, np.ndarray] = {}
     if path.exists():
         try:
             with np.load(path) as z:
-                if np.array_equal(z["index"], index.numpy()) and \
-                        "checkpoint_md5" in z.files and str(z["checkpoint_md5"]) == checkpoint_md5:
+                if (
+                    np.array_equal(z["index"], index.numpy())
+                    and "checkpoint_md5" in z.files
+                    and str(z["checkpoint_md5"]) == checkpoint_md5
+                ):
                     arrays = {k: z[k] for k in z.files}
         except (OSError, ValueError, KeyError):
             arrays = {}
@@ -118,21 +172,35 @@ def _save_per_example(path: Path, per_example: dict[str, torch.Tensor], index: t
     def write(tmp: str) -> None:
         with open(tmp, "wb") as fh:
             np.savez(fh, **arrays)
+
     atomic_write(path, write)
     return merged
 
 
 def print_record(record: dict) -> None:
-    row = {"checkpoint": f"{record.get('checkpoint', '')} (epoch {record.get('epoch', '?')})", **record["results"],
-           "worst case": record["worst_case"]}
-    print(f"{record.get('method', '')} on {record.get('dataset', '')}: n={record['n']}, {record['norm']} "
-          f"eps={record['eps']:.5g}, alpha={record['alpha']:.5g}")
+    row = {
+        "checkpoint": f"{record.get('checkpoint', '')} (epoch {record.get('epoch', '?')})",
+        **record["results"],
+        "worst case": record["worst_case"],
+    }
+    print(
+        f"{record.get('method', '')} on {record.get('dataset', '')}: n={record['n']}, {record['norm']} "
+        f"eps={record['eps']:.5g}, alpha={record['alpha']:.5g}"
+    )
     print(results_table([row], list(row)))
-    timing = {k: {"s": a["time_s"], "ex/s": a["examples_per_s"]} for k, a in record["attacks"].items()
-              if a.get("n_attacked")}
+    timing = {
+        k: {"s": a["time_s"], "ex/s": a["examples_per_s"]} for k, a in record["attacks"].items() if a.get("n_attacked")
+    }
     if timing:
         print("time per attack: " + ", ".join(f"{k} {v['s']:.1f} s" for k, v in timing.items()))
     for w in record.get("warnings", []):
         print(f"WARNING [{w['check']}]: {w['message']}")
-    print(json.dumps({"results": record["results"], "worst_case": record["worst_case"],
-                      "warnings": len(record.get("warnings", []))}))
+    print(
+        json.dumps(
+            {
+                "results": record["results"],
+                "worst_case": record["worst_case"],
+                "warnings": len(record.get("warnings", [])),
+            }
+        )
+    )

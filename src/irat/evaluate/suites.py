@@ -4,6 +4,7 @@ Step sizes are stated as multiples of ε so a suite stays meaningful at any ε; 
 ε = 8/255 they equal the papers' values: MAIL α = 0.003 (= 0.095625 ε), MWPB α = 1/255 (= ε/8),
 GAIRAT and BiLAW α = ε/4. PGD+ keeps its absolute α = 0.01 (GAIRAT).
 """
+
 from __future__ import annotations
 
 from ..errors import IratError
@@ -22,8 +23,21 @@ SUITES: dict[str, list[str]] = {
     # a quick screen: the two strongest cheap white-box components
     "fast": ["natural", "apgd-ce", "apgd-t"],
     # everything irat has
-    "full": ["natural", "pgd20", "pgd100", "cw", "pgdplus", "lmpgd50", "apgd-ce", "apgd-dlr", "apgd-t", "fab-t",
-             "square", "spsa", "aa"],
+    "full": [
+        "natural",
+        "pgd20",
+        "pgd100",
+        "cw",
+        "pgdplus",
+        "lmpgd50",
+        "apgd-ce",
+        "apgd-dlr",
+        "apgd-t",
+        "fab-t",
+        "square",
+        "spsa",
+        "aa",
+    ],
 }
 
 

@@ -1,4 +1,5 @@
 """Model registry (METHODS §8). Every model takes [0,1] inputs of any channel count and size."""
+
 from . import resnet, small, wrn  # noqa: F401  (registration side effects)
 from .registry import available, canonical, create_model, describe, register
 

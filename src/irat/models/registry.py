@@ -1,7 +1,8 @@
 """Model registry: `@register("name")` factories taking (in_channels, num_classes, input_size)."""
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch.nn as nn
 
@@ -20,6 +21,7 @@ def register(name: str, *aliases: str, doc: str = "") -> Callable[[Factory], Fac
         for a in aliases:
             _ALIASES[a] = name
         return fn
+
     return deco
 
 
@@ -45,6 +47,10 @@ def create_model(name: str, *, in_channels: int = 3, num_classes: int = 10, inpu
     if in_channels < 1 or num_classes < 2 or input_size < 1:
         raise ConfigError(f"bad model shape: {in_channels} channels, {num_classes} classes, size {input_size}")
     model = _MODELS[canonical(name)](in_channels, num_classes, input_size)
-    model.irat_meta = {"arch": canonical(name), "in_channels": in_channels, "num_classes": num_classes,
-                       "input_size": input_size}
+    model.irat_meta = {
+        "arch": canonical(name),
+        "in_channels": in_channels,
+        "num_classes": num_classes,
+        "input_size": input_size,
+    }
     return model

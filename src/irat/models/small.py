@@ -1,4 +1,5 @@
 """The papers' small networks: GAIRAT/FAT SmallCNN, VGG-13, BiLAW's tiny-CNN, FC1 and small-CNN."""
+
 from __future__ import annotations
 
 import math
@@ -62,8 +63,13 @@ def small_cnn_bilaw(in_channels: int, num_classes: int, input_size: int) -> nn.M
 @register("tinycnn", "tiny-cnn")
 def tinycnn(in_channels: int, num_classes: int, input_size: int) -> nn.Module:
     """BiLAW / Wong & Kolter tiny-CNN: Conv(16,4×4,s2) → Conv(32,4×4,s2) → FC(100) → FC(C)"""
-    features = nn.Sequential(nn.Conv2d(in_channels, 16, 4, 2, 1), nn.ReLU(inplace=True),
-                             nn.Conv2d(16, 32, 4, 2, 1), nn.ReLU(inplace=True), nn.Flatten())
+    features = nn.Sequential(
+        nn.Conv2d(in_channels, 16, 4, 2, 1),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(16, 32, 4, 2, 1),
+        nn.ReLU(inplace=True),
+        nn.Flatten(),
+    )
     flat = _flat_size(features, in_channels, input_size)
     return nn.Sequential(*features, nn.Linear(flat, 100), nn.ReLU(inplace=True), nn.Linear(100, num_classes))
 
@@ -71,8 +77,12 @@ def tinycnn(in_channels: int, num_classes: int, input_size: int) -> nn.Module:
 @register("fc1")
 def fc1(in_channels: int, num_classes: int, input_size: int) -> nn.Module:
     """BiLAW FC1: one hidden layer of 1024 units"""
-    return nn.Sequential(nn.Flatten(), nn.Linear(in_channels * input_size * input_size, 1024), nn.ReLU(inplace=True),
-                         nn.Linear(1024, num_classes))
+    return nn.Sequential(
+        nn.Flatten(),
+        nn.Linear(in_channels * input_size * input_size, 1024),
+        nn.ReLU(inplace=True),
+        nn.Linear(1024, num_classes),
+    )
 
 
 _VGG13 = [64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"]

@@ -1,4 +1,5 @@
 """WideResNet (Zagoruyko & Komodakis) in the form of the TRADES / MART / GAIRAT code (METHODS §8)."""
+
 from __future__ import annotations
 
 import torch
@@ -33,8 +34,11 @@ class WideResNet(nn.Module):
         self.conv1 = nn.Conv2d(in_channels, widths[0], 3, 1, 1, bias=False)
         stages, cin = [], widths[0]
         for i, w in enumerate(widths[1:]):
-            stages.append(nn.Sequential(*[WideBlock(cin if j == 0 else w, w, (1 if i == 0 else 2) if j == 0 else 1)
-                                          for j in range(n)]))
+            stages.append(
+                nn.Sequential(
+                    *[WideBlock(cin if j == 0 else w, w, (1 if i == 0 else 2) if j == 0 else 1) for j in range(n)]
+                )
+            )
             cin = w
         self.block1, self.block2, self.block3 = stages
         self.bn1 = nn.BatchNorm2d(widths[3])

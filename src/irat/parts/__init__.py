@@ -7,6 +7,7 @@
 A method name (`irat methods`) is a preset that picks one of each. A new part is one class,
 registered with `register_objective` / `register_weighting` / `register_radius` (docs/extending.md).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -14,11 +15,11 @@ from typing import Any
 
 from ..config import Config
 from ..errors import ConfigError
+from ..registry import Registry
 from . import bilaw as _bilaw  # noqa: F401  (registers bilaw, bilaw-np)
 from .base import Crafted, Part, RunContext, Step, option_fields, options_of
 from .objectives import OBJECTIVES, Objective, make_objective, register_objective
 from .radius import RADII, Radius, register_radius
-from ..registry import Registry
 from .weighting import WEIGHTINGS, Weighting, register_weighting
 
 SECTIONS: dict[str, Registry[Any]] = {"objective": OBJECTIVES, "weighting": WEIGHTINGS, "radius": RADII}
@@ -27,10 +28,11 @@ SECTIONS: dict[str, Registry[Any]] = {"objective": OBJECTIVES, "weighting": WEIG
 @dataclass
 class Parts:
     """One run's parts, built from its config."""
+
     radius: Radius
     objective: Objective
     weighting: Weighting
-    targets: list[str]   # the terms the weights multiply
+    targets: list[str]  # the terms the weights multiply
 
     def state_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k).state_dict() for k in SECTIONS}
@@ -50,11 +52,13 @@ class Parts:
 def check_parts(cfg: Config) -> None:
     """Every part's own check, then the rules between parts (each stated by the parts' declarations)."""
     obj, w, r = OBJECTIVES.get(cfg.objective.name), WEIGHTINGS.get(cfg.weighting.name), RADII.get(cfg.radius.name)
-    for section, registry in SECTIONS.items():   # every part's options, typed (also those of parts not chosen)
+    for section, registry in SECTIONS.items():  # every part's options, typed (also those of parts not chosen)
         for name in getattr(cfg, section).options:
             if name not in registry:
-                raise ConfigError(f"{section}.{name}: no {registry.kind} named {name!r} is known (known: "
-                                  f"{', '.join(registry.names())}); load its plug-in with --plugin")
+                raise ConfigError(
+                    f"{section}.{name}: no {registry.kind} named {name!r} is known (known: "
+                    f"{', '.join(registry.names())}); load its plug-in with --plugin"
+                )
             options_of(registry.get(name), getattr(cfg, section), section)
     for cls in (obj, w, r):
         cls.check(cfg)
@@ -63,12 +67,16 @@ def check_parts(cfg: Config) -> None:
         if r is not RADII.get("fixed"):
             raise ConfigError(f"{what}: it takes no per-example radius scheme (radius.name must be fixed)")
         if w.needs_pgd_records(cfg):
-            raise ConfigError(f"{what}: weighting {w.name} needs the PGD attack's per-step records or its "
-                              f"adversarial examples; use a scheme that does not (e.g. mail with pm-adv, wmmr)")
+            raise ConfigError(
+                f"{what}: weighting {w.name} needs the PGD attack's per-step records or its "
+                f"adversarial examples; use a scheme that does not (e.g. mail with pm-adv, wmmr)"
+            )
     if w.learned and obj.second_example:
-        raise ConfigError(f"objective {obj.name} trains on a second adversarial example, which the look-ahead of "
-                          f"a learned weighting does not see: it works with gair, mail, wmmr or no weighting, not "
-                          f"BiLAW ({w.name})")
+        raise ConfigError(
+            f"objective {obj.name} trains on a second adversarial example, which the look-ahead of "
+            f"a learned weighting does not see: it works with gair, mail, wmmr or no weighting, not "
+            f"BiLAW ({w.name})"
+        )
 
 
 def build_parts(cfg: Config, ctx: RunContext) -> Parts:
@@ -97,6 +105,27 @@ def weight_targets(objective: str, scheme: str) -> list[str]:
     return make_objective(objective).weight_targets(WEIGHTINGS.get(scheme))
 
 
-__all__ = ["Crafted", "OBJECTIVES", "Objective", "Part", "Parts", "RADII", "Radius", "RunContext", "SECTIONS",
-           "Step", "WEIGHTINGS", "Weighting", "build_parts", "check_parts", "make_objective", "option_fields", "part_table",
-           "options_of", "register_objective", "register_radius", "register_weighting", "weight_targets"]
+__all__ = [
+    "Crafted",
+    "OBJECTIVES",
+    "Objective",
+    "Part",
+    "Parts",
+    "RADII",
+    "Radius",
+    "RunContext",
+    "SECTIONS",
+    "Step",
+    "WEIGHTINGS",
+    "Weighting",
+    "build_parts",
+    "check_parts",
+    "make_objective",
+    "option_fields",
+    "part_table",
+    "options_of",
+    "register_objective",
+    "register_radius",
+    "register_weighting",
+    "weight_targets",
+]

@@ -4,12 +4,14 @@ The loop (DESIGN.md): radius → attack (the objective's) → objective terms �
 declares what it needs (`Weighting.needs_kappa`, `Objective.needs_natural`, ...) and reads it from
 these records; it never reaches into the trainer.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -28,6 +30,7 @@ def _identity(t: torch.Tensor) -> torch.Tensor:
 class RunContext:
     """The run a part belongs to. `global_sum` is Σ over ranks (differentiable; the identity in one
     process): sums that define a weight normalisation or a batch mean go through it."""
+
     cfg: Config
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     num_classes: int = 10
@@ -38,19 +41,20 @@ class RunContext:
 @dataclass
 class Step:
     """One batch as the parts see it (this rank's slice of the global batch under torchrun)."""
-    net: nn.Module             # the forward the attacks use (compiled or not)
-    model: nn.Module           # the model whose parameters are trained
+
+    net: nn.Module  # the forward the attacks use (compiled or not)
+    model: nn.Module  # the model whose parameters are trained
     x: torch.Tensor
     y: torch.Tensor
-    idx: torch.Tensor          # dataset indices of the examples
-    epoch: int                 # 1-based
+    idx: torch.Tensor  # dataset indices of the examples
+    epoch: int  # 1-based
     eps: float | torch.Tensor  # the radius part's ε (scalar or per example)
     alpha: float | torch.Tensor
-    lr: float                  # the learning rate of this step (BiLAW's look-ahead)
-    global_n: int              # size of the global batch
+    lr: float  # the learning rate of this step (BiLAW's look-ahead)
+    global_n: int  # size of the global batch
     noise: Noise = draw_noise  # per-example random draws (a rank's slice of the global draw)
-    want_info: bool = False    # the attack should return its PGDInfo (κ, iterates)
-    record_kappa_iterate: bool = False   # ... including the iterate at κ (MAIL's PM-dif, saved values)
+    want_info: bool = False  # the attack should return its PGDInfo (κ, iterates)
+    record_kappa_iterate: bool = False  # ... including the iterate at κ (MAIL's PM-dif, saved values)
 
     @property
     def share(self) -> float:
@@ -61,11 +65,12 @@ class Step:
 @dataclass
 class Crafted:
     """The training inputs an objective's attack produced for one step."""
+
     x_adv: torch.Tensor
     info: PGDInfo | None = None
-    x_adv2: torch.Tensor | None = None   # a second example (trades-mix's CW point, ST-AT's collaborative one)
-    mask: torch.Tensor | None = None     # which examples' adversarial term counts (MMA's hinge)
-    eps: float | torch.Tensor | None = None   # the radii actually used, when the attack chose them (MMA)
+    x_adv2: torch.Tensor | None = None  # a second example (trades-mix's CW point, ST-AT's collaborative one)
+    mask: torch.Tensor | None = None  # which examples' adversarial term counts (MMA's hinge)
+    eps: float | torch.Tensor | None = None  # the radii actually used, when the attack chose them (MMA)
 
 
 class Part:
@@ -74,6 +79,7 @@ class Part:
     `Options` (a dataclass, optional) is the part's own config section: a plug-in scheme named
     `my-scheme` is configured by `--set weighting.my-scheme.KEY=VALUE`, checked against these types.
     """
+
     name: str = ""
     Options: type | None = None
 

@@ -12,6 +12,7 @@ differentiable all-reduce, so ∂L_val/∂μ flows back to every rank's examples
 summed over ranks before Adam's step — θ̃, L_val and μ are the same on every rank and equal to one
 process's on the whole batch.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -31,7 +32,6 @@ from ..margins import margin_vector, probabilistic_margin
 from .base import Crafted, RunContext, Step
 from .objectives import Objective
 from .weighting import Weighting, natural_logits, register_weighting
-
 
 BILAW_INPUTS = ("multiclass-margin", "margin", "adv-loss", "loss-diff")
 
@@ -53,7 +53,9 @@ class WeightNet(nn.Module):
 
 
 @torch.no_grad()
-def weight_net_input(kind: str, model: nn.Module, x: torch.Tensor, x_adv: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def weight_net_input(
+    kind: str, model: nn.Module, x: torch.Tensor, x_adv: torch.Tensor, y: torch.Tensor
+) -> torch.Tensor:
     """What the weight net sees (BiLAW Table 8): the multi-class margin Δ (Def. 3, the method's choice,
     B×C), the margin (Def. 2, B×1), the adversarial loss ℓ̂ (B×1) or ℓ̂ − ℓ (B×1); natural logits in eval mode."""
     nat = natural_logits(model, x)
@@ -65,9 +67,20 @@ def weight_net_input(kind: str, model: nn.Module, x: torch.Tensor, x_adv: torch.
     return adv if kind == "adv-loss" else adv - F.cross_entropy(nat, y, reduction="none")[:, None]
 
 
-def lookahead_val_loss(model: nn.Module, objective: Objective, targets: list[str], x: torch.Tensor,
-                       x_adv: torch.Tensor, y: torch.Tensor, scale: torch.Tensor, lr: float, xv_adv: torch.Tensor,
-                       yv: torch.Tensor, share: float = 1.0, val_total: int | None = None) -> torch.Tensor:
+def lookahead_val_loss(
+    model: nn.Module,
+    objective: Objective,
+    targets: list[str],
+    x: torch.Tensor,
+    x_adv: torch.Tensor,
+    y: torch.Tensor,
+    scale: torch.Tensor,
+    lr: float,
+    xv_adv: torch.Tensor,
+    yv: torch.Tensor,
+    share: float = 1.0,
+    val_total: int | None = None,
+) -> torch.Tensor:
     """L_val(θ̃) with θ̃ = θ − η·∇_θ loss(θ; ω = scale), differentiable in `scale` (and so in μ).
 
     share: this rank's fraction of the training batch (1 in one process); val_total: the size of the whole
@@ -90,6 +103,7 @@ def lookahead_val_loss(model: nn.Module, objective: Objective, targets: list[str
 class BiLAW(Weighting):
     """BiLAW: a weight net ω_μ on the multi-class margin, trained by a one-step look-ahead (Alg. 1). It
     takes `bilaw_meta_size` examples out of the training set as the validation set that drives μ."""
+
     learned = True
     parametric = True
 
@@ -97,8 +111,9 @@ class BiLAW(Weighting):
         super().__init__(cfg, ctx)
         w, device = cfg.weighting, self.ctx.device
         self.net_input = w.bilaw_input
-        self.net = WeightNet(self.ctx.num_classes if self.net_input == "multiclass-margin" else 1,
-                             w.bilaw_hidden).to(device)
+        self.net = WeightNet(self.ctx.num_classes if self.net_input == "multiclass-margin" else 1, w.bilaw_hidden).to(
+            device
+        )
         self.opt = torch.optim.Adam(self.net.parameters(), lr=w.bilaw_lr)
         self.meta: DeviceData | None = None
         self.batch_size = cfg.batch_size
@@ -114,8 +129,9 @@ class BiLAW(Weighting):
             raise ConfigError(f"weighting.bilaw_input must be one of {', '.join(BILAW_INPUTS)}, got {w.bilaw_input!r}")
         widths = [w.bilaw_hidden] if not isinstance(w.bilaw_hidden, list) else w.bilaw_hidden
         if not widths or not all(isinstance(h, int) and not isinstance(h, bool) and h >= 1 for h in widths):
-            raise ConfigError(f"weighting.bilaw_hidden must be a width >= 1 or a list of them (e.g. [64, 64]), "
-                              f"got {w.bilaw_hidden!r}")
+            raise ConfigError(
+                f"weighting.bilaw_hidden must be a width >= 1 or a list of them (e.g. [64, 64]), got {w.bilaw_hidden!r}"
+            )
 
     @classmethod
     def needs_pgd_records(cls, cfg: Config) -> bool:
@@ -125,8 +141,9 @@ class BiLAW(Weighting):
         """BiLAW's second validation set (drives the weight net), split off the training set, seeded."""
         n, size = len(train), self.w.bilaw_meta_size
         if size < 1 or size >= n:
-            raise ConfigError(f"weighting.bilaw_meta_size must be in [1, {n - 1}] for {n} training examples, "
-                              f"got {size}")
+            raise ConfigError(
+                f"weighting.bilaw_meta_size must be in [1, {n - 1}] for {n} training examples, got {size}"
+            )
         perm = torch.randperm(n, generator=torch.Generator().manual_seed(self.cfg.data.split_seed + 1))
         self.meta = train.subset(perm[:size].sort().values)
         return train.subset(perm[size:].sort().values)
@@ -135,8 +152,20 @@ class BiLAW(Weighting):
         """PGD examples of a validation batch for the look-ahead (CE, the training threat model)."""
         a = self.cfg.attack
         alpha = a.alpha if a.alpha is not None else a.eps / 4
-        return pgd(model, x, y, eps=a.eps, alpha=alpha, steps=a.steps, norm=a.norm, loss="ce", start="uniform",
-                   bn_mode=a.bn_mode, noise=noise, check_inputs=False)
+        return pgd(
+            model,
+            x,
+            y,
+            eps=a.eps,
+            alpha=alpha,
+            steps=a.steps,
+            norm=a.norm,
+            loss="ce",
+            start="uniform",
+            bn_mode=a.bn_mode,
+            noise=noise,
+            check_inputs=False,
+        )
 
     def before_loss(self, step: Step, crafted: Crafted, objective: Objective, targets: list[str]) -> torch.Tensor:
         w = self.weights(step.model, objective, targets, step.x, crafted.x_adv, step.y, step.lr, step.global_n)
@@ -163,13 +192,22 @@ class BiLAW(Weighting):
             x, y, _ = next(self._iter)
         return x, y
 
-    def weights(self, model: nn.Module, objective: Objective, targets: list[str], x: torch.Tensor,
-                x_adv: torch.Tensor, y: torch.Tensor, lr: float, b: int) -> torch.Tensor:
+    def weights(
+        self,
+        model: nn.Module,
+        objective: Objective,
+        targets: list[str],
+        x: torch.Tensor,
+        x_adv: torch.Tensor,
+        y: torch.Tensor,
+        lr: float,
+        b: int,
+    ) -> torch.Tensor:
         """Update μ by the look-ahead (parametric) and return raw weights for the real step; b is the
         global batch size (this rank holds len(y) of it)."""
         xv, yv = self._meta_batch()
         nv = len(yv)
-        lo, hi = distributed.shard_range(nv)   # this rank's slice of the validation batch
+        lo, hi = distributed.shard_range(nv)  # this rank's slice of the validation batch
         noise = distributed.shard_noise(nv, lo, hi) if self.ctx.distributed else draw_noise
         xv, yv = xv[lo:hi], yv[lo:hi]
         xv_adv = self.meta_attack(model, xv, yv, noise)
@@ -180,8 +218,9 @@ class BiLAW(Weighting):
         else:
             eps = torch.zeros(len(y), device=x.device, requires_grad=True)
             scale = eps * b
-        val_loss = lookahead_val_loss(model, objective, targets, x, x_adv, y, scale, lr, xv_adv, yv,
-                                      share=len(y) / b, val_total=nv)
+        val_loss = lookahead_val_loss(
+            model, objective, targets, x, x_adv, y, scale, lr, xv_adv, yv, share=len(y) / b, val_total=nv
+        )
         self.last_val_loss = distributed.all_reduce_sum(val_loss.detach())
         if self.parametric:
             g_mu = distributed.sum_tensors(list(torch.autograd.grad(val_loss, list(self.net.parameters()))))
@@ -191,7 +230,7 @@ class BiLAW(Weighting):
             self.opt.step()
             with torch.no_grad():
                 return self.net(delta)
-        g_eps, = torch.autograd.grad(val_loss, eps)
+        (g_eps,) = torch.autograd.grad(val_loss, eps)
         w = torch.clamp(-g_eps.detach(), min=0.0)
         return w if float(distributed.all_reduce_sum(w.sum())) > 0 else torch.ones_like(w)
 
@@ -208,4 +247,5 @@ class BiLAW(Weighting):
 @register_weighting("bilaw-np")
 class BiLAWNonParametric(BiLAW):
     """BiLAW's non-parametric variant: ω_i ∝ max(0, ⟨∇ℓ_i, ∇L_val⟩) (§4, variant 1)."""
+
     parametric = False

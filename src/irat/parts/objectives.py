@@ -6,12 +6,12 @@ scheme can be applied; `combine` forms the batch loss, multiplying by per-exampl
 attack: PGD by default (FAT's early-stopped PGD-K-τ for the FAT variants); plain training, MMA and
 squeeze training bring their own.
 """
+
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
 from ..attacks.anpgd import an_pgd
@@ -21,11 +21,11 @@ from ..attacks.pgd import pgd
 from ..attacks.squeeze import pick, rank_by_true_prob, squeeze_pair, symmetric_kl
 from ..config import Config
 from ..errors import ConfigError
+from ..registry import Registry
 from ..utils import stepwise_value
 from .base import Crafted, Part, RunContext, Step, options_of
-from ..registry import Registry
 
-OBJECTIVES: Registry[type["Objective"]] = Registry("objective", "objective.name")
+OBJECTIVES: Registry[type[Objective]] = Registry("objective", "objective.name")
 register_objective = OBJECTIVES.register
 
 
@@ -41,8 +41,9 @@ def mart_bce(logits_adv: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, t
     return ce, margin_part
 
 
-def mma_terms(logits_nat: torch.Tensor, logits_mma: torch.Tensor, y: torch.Tensor, counted: torch.Tensor,
-              clean_coeff: float) -> dict[str, torch.Tensor]:
+def mma_terms(
+    logits_nat: torch.Tensor, logits_mma: torch.Tensor, y: torch.Tensor, counted: torch.Tensor, clean_coeff: float
+) -> dict[str, torch.Tensor]:
     """MMA (Ding et al. 2020; released trainer): (1 − c)·L_MMA + c·CE_mean(f(x), y), c = 1/3.
 
     L_MMA = Σ_i counted_i·CE(f(x̃_i), y_i) / B, where x̃_i is the AN-PGD point for examples the model
@@ -50,7 +51,10 @@ def mma_terms(logits_nat: torch.Tensor, logits_mma: torch.Tensor, y: torch.Tenso
     for misclassified ones (always counted: plain CE on them).
     """
     mma = F.cross_entropy(logits_mma, y, reduction="none") * counted.to(logits_mma.dtype)
-    return {"adv_ce": (1.0 - clean_coeff) * mma, "nat_ce": clean_coeff * F.cross_entropy(logits_nat, y, reduction="none")}
+    return {
+        "adv_ce": (1.0 - clean_coeff) * mma,
+        "nat_ce": clean_coeff * F.cross_entropy(logits_nat, y, reduction="none"),
+    }
 
 
 def mma_dmax(dmax: float | None, eps: float) -> float:
@@ -58,27 +62,31 @@ def mma_dmax(dmax: float | None, eps: float) -> float:
     return float(dmax) if dmax is not None else 1.5 * float(eps)
 
 
-def st_terms(logits_nat: torch.Tensor, logits_col: torch.Tensor, logits_adv: torch.Tensor, y: torch.Tensor,
-             beta: float) -> dict[str, torch.Tensor]:
+def st_terms(
+    logits_nat: torch.Tensor, logits_col: torch.Tensor, logits_adv: torch.Tensor, y: torch.Tensor, beta: float
+) -> dict[str, torch.Tensor]:
     """Squeeze training (Li et al. 2023): CE(f(x), y) + β·symKL(upper, lower), where upper / lower are,
     per example, the point among {x, x_col, x_adv} with the lowest / highest p_y."""
     up, low = rank_by_true_prob([logits_nat.detach(), logits_col.detach(), logits_adv.detach()], y)
     stacked = torch.stack([logits_nat, logits_col, logits_adv])
-    return {"nat_ce": F.cross_entropy(logits_nat, y, reduction="none"),
-            "squeeze": beta * symmetric_kl(pick(stacked, up), pick(stacked, low))}
+    return {
+        "nat_ce": F.cross_entropy(logits_nat, y, reduction="none"),
+        "squeeze": beta * symmetric_kl(pick(stacked, up), pick(stacked, low)),
+    }
 
 
 class Objective(Part):
     """A training objective: its attack, its per-example terms, their combination."""
-    attack_loss: ClassVar[str] = "ce"        # default loss of the training attack (attack.loss overrides)
+
+    attack_loss: ClassVar[str] = "ce"  # default loss of the training attack (attack.loss overrides)
     attack_start: ClassVar[str] = "uniform"  # default start of the training attack (attack.start overrides)
-    needs_natural: ClassVar[bool] = False    # whether f(x) on natural inputs is part of the loss
+    needs_natural: ClassVar[bool] = False  # whether f(x) on natural inputs is part of the loss
     weighted_term: ClassVar[str] = "adv_ce"  # where the papers put an instance weight by default
-    early_stop: ClassVar[bool] = False       # FAT: friendly adversarial data from PGD-K-τ
-    own_attack: ClassVar[bool] = False       # brings its own attack (no PGD records, no per-example radius)
-    runs_attack: ClassVar[bool] = True       # False: plain training, the batch itself is trained on
-    second_example: ClassVar[bool] = False   # trains on a second crafted example (Crafted.x_adv2)
-    freeze_bn_on_second: ClassVar[bool] = False   # the second example's forward leaves BN statistics alone
+    early_stop: ClassVar[bool] = False  # FAT: friendly adversarial data from PGD-K-τ
+    own_attack: ClassVar[bool] = False  # brings its own attack (no PGD records, no per-example radius)
+    runs_attack: ClassVar[bool] = True  # False: plain training, the batch itself is trained on
+    second_example: ClassVar[bool] = False  # trains on a second crafted example (Crafted.x_adv2)
+    freeze_bn_on_second: ClassVar[bool] = False  # the second example's forward leaves BN statistics alone
 
     def __init__(self, cfg: Config, ctx: RunContext | None = None):
         self.cfg = cfg
@@ -90,10 +98,20 @@ class Objective(Part):
     def attack_kwargs(self, step: Step) -> dict[str, Any]:
         """The PGD settings of this step's training attack."""
         a = self.cfg.attack
-        kw: dict[str, Any] = dict(eps=step.eps, alpha=step.alpha, steps=a.steps, norm=a.norm,
-                                  loss=a.loss or self.attack_loss, start=a.start or self.attack_start,
-                                  restarts=a.restarts, bn_mode=a.bn_mode, kappa=a.kappa, generator=None,
-                                  noise=step.noise, check_inputs=False)
+        kw: dict[str, Any] = dict(
+            eps=step.eps,
+            alpha=step.alpha,
+            steps=a.steps,
+            norm=a.norm,
+            loss=a.loss or self.attack_loss,
+            start=a.start or self.attack_start,
+            restarts=a.restarts,
+            bn_mode=a.bn_mode,
+            kappa=a.kappa,
+            generator=None,
+            noise=step.noise,
+            check_inputs=False,
+        )
         if self.early_stop:
             kw["tau"] = int(stepwise_value(self.cfg.objective.fat_tau, step.epoch - 1, "objective.fat_tau"))
             kw["step_noise"] = self.cfg.objective.fat_noise
@@ -110,8 +128,14 @@ class Objective(Part):
         return Crafted(pgd(step.net, step.x, step.y, **kw))
 
     # -- the loss -----------------------------------------------------------------------------------
-    def terms(self, logits_nat: torch.Tensor | None, logits_adv: torch.Tensor, y: torch.Tensor,
-              logits_adv2: torch.Tensor | None = None, mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def terms(
+        self,
+        logits_nat: torch.Tensor | None,
+        logits_adv: torch.Tensor,
+        y: torch.Tensor,
+        logits_adv2: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
         """Per-example loss terms (logits_adv2: a second example's logits; mask: MMA's counted examples)."""
         raise NotImplementedError
 
@@ -139,6 +163,7 @@ class Objective(Part):
 @register_objective("standard")
 class Standard(Objective):
     """Plain training: CE on natural inputs, no attack (BiLAW Table 1's plain rows, RST's teacher)."""
+
     attack_start = "none"
     weighted_term = "nat_ce"
     runs_attack = False
@@ -146,11 +171,12 @@ class Standard(Objective):
     @classmethod
     def check(cls, cfg: Config) -> None:
         if cfg.weighting.name != "none" or cfg.radius.name != "fixed" or cfg.awp.enabled:
-            raise ConfigError("objective standard (plain training) runs no attack: it takes no weighting, "
-                              "per-example radius or AWP")
+            raise ConfigError(
+                "objective standard (plain training) runs no attack: it takes no weighting, per-example radius or AWP"
+            )
 
     def craft(self, step: Step) -> Crafted:
-        return Crafted(step.x)   # the "adversarial" batch is the batch
+        return Crafted(step.x)  # the "adversarial" batch is the batch
 
     def terms(self, logits_nat, logits_adv, y, logits_adv2=None, mask=None):
         return {"nat_ce": F.cross_entropy(logits_adv, y, reduction="none")}
@@ -167,6 +193,7 @@ class AT(Objective):
 @register_objective("trades")
 class TRADES(Objective):
     """TRADES: CE(f(x), y) + β·KL(p(x) ‖ p(x')), the KL attack from x + 0.001·N(0,I)."""
+
     attack_loss = "kl"
     attack_start = "normal"
     needs_natural = True
@@ -186,6 +213,7 @@ class TRADES(Objective):
 @register_objective("mart")
 class MART(Objective):
     """MART: boosted CE on x' + β·KL·(1 − p_y(x))."""
+
     attack_start = "normal"
     needs_natural = True
 
@@ -205,24 +233,28 @@ class MART(Objective):
 @register_objective("fat")
 class FAT(AT):
     """FAT: AT on friendly adversarial data from early-stopped PGD-K-τ (METHODS §4)."""
+
     early_stop = True
 
 
 @register_objective("fat-trades")
 class FATTrades(TRADES):
     """FAT for TRADES: the KL attack early-stopped."""
+
     early_stop = True
 
 
 @register_objective("fat-mart")
 class FATMart(MART):
     """FAT for MART: the CE attack early-stopped."""
+
     early_stop = True
 
 
 @register_objective("trades-mix")
 class TradesMix(TRADES):
     """Released GAIR-RST loss: CE + β·mean[w·KL(x, x_kl) + (1 − w)·KL(x, x_cw)], x_cw from a CW attack."""
+
     second_example = True
 
     def craft(self, step: Step) -> Crafted:
@@ -234,9 +266,11 @@ class TradesMix(TRADES):
     def terms(self, logits_nat, logits_adv, y, logits_adv2=None, mask=None):
         assert logits_nat is not None and logits_adv2 is not None
         p_nat = F.softmax(logits_nat, 1)
-        return {"nat_ce": F.cross_entropy(logits_nat, y, reduction="none"),
-                "kl": self.beta * kl_per_example(p_nat, logits_adv),
-                "kl_cw": self.beta * kl_per_example(p_nat, logits_adv2)}
+        return {
+            "nat_ce": F.cross_entropy(logits_nat, y, reduction="none"),
+            "kl": self.beta * kl_per_example(p_nat, logits_adv),
+            "kl_cw": self.beta * kl_per_example(p_nat, logits_adv2),
+        }
 
     def weight_targets(self, weighting: Any) -> list[str]:
         return ["kl"]
@@ -252,6 +286,7 @@ class TradesMix(TRADES):
 class MMA(Objective):
     """MMA (Ding et al. 2020): CE at each example's shortest successful perturbation, found by AN-PGD and
     bisection from its last radius (kept per example across epochs and resume)."""
+
     attack_loss = "slm"
     needs_natural = True
     own_attack = True
@@ -259,7 +294,7 @@ class MMA(Objective):
     def __init__(self, cfg: Config, ctx: RunContext | None = None):
         super().__init__(cfg, ctx)
         self.clean_coeff = float(cfg.objective.mma_clean_coeff)
-        self.radii: torch.Tensor | None = None     # every training example's last radius, by example index
+        self.radii: torch.Tensor | None = None  # every training example's last radius, by example index
         self._touched: torch.Tensor | None = None  # examples this rank updated this epoch (torchrun)
 
     @classmethod
@@ -271,8 +306,10 @@ class MMA(Objective):
             raise ConfigError(f"objective.mma_min_eps must be a number > 0, got {o.mma_min_eps!r}")
         d_max = mma_dmax(o.mma_dmax, cfg.attack.eps)
         if o.mma_min_eps >= 1.05 * d_max:
-            raise ConfigError(f"objective.mma_min_eps ({o.mma_min_eps:g}) must be below the attack's largest radius "
-                              f"1.05·d_max ({1.05 * d_max:g})")
+            raise ConfigError(
+                f"objective.mma_min_eps ({o.mma_min_eps:g}) must be below the attack's largest radius "
+                f"1.05·d_max ({1.05 * d_max:g})"
+            )
         if not 0 <= o.mma_clean_coeff <= 1:
             raise ConfigError(f"objective.mma_clean_coeff must lie in [0, 1], got {o.mma_clean_coeff!r}")
         if o.mma_search_steps < 1:
@@ -296,9 +333,20 @@ class MMA(Objective):
         with torch.no_grad(), attack_mode(net, "eval"):
             correct = soft_logit_margin(net(x), y) < 0
         prev = self.radii[idx].clamp_min(o.mma_min_eps)
-        x_an, r = an_pgd(net, x, y, prev, max_eps=1.05 * d_max, steps=a.steps, search_steps=o.mma_search_steps,
-                         step_scale=o.mma_step_scale, norm=a.norm, loss=a.loss or "slm", start=a.start or "uniform",
-                         noise=step.noise)
+        x_an, r = an_pgd(
+            net,
+            x,
+            y,
+            prev,
+            max_eps=1.05 * d_max,
+            steps=a.steps,
+            search_steps=o.mma_search_steps,
+            step_scale=o.mma_step_scale,
+            norm=a.norm,
+            loss=a.loss or "slm",
+            start=a.start or "uniform",
+            noise=step.noise,
+        )
         r = torch.where(correct, r, torch.zeros_like(r))
         self.radii[idx] = r
         if self.ctx.distributed:
@@ -332,18 +380,28 @@ class MMA(Objective):
 class SqueezeTraining(Objective):
     """Squeeze training (Li et al. 2023): CE(f(x), y) + β·symKL(upper, lower) of {x, x_col, x_adv}, the
     adversarial and collaborative examples found jointly."""
+
     attack_loss = "kl"
     attack_start = "normal"
     needs_natural = True
     weighted_term = "squeeze"
     own_attack = True
     second_example = True
-    freeze_bn_on_second = True   # the collaborative example leaves BN's running statistics alone (released code)
+    freeze_bn_on_second = True  # the collaborative example leaves BN's running statistics alone (released code)
 
     def craft(self, step: Step) -> Crafted:
         a = self.cfg.attack
-        x_adv, x_col = squeeze_pair(step.net, step.x, step.y, eps=step.eps, alpha=step.alpha, steps=a.steps,
-                                    norm=a.norm, bn_mode=a.bn_mode, noise=step.noise)
+        x_adv, x_col = squeeze_pair(
+            step.net,
+            step.x,
+            step.y,
+            eps=step.eps,
+            alpha=step.alpha,
+            steps=a.steps,
+            norm=a.norm,
+            bn_mode=a.bn_mode,
+            noise=step.noise,
+        )
         return Crafted(x_adv, x_adv2=x_col)
 
     def terms(self, logits_nat, logits_adv, y, logits_adv2=None, mask=None):

@@ -4,6 +4,7 @@ d_i = p_y(x_i) − max_{j≠y} p_j(x_i) on the *natural* input (eval-mode forwar
 step is α_i = ε_i/4. MWPB's two phases: for epochs ≤ `phase1_epochs` every example uses ε/2 and
 step α/2; afterwards the per-example radii.
 """
+
 from __future__ import annotations
 
 import torch
@@ -12,8 +13,8 @@ import torch.nn as nn
 from ..attacks.checks import attack_mode
 from ..config import Config
 from ..margins import probabilistic_margin
-from .base import Part, RunContext, options_of
 from ..registry import Registry
+from .base import Part, RunContext, options_of
 
 
 def mwpb_radii(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, alpha: float) -> torch.Tensor:
@@ -23,7 +24,7 @@ def mwpb_radii(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, a
     return torch.exp(alpha * d) * eps
 
 
-RADII: Registry[type["Radius"]] = Registry("radius scheme", "radius.name")
+RADII: Registry[type[Radius]] = Registry("radius scheme", "radius.name")
 register_radius = RADII.register
 
 
@@ -36,8 +37,9 @@ class Radius(Part):
         self.r = cfg.radius
         self.options = options_of(type(self), cfg.radius, "radius")
 
-    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, epoch: int, eps: float,
-                 step: float) -> tuple[float | torch.Tensor, float | torch.Tensor]:
+    def __call__(
+        self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, epoch: int, eps: float, step: float
+    ) -> tuple[float | torch.Tensor, float | torch.Tensor]:
         raise NotImplementedError
 
 

@@ -6,10 +6,12 @@ a mean over the *global* batch. `mean-one` (ω = B·w/Σw) and `sum-one` (ω = w
 give the same loss, so both are expressed on the mean scale here. Σ runs over the global batch
 through the run's `global_sum` (an all-reduce under torchrun, passed in, never patched in).
 """
+
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 import torch
 import torch.nn as nn
@@ -20,8 +22,8 @@ from ..config import Config
 from ..data import DeviceData
 from ..errors import ConfigError
 from ..margins import logit_margin, pm_dif, probabilistic_margin
-from .base import Crafted, Part, RunContext, Step, options_of
 from ..registry import Registry
+from .base import Crafted, Part, RunContext, Step, options_of
 
 NORMALIZATIONS = ("mean-one", "sum-one", "constant", "none")
 GAIR_FUNCTIONS = ("tanh", "sigmoid", "linear")
@@ -34,8 +36,12 @@ def _identity_sum(t: torch.Tensor) -> torch.Tensor:
     return t
 
 
-def normalize(w: torch.Tensor, mode: str = "mean-one", constant: float = 1.0,
-              global_sum: Callable[[torch.Tensor], torch.Tensor] = _identity_sum) -> torch.Tensor:
+def normalize(
+    w: torch.Tensor,
+    mode: str = "mean-one",
+    constant: float = 1.0,
+    global_sum: Callable[[torch.Tensor], torch.Tensor] = _identity_sum,
+) -> torch.Tensor:
     """ω from raw weights w: mean-one / sum-one → B·w/Σw (global B and Σ, through `global_sum`);
     constant → c·w; none → w."""
     if mode in ("mean-one", "sum-one"):
@@ -67,8 +73,9 @@ def gair_weight(kappa: torch.Tensor, steps: int, lam: float, fn: str = "tanh") -
     raise ConfigError(f"weighting.gair_fn must be one of {', '.join(GAIR_FUNCTIONS)}, got {fn!r}")
 
 
-def gair_lambda(schedule: str, epoch: int, epochs: int, burn_in: int, lam: float, lam_end: float | None,
-                table: list | None) -> float:
+def gair_lambda(
+    schedule: str, epoch: int, epochs: int, burn_in: int, lam: float, lam_end: float | None, table: list | None
+) -> float:
     """λ at a (1-based) epoch after burn-in: fixed; linear from `lam` to `lam_end` over the remaining
     epochs; piecewise from a [[after_epochs, λ], ...] table. (The released `linear` gives NaN with
     λ_max = ∞ and its `piecewise` only ever reaches its first branch; these are the corrected forms.)"""
@@ -84,7 +91,9 @@ def gair_lambda(schedule: str, epoch: int, epochs: int, burn_in: int, lam: float
         return lam + (lam_end - lam) * frac
     if schedule == "piecewise":
         if not table:
-            raise ConfigError("weighting.gair_lambda_schedule=piecewise needs weighting.gair_lambda_table [[after_epochs, λ], ...]")
+            raise ConfigError(
+                "weighting.gair_lambda_schedule=piecewise needs weighting.gair_lambda_table [[after_epochs, λ], ...]"
+            )
         val = lam
         for after, v in sorted((float(a), float(b)) for a, b in table):
             if epoch - 1 >= after:
@@ -103,7 +112,7 @@ def wmmr_weight(margin: torch.Tensor, alpha: float) -> torch.Tensor:
     return torch.exp(-alpha * margin)
 
 
-WEIGHTINGS: Registry[type["Weighting"]] = Registry("weighting scheme", "weighting.name")
+WEIGHTINGS: Registry[type[Weighting]] = Registry("weighting scheme", "weighting.name")
 register_weighting = WEIGHTINGS.register
 
 
@@ -125,6 +134,7 @@ class Weighting(Part):
     - reports_pm_adv: the epoch's PM-adv distribution goes to metrics.jsonl;
     - learned: the weights come from `before_loss` (a look-ahead over the objective's terms).
     """
+
     needs_kappa: ClassVar[bool] = False
     applies_like_gair: ClassVar[bool] = False
     reports_pm_adv: ClassVar[bool] = False
@@ -149,8 +159,17 @@ class Weighting(Part):
         """Weights apply after the burn-in (ω ≡ 1 before)."""
         return epoch > self.w.burn_in
 
-    def raw(self, model: nn.Module, *, info: PGDInfo | None, x: torch.Tensor, y: torch.Tensor,
-            logits_adv: torch.Tensor, logits_nat: torch.Tensor | None, epoch: int) -> torch.Tensor:
+    def raw(
+        self,
+        model: nn.Module,
+        *,
+        info: PGDInfo | None,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        logits_adv: torch.Tensor,
+        logits_nat: torch.Tensor | None,
+        epoch: int,
+    ) -> torch.Tensor:
         """Un-normalised weights w_i ≥ 0 from this step's forward (and the attack's records)."""
         raise NotImplementedError(f"weighting {self.name!r} defines no raw weights")
 
@@ -180,21 +199,33 @@ class NoWeighting(Weighting):
 @register_weighting("gair")
 class GAIR(Weighting):
     """GAIRAT: ω from the geometry value κ of the training attack (Eqs. 6-8), with a λ schedule."""
+
     needs_kappa = True
     applies_like_gair = True
 
     @classmethod
     def check(cls, cfg: Config) -> None:
         if cfg.weighting.gair_fn not in GAIR_FUNCTIONS:
-            raise ConfigError(f"weighting.gair_fn must be one of {', '.join(GAIR_FUNCTIONS)}, got {cfg.weighting.gair_fn!r}")
+            raise ConfigError(
+                f"weighting.gair_fn must be one of {', '.join(GAIR_FUNCTIONS)}, got {cfg.weighting.gair_fn!r}"
+            )
         if cfg.weighting.gair_lambda_schedule not in ("fixed", "linear", "piecewise"):
-            raise ConfigError(f"weighting.gair_lambda_schedule must be one of fixed, linear, piecewise, got "
-                              f"{cfg.weighting.gair_lambda_schedule!r}")
+            raise ConfigError(
+                f"weighting.gair_lambda_schedule must be one of fixed, linear, piecewise, got "
+                f"{cfg.weighting.gair_lambda_schedule!r}"
+            )
 
     def lam(self, epoch: int) -> float:
         w = self.w
-        return gair_lambda(w.gair_lambda_schedule, epoch, self.cfg.epochs, w.burn_in, w.gair_lambda,
-                           w.gair_lambda_end, w.gair_lambda_table)
+        return gair_lambda(
+            w.gair_lambda_schedule,
+            epoch,
+            self.cfg.epochs,
+            w.burn_in,
+            w.gair_lambda,
+            w.gair_lambda_end,
+            w.gair_lambda_table,
+        )
 
     def raw(self, model, *, info, x, y, logits_adv, logits_nat, epoch):
         assert info is not None
@@ -204,13 +235,15 @@ class GAIR(Weighting):
 @register_weighting("mail")
 class MAIL(Weighting):
     """MAIL: ω = sigmoid(−γ(PM − β)) (Eq. 8) on a probabilistic (or logit) margin."""
+
     reports_pm_adv = True
 
     @classmethod
     def check(cls, cfg: Config) -> None:
         if cfg.weighting.mail_margin not in MAIL_MARGINS:
-            raise ConfigError(f"weighting.mail_margin must be one of {', '.join(MAIL_MARGINS)}, got "
-                              f"{cfg.weighting.mail_margin!r}")
+            raise ConfigError(
+                f"weighting.mail_margin must be one of {', '.join(MAIL_MARGINS)}, got {cfg.weighting.mail_margin!r}"
+            )
 
     @classmethod
     def needs_pgd_records(cls, cfg: Config) -> bool:
@@ -248,6 +281,7 @@ class MAIL(Weighting):
 @register_weighting("wmmr")
 class WMMR(Weighting):
     """WMMR: ω = exp(−α·m), m the probabilistic margin on x' (undetached in the released code)."""
+
     reports_pm_adv = True
 
     def raw(self, model, *, info, x, y, logits_adv, logits_nat, epoch):

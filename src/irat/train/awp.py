@@ -5,10 +5,11 @@ loss of the global batch: under torchrun each rank's share, gradients summed ove
 for every weight tensor with dim > 1 form v_l = (w'_l − w_l)·‖w_l‖/(‖w'_l − w_l‖ + 1e−20); then
 w ← w + γ·v, compute the training loss and its gradient, step the optimizer, and w ← w − γ·v.
 """
+
 from __future__ import annotations
 
 import copy
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn as nn
@@ -30,7 +31,7 @@ class AWP:
         loss = -loss_fn(self.proxy)
         self.proxy_opt.zero_grad(set_to_none=True)
         loss.backward()
-        all_reduce_grads(list(self.proxy.parameters()))   # torchrun: every rank takes the same proxy step
+        all_reduce_grads(list(self.proxy.parameters()))  # torchrun: every rank takes the same proxy step
         self.proxy_opt.step()
         diff = {}
         proxy_params = dict(self.proxy.named_parameters())

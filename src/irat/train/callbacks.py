@@ -8,6 +8,7 @@
 A callback may ask for the training attack's records on an epoch (`wants_records`); it never changes
 what is trained.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 @dataclass
 class StepRecord:
     """What one training step computed, for observation (tensors on the device, no host sync)."""
+
     x: torch.Tensor
     y: torch.Tensor
     idx: torch.Tensor
@@ -38,7 +40,7 @@ class StepRecord:
     info: PGDInfo | None
     logits_adv: torch.Tensor
     logits_nat: torch.Tensor | None
-    weights: torch.Tensor | None    # the raw weights used in the loss (None: ω ≡ 1)
+    weights: torch.Tensor | None  # the raw weights used in the loss (None: ω ≡ 1)
 
 
 class Callback:
@@ -62,8 +64,12 @@ def summarize(values: torch.Tensor, prefix: str) -> dict[str, Any]:
     if v.numel() == 0:
         return {}
     q = torch.quantile(v, torch.tensor([0.1, 0.25, 0.5, 0.75, 0.9], device=v.device, dtype=v.dtype)).tolist()
-    return {f"{prefix}_min": v.min().item(), f"{prefix}_mean": v.mean().item(), f"{prefix}_max": v.max().item(),
-            f"{prefix}_q": {"10": q[0], "25": q[1], "50": q[2], "75": q[3], "90": q[4]}}
+    return {
+        f"{prefix}_min": v.min().item(),
+        f"{prefix}_mean": v.mean().item(),
+        f"{prefix}_max": v.max().item(),
+        f"{prefix}_q": {"10": q[0], "25": q[1], "50": q[2], "75": q[3], "90": q[4]},
+    }
 
 
 class EpochStats(Callback):
@@ -73,7 +79,7 @@ class EpochStats(Callback):
         self.save_epochs = save_epochs
         self.reports_pm_adv = reports_pm_adv
         self.buf: dict[str, list[torch.Tensor]] = {}
-        self.last: dict[str, torch.Tensor] = {}   # the last epoch's gathered values (TensorBoard histograms)
+        self.last: dict[str, torch.Tensor] = {}  # the last epoch's gathered values (TensorBoard histograms)
 
     def wants_records(self, epoch: int) -> bool:
         return epoch in self.save_epochs
@@ -119,6 +125,7 @@ class EpochStats(Callback):
     @staticmethod
     def _save(trainer: Trainer, buf: dict[str, torch.Tensor], epoch: int) -> None:
         import numpy as np
+
         out = {"index": buf["index"], "label": buf["label"], "pm_adv": buf["pm_adv"], "pm_nat": buf["pm_nat"]}
         out["weight"] = buf["weight"] if "weight" in buf else torch.ones_like(buf["label"], dtype=torch.float)
         out["eps"] = buf.get("eps", buf.get("eps_scalar"))
@@ -132,6 +139,7 @@ class EpochStats(Callback):
         def write(tmp: str) -> None:
             with open(tmp, "wb") as fh:
                 np.savez(fh, **arrays)
+
         atomic_write(path, write)
 
 
@@ -148,13 +156,18 @@ class Flatness(Callback):
         a = cfg.attack
         gen = torch.Generator(device=x.device).manual_seed(cfg.seed + trainer.epoch)  # leaves training's RNG alone
         eps, alpha = trainer.eps, trainer.alpha
-        for key, xa in (("flat_friendly", fat_pgd(model, x, y, eps=eps, alpha=alpha, steps=a.steps, tau=0,
-                                                  step_noise=0.0, norm=a.norm, generator=gen)),
-                        ("flat_adv", pgd(model, x, y, eps=eps, alpha=alpha, steps=a.steps, norm=a.norm,
-                                         generator=gen))):
+        for key, xa in (
+            (
+                "flat_friendly",
+                fat_pgd(
+                    model, x, y, eps=eps, alpha=alpha, steps=a.steps, tau=0, step_noise=0.0, norm=a.norm, generator=gen
+                ),
+            ),
+            ("flat_adv", pgd(model, x, y, eps=eps, alpha=alpha, steps=a.steps, norm=a.norm, generator=gen)),
+        ):
             with attack_mode(model, "eval"):
                 xr = xa.detach().requires_grad_(True)
-                g, = torch.autograd.grad(F.cross_entropy(model(xr), y, reduction="sum"), xr)
+                (g,) = torch.autograd.grad(F.cross_entropy(model(xr), y, reduction="sum"), xr)
             row[key] = g.flatten(1).norm(dim=1).mean().item()
 
 
@@ -168,6 +181,7 @@ class TensorBoard(Callback):
     def on_row(self, trainer: Trainer, row: dict[str, Any]) -> None:
         if self.writer is None:
             from torch.utils.tensorboard import SummaryWriter
+
             self.writer = SummaryWriter(str(trainer.out / "tensorboard"))
         for k, v in row.items():
             if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "epoch":

@@ -4,6 +4,7 @@ Per epoch: validation (natural + PGD-K on the held-out split), `metrics.jsonl`, 
 `last.pt`, `best.pt` and `recovery.pt` (atomic). `resume=True` continues from `recovery.pt`
 bit-identically on CPU (model, optimizer, schedule, RNG states, epoch).
 """
+
 from __future__ import annotations
 
 import json
@@ -19,7 +20,7 @@ from tqdm.auto import tqdm
 from .. import distributed
 from ..attacks.checks import frozen_bn_stats
 from ..attacks.noise import draw_noise
-from ..checkpoints import BEST, LAST, RECOVERY, load_checkpoint, run_state, save_checkpoint
+from ..checkpoints import BEST, LAST, RECOVERY, run_state, save_checkpoint
 from ..config import Config, from_dict
 from ..data import Splits, load_splits
 from ..data.unlabeled import build_unlabeled, mixed_batches, n_mixed_batches
@@ -28,18 +29,27 @@ from ..evaluate.core import evaluate
 from ..models import create_model
 from ..parts import Crafted, RunContext, Step, build_parts
 from ..plugins import load_plugins
+from ..schedules import learning_rate
 from ..utils import atomic_write_text, resolve_device
 from ..validate import validate_config
 from .awp import AWP
 from .callbacks import Callback, EpochStats, Flatness, StepRecord, TensorBoard
-from ..schedules import learning_rate
 
 
 class Trainer:
     """Adversarial training of one run into one directory."""
 
-    def __init__(self, cfg: Config, out: str | Path, *, resume: bool = False, overwrite: bool = False,
-                 splits: Splits | None = None, epochs: int | None = None, device: str | None = None):
+    def __init__(
+        self,
+        cfg: Config,
+        out: str | Path,
+        *,
+        resume: bool = False,
+        overwrite: bool = False,
+        splits: Splits | None = None,
+        epochs: int | None = None,
+        device: str | None = None,
+    ):
         self.out = Path(out)
         state = None
         if self.out.exists() and not self.out.is_dir():
@@ -48,18 +58,25 @@ class Trainer:
             state = run_state(self.out)  # raises CheckpointError on a corrupt recovery checkpoint
         if resume:
             if state is None:
-                raise IratError(f"--resume: {self.out} holds no run to resume (no {RECOVERY}); "
-                                f"start one without --resume")
+                raise IratError(
+                    f"--resume: {self.out} holds no run to resume (no {RECOVERY}); start one without --resume"
+                )
             cfg = from_dict(state["data"]["config"])
             if epochs is not None:
                 cfg.epochs = int(epochs)
             if device is not None:
                 cfg.device = device
         elif state is not None and not overwrite:
-            what = "a finished run" if state["finished"] else f"an unfinished run (epoch {state['epoch']}/{state['epochs']})"
-            raise IratError(f"{self.out} already holds {what}; pass --resume to continue it, --overwrite to "
-                            f"replace it, or choose another --out")
-        load_plugins(cfg.plugins)   # the parts a plug-in registers must be known before the config is checked
+            what = (
+                "a finished run"
+                if state["finished"]
+                else f"an unfinished run (epoch {state['epoch']}/{state['epochs']})"
+            )
+            raise IratError(
+                f"{self.out} already holds {what}; pass --resume to continue it, --overwrite to "
+                f"replace it, or choose another --out"
+            )
+        load_plugins(cfg.plugins)  # the parts a plug-in registers must be known before the config is checked
         validate_config(cfg)
         self.dist = distributed.context()
         distributed.check_batch_size(cfg.batch_size)
@@ -68,37 +85,60 @@ class Trainer:
         if cfg.sync_bn and self.dist.enabled and self.device.type != "cuda":
             raise ConfigError("sync_bn needs CUDA GPUs (PyTorch's SyncBatchNorm does not run on CPU); drop it on CPU")
         self.resume_state = state["data"] if (resume and state is not None) else None
-        self.splits = splits if splits is not None else load_splits(
-            cfg.data.dataset, cfg.data.data_dir, download=cfg.data.download, val_size=cfg.data.val_size,
-            split_seed=cfg.data.split_seed, train_subset=cfg.data.train_subset, test_subset=cfg.data.test_subset,
-            augment=cfg.data.augment, device=self.device)
+        self.splits = (
+            splits
+            if splits is not None
+            else load_splits(
+                cfg.data.dataset,
+                cfg.data.data_dir,
+                download=cfg.data.download,
+                val_size=cfg.data.val_size,
+                split_seed=cfg.data.split_seed,
+                train_subset=cfg.data.train_subset,
+                test_subset=cfg.data.test_subset,
+                augment=cfg.data.augment,
+                device=self.device,
+            )
+        )
         c, h, _ = self.splits.shape
         torch.manual_seed(cfg.seed)
-        self.model = create_model(cfg.model.arch, in_channels=c, num_classes=self.splits.num_classes,
-                                  input_size=h).to(self.device)
+        self.model = create_model(cfg.model.arch, in_channels=c, num_classes=self.splits.num_classes, input_size=h).to(
+            self.device
+        )
         if cfg.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         if cfg.sync_bn and self.dist.enabled:
             self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
-        self.net = self._compiled(self.model) if cfg.compile else self.model   # forward used by attacks and steps
-        self.train_net = self._data_parallel(self.net) if self.dist.enabled else self.net   # the step's forward
-        self._frac = 1.0   # this rank's share of the global batch: local mean losses × frac sum to the global mean
-        self._told_skip = False   # said once that batches smaller than the number of ranks are skipped
+        self.net = self._compiled(self.model) if cfg.compile else self.model  # forward used by attacks and steps
+        self.train_net = self._data_parallel(self.net) if self.dist.enabled else self.net  # the step's forward
+        self._frac = 1.0  # this rank's share of the global batch: local mean losses × frac sum to the global mean
+        self._told_skip = False  # said once that batches smaller than the number of ranks are skipped
         self.meta = dict(self.model.irat_meta, dataset=self.splits.name)
-        self.ctx = RunContext(cfg, device=self.device, num_classes=self.splits.num_classes,
-                              global_sum=distributed.all_reduce_sum, distributed=self.dist.enabled)
-        self.parts = build_parts(cfg, self.ctx)   # radius, objective, weighting (BiLAW's weight net is made here)
+        self.ctx = RunContext(
+            cfg,
+            device=self.device,
+            num_classes=self.splits.num_classes,
+            global_sum=distributed.all_reduce_sum,
+            distributed=self.dist.enabled,
+        )
+        self.parts = build_parts(cfg, self.ctx)  # radius, objective, weighting (BiLAW's weight net is made here)
         self.splits.train = self.parts.weighting.split_data(self.splits.train)
         self.unlabeled, self.unlabeled_info = None, None
         u = cfg.unlabeled
         if u.path or u.withhold:
             self.splits.train, self.unlabeled, self.unlabeled_info = build_unlabeled(
-                u, self.splits.train, self.splits.shape, self.splits.num_classes, cfg.data.split_seed)
+                u, self.splits.train, self.splits.shape, self.splits.num_classes, cfg.data.split_seed
+            )
         n_index = 1 + max(int(d.index.max()) for d in (self.splits.train, self.unlabeled) if d is not None and len(d))
         for part in (self.parts.radius, self.parts.objective, self.parts.weighting):
             part.prepare(n_index)
-        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=cfg.optim.lr, momentum=cfg.optim.momentum,
-                                         weight_decay=cfg.optim.weight_decay, nesterov=cfg.optim.nesterov)
+        self.optimizer = torch.optim.SGD(
+            self.model.parameters(),
+            lr=cfg.optim.lr,
+            momentum=cfg.optim.momentum,
+            weight_decay=cfg.optim.weight_decay,
+            nesterov=cfg.optim.nesterov,
+        )
         self.generator = torch.Generator(device=self.device).manual_seed(cfg.seed)
         self.awp = AWP(self.model, cfg.awp.gamma, cfg.awp.proxy_lr) if cfg.awp.enabled else None
         self.stats = EpochStats({int(e) for e in cfg.save_per_example}, self.parts.weighting.reports_pm_adv)
@@ -121,10 +161,14 @@ class Trainer:
             with torch.no_grad(), self.autocast():
                 net(probe)
             return net
-        except Exception as exc:  # noqa: BLE001 — any backend failure falls back to eager
+        except Exception as exc:
             import sys
-            print(f"irat: torch.compile failed ({type(exc).__name__}: {str(exc).splitlines()[0][:120]}); "
-                  f"training in eager mode", file=sys.stderr)
+
+            print(
+                f"irat: torch.compile failed ({type(exc).__name__}: {str(exc).splitlines()[0][:120]}); "
+                f"training in eager mode",
+                file=sys.stderr,
+            )
             self.compile_failed = True
             return model
 
@@ -132,19 +176,21 @@ class Trainer:
         """DistributedDataParallel around the step's forward; gradients are summed over ranks (each rank's
         loss is already its share of the global mean), not averaged."""
         import warnings
+
         from torch.nn.parallel import DistributedDataParallel as DDP
+
         # a size-1 dimension (e.g. one input channel) makes a gradient's strides differ from the bucket's:
         # PyTorch warns, but the copy is correct and costs nothing measurable
         warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
-        ddp = DDP(net, device_ids=[self.device.index] if self.device.type == "cuda" else None,
-                  gradient_as_bucket_view=True)
+        ddp = DDP(
+            net, device_ids=[self.device.index] if self.device.type == "cuda" else None, gradient_as_bucket_view=True
+        )
         ddp.register_comm_hook(None, _sum_hook)
         return ddp
 
     def autocast(self):
         """bf16 autocast for the training forward passes and the training attack (precision=bf16)."""
-        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16,
-                              enabled=self.cfg.precision == "bf16")
+        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.cfg.precision == "bf16")
 
     # -- attack settings ------------------------------------------------------------------------
     @property
@@ -156,20 +202,41 @@ class Trainer:
         return self.cfg.attack.alpha if self.cfg.attack.alpha is not None else self.eps / 4
 
     # -- one batch ------------------------------------------------------------------------------
-    def train_step(self, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor, epoch: int, *,
-                   global_n: int | None = None, noise: Any = draw_noise) -> dict[str, torch.Tensor]:
+    def train_step(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        idx: torch.Tensor,
+        epoch: int,
+        *,
+        global_n: int | None = None,
+        noise: Any = draw_noise,
+    ) -> dict[str, torch.Tensor]:
         """Radius → the objective's attack → weights → loss → (AWP) step (DESIGN.md). Returns per-batch
         device stats. global_n / noise: the global batch this is a slice of, and its per-example draws."""
         parts = self.parts
         eps, step_size = parts.radius(self.model, x, y, epoch, self.eps, self.alpha)
         records = any(cb.wants_records(epoch) for cb in self.callbacks)
         weighting = parts.weighting
-        step = Step(net=self.net, model=self.model, x=x, y=y, idx=idx, epoch=epoch, eps=eps, alpha=step_size,
-                    lr=self.optimizer.param_groups[0]["lr"], global_n=global_n or len(y), noise=noise,
-                    want_info=weighting.needs_kappa or records,
-                    record_kappa_iterate=weighting.record_kappa_iterate or records)
+        step = Step(
+            net=self.net,
+            model=self.model,
+            x=x,
+            y=y,
+            idx=idx,
+            epoch=epoch,
+            eps=eps,
+            alpha=step_size,
+            lr=self.optimizer.param_groups[0]["lr"],
+            global_n=global_n or len(y),
+            noise=noise,
+            want_info=weighting.needs_kappa or records,
+            record_kappa_iterate=weighting.record_kappa_iterate or records,
+        )
         crafted = parts.objective.craft(step)
-        w_raw = weighting.before_loss(step, crafted, parts.objective, parts.targets) if weighting.active(epoch) else None
+        w_raw = (
+            weighting.before_loss(step, crafted, parts.objective, parts.targets) if weighting.active(epoch) else None
+        )
         awp_on = self.awp is not None and epoch > self.cfg.awp.warmup
         if awp_on:
             assert self.awp is not None
@@ -183,8 +250,17 @@ class Trainer:
         if awp_on:
             assert self.awp is not None
             self.awp.apply(diff, -1.0)
-        rec = StepRecord(x, y, idx, epoch, crafted.eps if crafted.eps is not None else eps, crafted.info, logits_adv,
-                         logits_nat, w_used)
+        rec = StepRecord(
+            x,
+            y,
+            idx,
+            epoch,
+            crafted.eps if crafted.eps is not None else eps,
+            crafted.info,
+            logits_adv,
+            logits_nat,
+            w_used,
+        )
         for cb in self.callbacks:
             cb.on_step(self, rec)
         stats = {"loss": loss.detach() * len(y), "adv_correct": (logits_adv.argmax(1) == y).sum()}
@@ -192,9 +268,15 @@ class Trainer:
             stats["nat_correct"] = (logits_nat.argmax(1) == y).sum()
         return stats
 
-    def batch_loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, crafted: Crafted, epoch: int,
-                   w_raw: torch.Tensor | None = None
-                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    def batch_loss(
+        self,
+        model: nn.Module,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        crafted: Crafted,
+        epoch: int,
+        w_raw: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         """The (weighted) training loss of one batch on `model` (the model itself or AWP's proxy)."""
         objective, weighting = self.parts.objective, self.parts.weighting
         logits_adv = model(crafted.x_adv)
@@ -207,8 +289,9 @@ class Trainer:
         weights = None
         if weighting.active(epoch):
             if w_raw is None:
-                w_raw = weighting.raw(model, info=crafted.info, x=x, y=y, logits_adv=logits_adv,
-                                      logits_nat=logits_nat, epoch=epoch)
+                w_raw = weighting.raw(
+                    model, info=crafted.info, x=x, y=y, logits_adv=logits_adv, logits_nat=logits_nat, epoch=epoch
+                )
             omega = weighting.normalize(w_raw)
             weights = {t: omega for t in self.parts.targets}
         return objective.combine(terms, weights), logits_adv, logits_nat, w_raw
@@ -217,24 +300,34 @@ class Trainer:
         """This epoch's (x, y, index) batches: the training set, topped up with pseudo-labelled data for RST."""
         cfg = self.cfg
         if self.unlabeled is not None:
-            return mixed_batches(self.splits.train, self.unlabeled, cfg.batch_size, cfg.unlabeled.fraction,
-                                 generator=self.generator, augment=self.splits.augment)
-        return self.splits.train.batches(cfg.batch_size, shuffle=True, generator=self.generator,
-                                         augment=self.splits.augment)
+            return mixed_batches(
+                self.splits.train,
+                self.unlabeled,
+                cfg.batch_size,
+                cfg.unlabeled.fraction,
+                generator=self.generator,
+                augment=self.splits.augment,
+            )
+        return self.splits.train.batches(
+            cfg.batch_size, shuffle=True, generator=self.generator, augment=self.splits.augment
+        )
 
     # -- epochs ---------------------------------------------------------------------------------
     def fit(self, max_epochs: int | None = None) -> dict[str, Any]:
         """Train until cfg.epochs (or `max_epochs` more epochs); returns the last metrics row."""
         cfg = self.cfg
-        main = self.dist.main   # only rank 0 writes (checkpoints, logs, per-example files) and shows progress
+        main = self.dist.main  # only rank 0 writes (checkpoints, logs, per-example files) and shows progress
         if main:
             self.out.mkdir(parents=True, exist_ok=True)
             atomic_write_text(self.out / "config.yaml", cfg.to_yaml())
             self._trim_metrics()
         last_row: dict[str, Any] = {}
         stop = cfg.epochs if max_epochs is None else min(cfg.epochs, self.epoch + max_epochs)
-        n_batches = (math.ceil(len(self.splits.train) / cfg.batch_size) if self.unlabeled is None else
-                     n_mixed_batches(len(self.splits.train), cfg.batch_size, cfg.unlabeled.fraction))
+        n_batches = (
+            math.ceil(len(self.splits.train) / cfg.batch_size)
+            if self.unlabeled is None
+            else n_mixed_batches(len(self.splits.train), cfg.batch_size, cfg.unlabeled.fraction)
+        )
         if self.unlabeled_info is not None and main:
             atomic_write_text(self.out / "unlabeled.json", json.dumps(self.unlabeled_info, indent=1) + "\n")
         while self.epoch < stop:
@@ -244,19 +337,20 @@ class Trainer:
             self.parts.weighting.new_epoch()
             acc: dict[str, torch.Tensor] = {}
             seen, seen_here, skipped = 0, 0, 0
-            bar = tqdm(total=n_batches, desc=f"epoch {epoch}/{cfg.epochs}", disable=not (cfg.progress and main),
-                       leave=False)
+            bar = tqdm(
+                total=n_batches, desc=f"epoch {epoch}/{cfg.epochs}", disable=not (cfg.progress and main), leave=False
+            )
             for i, (x, y, idx) in enumerate(self.train_batches()):
                 progress = (epoch - 1) + (i / n_batches if cfg.optim.step_per == "iteration" else 0.0)
                 lr = learning_rate(cfg.optim, cfg.epochs, progress)
                 for g in self.optimizer.param_groups:
                     g["lr"] = lr
                 n = len(y)
-                if n < self.dist.world:   # a last batch too small to give every rank an example (all ranks skip it)
+                if n < self.dist.world:  # a last batch too small to give every rank an example (all ranks skip it)
                     skipped += n
                     continue
                 noise = draw_noise
-                if self.dist.enabled:   # this rank's slice of the global batch, and of its random draws
+                if self.dist.enabled:  # this rank's slice of the global batch, and of its random draws
                     lo, hi = distributed.shard_range(n)
                     x, y, idx = x[lo:hi], y[lo:hi], idx[lo:hi]
                     self._frac = (hi - lo) / n
@@ -271,19 +365,29 @@ class Trainer:
                 seen_here += len(y)
                 bar.update(1)
                 if cfg.progress and main and (i % 20 == 0 or i == n_batches - 1):
-                    bar.set_postfix(loss=f"{acc['loss'].item() / seen_here:.3f}",
-                                    adv_acc=f"{100 * acc['adv_correct'].item() / seen_here:.1f}")
+                    bar.set_postfix(
+                        loss=f"{acc['loss'].item() / seen_here:.3f}",
+                        adv_acc=f"{100 * acc['adv_correct'].item() / seen_here:.1f}",
+                    )
             bar.close()
             acc = self._reduce_stats(acc)
             if skipped and main and not self._told_skip:
                 self._told_skip = True
-                tqdm.write(f"irat: the last batch of each epoch ({skipped} examples) is smaller than the "
-                           f"{self.dist.world} ranks and is skipped")
-            if not torch.isfinite(acc["loss"]):   # checked once per epoch: no host sync inside the loop
-                raise IratError(f"the training loss became {acc['loss'].item()} in epoch {epoch}; lower the "
-                                f"learning rate (the last good state is kept in {RECOVERY})")
-            row: dict[str, Any] = {"epoch": epoch, "lr": lr, "train_loss": acc["loss"].item() / seen,
-                                   "train_adv_acc": 100 * acc["adv_correct"].item() / seen}
+                tqdm.write(
+                    f"irat: the last batch of each epoch ({skipped} examples) is smaller than the "
+                    f"{self.dist.world} ranks and is skipped"
+                )
+            if not torch.isfinite(acc["loss"]):  # checked once per epoch: no host sync inside the loop
+                raise IratError(
+                    f"the training loss became {acc['loss'].item()} in epoch {epoch}; lower the "
+                    f"learning rate (the last good state is kept in {RECOVERY})"
+                )
+            row: dict[str, Any] = {
+                "epoch": epoch,
+                "lr": lr,
+                "train_loss": acc["loss"].item() / seen,
+                "train_adv_acc": 100 * acc["adv_correct"].item() / seen,
+            }
             if "nat_correct" in acc:
                 row["train_nat_acc"] = 100 * acc["nat_correct"].item() / seen
             self.parts.objective.end_epoch()
@@ -301,11 +405,14 @@ class Trainer:
                     fh.write(json.dumps(row) + "\n")
                 for cb in self.callbacks:
                     cb.on_row(self, row)
-            distributed.barrier()   # no rank runs ahead of rank 0's checkpoint
+            distributed.barrier()  # no rank runs ahead of rank 0's checkpoint
             last_row = row
             if cfg.progress and main:
-                shown = {k: round(v, 2) if isinstance(v, float) else v for k, v in row.items()
-                         if k in ("epoch", "train_loss", "train_adv_acc", "val_nat", "val_pgd", "train_time_s")}
+                shown = {
+                    k: round(v, 2) if isinstance(v, float) else v
+                    for k, v in row.items()
+                    if k in ("epoch", "train_loss", "train_adv_acc", "val_nat", "val_pgd", "train_time_s")
+                }
                 tqdm.write(json.dumps(shown))
         return last_row
 
@@ -324,17 +431,31 @@ class Trainer:
         if len(data) == 0:
             return {}
         x, y = data.all()
-        rec = evaluate(self.model, x, y, attacks=["natural", f"pgd{cfg.val_steps}"], eps=self.eps,
-                       norm=cfg.attack.norm, alpha=self.eps / 4, batch_size=cfg.eval_batch_size, seed=cfg.seed,
-                       sanity=False)
+        rec = evaluate(
+            self.model,
+            x,
+            y,
+            attacks=["natural", f"pgd{cfg.val_steps}"],
+            eps=self.eps,
+            norm=cfg.attack.norm,
+            alpha=self.eps / 4,
+            batch_size=cfg.eval_batch_size,
+            seed=cfg.seed,
+            sanity=False,
+        )
         self.model.train()
         prefix = "test" if cfg.best_on == "test" else "val"
         return {f"{prefix}_nat": rec["results"]["natural"], f"{prefix}_pgd": rec["results"][f"pgd{cfg.val_steps}"]}
 
     # -- checkpoints ----------------------------------------------------------------------------
     def _payload(self, row: dict[str, Any]) -> dict[str, Any]:
-        return {"config": self.cfg.to_dict(), "meta": self.meta, "epoch": self.epoch,
-                "model": self.model.state_dict(), "metrics": row}
+        return {
+            "config": self.cfg.to_dict(),
+            "meta": self.meta,
+            "epoch": self.epoch,
+            "model": self.model.state_dict(),
+            "metrics": row,
+        }
 
     def _checkpoint(self, row: dict[str, Any]) -> None:
         prefix = "test" if self.cfg.best_on == "test" else "val"
@@ -349,11 +470,18 @@ class Trainer:
         save_checkpoint(self.out / LAST, payload)
         if is_best or not (self.out / BEST).exists():
             save_checkpoint(self.out / BEST, payload)
-        payload = dict(payload, optimizer=self.optimizer.state_dict(), best=self.best,
-                       rng={"torch": torch.get_rng_state(), "data": self.generator.get_state(),
-                            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-                            "device": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None},
-                       extra=self.extra_state())
+        payload = dict(
+            payload,
+            optimizer=self.optimizer.state_dict(),
+            best=self.best,
+            rng={
+                "torch": torch.get_rng_state(),
+                "data": self.generator.get_state(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+                "device": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
+            },
+            extra=self.extra_state(),
+        )
         save_checkpoint(self.out / RECOVERY, payload)
 
     def extra_state(self) -> dict[str, Any]:
@@ -361,9 +489,13 @@ class Trainer:
         return {"parts": self.parts.state_dict()}
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
-        if "parts" not in state:   # written before parts owned their state: {"bilaw": ..., "mma_eps": ...}
-            state = {"parts": {"weighting": state.get("bilaw", {}),
-                               "objective": {"mma_eps": state["mma_eps"]} if "mma_eps" in state else {}}}
+        if "parts" not in state:  # written before parts owned their state: {"bilaw": ..., "mma_eps": ...}
+            state = {
+                "parts": {
+                    "weighting": state.get("bilaw", {}),
+                    "objective": {"mma_eps": state["mma_eps"]} if "mma_eps" in state else {},
+                }
+            }
         self.parts.load_state_dict(state["parts"])
 
     def _restore(self, data: dict[str, Any]) -> None:
@@ -388,13 +520,17 @@ class Trainer:
         if self.epoch == 0:
             path.unlink()
             return
-        keep = [ln for ln in path.read_text(encoding="utf-8").splitlines()
-                if ln.strip() and json.loads(ln).get("epoch", 0) <= self.epoch]
+        keep = [
+            ln
+            for ln in path.read_text(encoding="utf-8").splitlines()
+            if ln.strip() and json.loads(ln).get("epoch", 0) <= self.epoch
+        ]
         atomic_write_text(path, "".join(k + "\n" for k in keep))
 
 
-def _sum_hook(state, bucket):  # noqa: ANN001 — DDP checks these annotations: left empty on purpose
+def _sum_hook(state, bucket):
     """DDP communication hook: Σ of the bucket's gradients over ranks (the default hook averages)."""
     import torch.distributed as dist
+
     fut = dist.all_reduce(bucket.buffer(), async_op=True).get_future()
     return fut.then(lambda f: f.value()[0])
