@@ -78,7 +78,7 @@ def reference_step(
             model.zero_grad()
             loss_adv = F.cross_entropy(model(x_adv), y)
             loss_adv.backward()  # fills parameter gradients too, as the scripts do
-            x_adv = x_adv.detach() + alpha * x_adv.grad.sign()
+            x_adv = x_adv.detach() + alpha * x_adv.grad.sign()  # type: ignore[union-attr]
             x_adv = torch.min(torch.max(x_adv, x - eps), x + eps).clamp(0.0, 1.0)
     model.train()
     opt.zero_grad()

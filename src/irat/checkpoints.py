@@ -94,5 +94,14 @@ def load_model(run: str | Path, checkpoint: str = "best", device: str | torch.de
         model.load_state_dict(data["model"])
     except RuntimeError as exc:
         raise IratError(f"{path}: weights do not fit a {meta['arch']} model ({str(exc).splitlines()[0]})") from exc
-    model.irat_checkpoint = {"path": str(path), "epoch": data["epoch"], "config": data["config"], "meta": meta}
+    info = {"path": str(path), "epoch": data["epoch"], "config": data["config"], "meta": meta}
+    setattr(model, "irat_checkpoint", info)  # noqa: B010  # a plain dict beside the module's tensors
     return model.to(device).eval()
+
+
+def checkpoint_info(model: nn.Module) -> dict[str, Any]:
+    """What `load_model` recorded about a loaded model: path, epoch, config and metadata."""
+    info = getattr(model, "irat_checkpoint", None)
+    if not isinstance(info, dict):
+        raise IratError("this model was not loaded by irat.load_model (it has no checkpoint record)")
+    return info

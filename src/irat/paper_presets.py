@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -346,7 +347,7 @@ def table_presets() -> dict[str, dict]:
     """Every table row as name → preset mapping (with `source`, `description`, `method`)."""
     out: dict[str, dict] = {}
 
-    def add(name: str, source: str, base: dict, method: str, extra: dict, dataset: str | None = None) -> None:
+    def add(name: str, source: str, base: dict, method: str, extra: Any, dataset: str | None = None) -> None:
         p = _merge(base, extra)
         if dataset:
             p = _merge(p, {"data": {"dataset": dataset}})

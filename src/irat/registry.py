@@ -34,7 +34,7 @@ class Registry(Generic[T]):
                 )
             self._items[name] = item
             if isinstance(item, type):
-                item.name = name  # type: ignore[attr-defined]  (a part class knows its registered name)
+                setattr(item, "name", name)  # noqa: B010  # a part class knows its registered name
             return item
 
         return add

@@ -18,7 +18,7 @@ import torch
 from ..attacks.checks import attack_mode
 from ..attacks.lm_pgd import lm_pgd
 from ..attacks.pgd import pgd
-from ..checkpoints import load_model
+from ..checkpoints import checkpoint_info, load_model
 from ..data import load_splits
 from ..errors import IratError
 from ..margins import probabilistic_margin
@@ -84,7 +84,7 @@ def analyze_run(
         raise IratError(f"--n must be >= 1, got {n}")
     dev = resolve_device(device)
     model = load_model(run, checkpoint, device=dev)
-    cfg = model.irat_checkpoint["config"]
+    cfg = checkpoint_info(model)["config"]
     a, d = cfg["attack"], cfg["data"]
     eps = float(a["eps"])
     alpha = float(a["alpha"]) if a.get("alpha") else eps / 4
@@ -161,7 +161,13 @@ def analyze_run(
         if all(int(i) in lookup for i in here):
             weight_here = np.array([lookup[int(i)] for i in here])
         if compare is not None:
-            _, zc = latest_dump(Path(compare))
+            dump = latest_dump(Path(compare))
+            if dump is None:
+                raise IratError(
+                    f"--compare {compare}: the run has no per-example files (train it with "
+                    f"--set save_per_example=[EPOCH])"
+                )
+            _, zc = dump
             other = dict(zip(zc["index"].tolist(), zc["weight"].tolist()))
             common = [i for i in z["index"].tolist() if i in other]
             if not common:

@@ -41,10 +41,12 @@ def _loss_fn(loss: str, y_target: torch.Tensor | None) -> Callable[[torch.Tensor
         return lambda z, y: F.cross_entropy(z, y, reduction="none")
     if loss == "dlr":
         return dlr_loss
+    if loss in ("dlr-targeted", "ce-targeted") and y_target is None:
+        raise IratError(f"APGD loss {loss} needs target classes")
     if loss == "dlr-targeted":
-        return lambda z, y: dlr_targeted_loss(z, y, y_target)
+        return lambda z, y: dlr_targeted_loss(z, y, y_target)  # type: ignore[arg-type]
     if loss == "ce-targeted":
-        return lambda z, y: -F.cross_entropy(z, y_target, reduction="none")
+        return lambda z, y: -F.cross_entropy(z, y_target, reduction="none")  # type: ignore[arg-type]
     raise IratError(f"APGD loss must be one of {APGD_LOSSES}, got {loss!r}")
 
 

@@ -17,7 +17,9 @@ All APGD components use 100 iterations and ρ = 0.75; FAB 100 iterations; the se
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -37,7 +39,8 @@ COMPONENTS = ("apgd-ce", "apgd-dlr", "apgd-t", "fab", "fab-t", "square")
 BLACK_BOX = ("square",)
 
 
-_OPTIONS = {  # component → (attack function, its options, the component's own fixed settings)
+# component → (attack function, its options, the component's own fixed settings)
+_OPTIONS: dict[str, tuple[Callable[..., torch.Tensor], tuple[str, ...], dict[str, Any]]] = {
     "apgd-ce": (apgd, ("steps", "restarts", "loss", "rho", "eot_iter"), {"loss": "ce"}),
     "apgd-dlr": (apgd, ("steps", "restarts", "loss", "rho", "eot_iter"), {"loss": "dlr"}),
     "apgd-t": (apgd_targeted, ("steps", "restarts", "n_target_classes", "loss", "rho", "eot_iter"), {}),

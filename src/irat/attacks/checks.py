@@ -90,7 +90,7 @@ def frozen_bn_stats(model: nn.Module, enabled: bool = True) -> Iterator[None]:
         for m, mom, nbt in saved:
             m.momentum = mom
             if nbt is not None:
-                m.num_batches_tracked.copy_(nbt)
+                m.num_batches_tracked.copy_(nbt)  # type: ignore[union-attr]
 
 
 def clean_logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:

@@ -96,8 +96,8 @@ def random_start(
     if start == "none":
         return x.clone()
     if start == "normal":
-        noise = 0.001 * noise(x.shape, normal=True, device=x.device, dtype=x.dtype, generator=generator)
-        return project(x + noise, x, eps, norm)
+        jitter = 0.001 * noise(x.shape, normal=True, device=x.device, dtype=x.dtype, generator=generator)
+        return project(x + jitter, x, eps, norm)
     if norm == "linf":
         u = noise(x.shape, normal=False, device=x.device, dtype=x.dtype, generator=generator) * 2 - 1
         return project(x + u * eps, x, eps, norm)
@@ -143,7 +143,7 @@ def pgd(
 ) -> tuple[torch.Tensor, PGDInfo]: ...
 
 
-def pgd(
+def pgd(  # type: ignore[misc]  # the overloads name only return_info; the rest are the keywords below
     model: nn.Module,
     x: torch.Tensor,
     y: torch.Tensor,
@@ -222,6 +222,7 @@ def pgd(
             if best_adv is None or info is None:
                 best_adv, best_info = x_adv, info
                 continue
+            assert best_info is not None
             # prefer a misclassifying iterate; among equals, the higher loss
             take = (~info.correct & best_info.correct) | (
                 (info.correct == best_info.correct) & (info.loss > best_info.loss)

@@ -34,7 +34,8 @@ class Arrays:
 
     @property
     def shape(self) -> tuple[int, int, int]:
-        return tuple(self.x_train.shape[1:])  # type: ignore[return-value]
+        c, h, w = self.x_train.shape[1:]
+        return int(c), int(h), int(w)
 
 
 @dataclass

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..checkpoints import checkpoint_info, load_model
 from ..config import UnlabeledConfig
 from ..errors import ConfigError, DataError
 from .device_data import DeviceData, crop_flip
@@ -63,7 +64,7 @@ def pseudo_label(teacher: torch.nn.Module, data: DeviceData, batch_size: int = 5
 
 
 def check_teacher(teacher: torch.nn.Module, shape: tuple[int, int, int], num_classes: int, where: str) -> None:
-    meta = teacher.irat_checkpoint["meta"]
+    meta = checkpoint_info(teacher)["meta"]
     if meta["in_channels"] != shape[0] or meta["input_size"] != shape[1] or meta["num_classes"] != num_classes:
         raise ConfigError(
             f"unlabeled.teacher {where} was trained on {meta['in_channels']}×{meta['input_size']}² inputs "
@@ -79,7 +80,6 @@ def build_unlabeled(
     `withhold` without a teacher only removes the examples: the labeled-only run that RST is compared
     with, and the teacher's own training run, see exactly the labeled examples RST sees.
     """
-    from ..checkpoints import load_model
 
     if cfg.withhold and not cfg.teacher:
         train, held = withhold(train, int(cfg.withhold), split_seed)
@@ -88,11 +88,12 @@ def build_unlabeled(
             None,
             {"source": f"withheld {cfg.withhold} training examples", "teacher": None, "n": len(held), "used": False},
         )
+    assert cfg.teacher is not None  # checked by irat.validate before any work
     teacher = load_model(cfg.teacher, cfg.teacher_checkpoint, device=train.device)
     check_teacher(teacher, shape, num_classes, cfg.teacher)
     info: dict = {
         "teacher": str(cfg.teacher),
-        "teacher_epoch": teacher.irat_checkpoint["epoch"],
+        "teacher_epoch": checkpoint_info(teacher)["epoch"],
         "fraction": cfg.fraction,
     }
     if cfg.withhold:
@@ -100,6 +101,7 @@ def build_unlabeled(
         true = unl.y.clone()
         info["source"] = f"withheld {cfg.withhold} training examples"
     else:
+        assert cfg.path is not None
         x = read_images(cfg.path, shape)
         offset = int(train.index.max()) + 1 if len(train) else 0
         unl = DeviceData(torch.from_numpy(x), torch.zeros(len(x), dtype=torch.long), train.scale, train.device)

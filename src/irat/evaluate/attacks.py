@@ -236,10 +236,10 @@ def _coerce(kind: str, key: str, value: str, default):
                 raise ValueError
             return v
         if isinstance(default, float) or key in ("alpha", "alpha_eps"):
-            v = parse_number(value)
-            if not v > 0:
+            f = parse_number(value)
+            if not f > 0:
                 raise ValueError
-            return v
+            return f
         return value
     except (ValueError, IratError):
         raise IratError(

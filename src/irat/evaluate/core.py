@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -210,7 +211,7 @@ def evaluate(
         covered[spec.name] = cover
         worst &= correct
     warnings += attack_warnings(specs, per_example, covered, nat_correct, aa_components)
-    probe = {}
+    probe: dict[str, Any] = {}
     if sanity and any(s.kind != "natural" for s in specs):
         checks: tuple[list[dict], dict] = ([], {})
         if ctx.main:

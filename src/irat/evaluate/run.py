@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from .. import distributed
-from ..checkpoints import load_model
+from ..checkpoints import checkpoint_info, load_model
 from ..data import load_splits
 from ..errors import IratError
 from ..tables import results_table
@@ -47,7 +47,7 @@ def evaluate_run(
     check_options(backend, precision, batch_size)
     dev = distributed.device_for(resolve_device(device))
     model = load_model(run, checkpoint, device=dev)
-    info = model.irat_checkpoint
+    info = checkpoint_info(model)
     cfg = info["config"]
     eps_v = parse_number(eps) if eps is not None else float(cfg["attack"]["eps"])
     norm_v = norm or cfg["attack"]["norm"]
@@ -171,7 +171,7 @@ def _save_per_example(
 
     def write(tmp: str) -> None:
         with open(tmp, "wb") as fh:
-            np.savez(fh, **arrays)
+            np.savez(fh, **arrays)  # type: ignore[arg-type]
 
     atomic_write(path, write)
     return merged

@@ -47,7 +47,7 @@ def create_model(name: str, *, in_channels: int = 3, num_classes: int = 10, inpu
     if in_channels < 1 or num_classes < 2 or input_size < 1:
         raise ConfigError(f"bad model shape: {in_channels} channels, {num_classes} classes, size {input_size}")
     model = _MODELS[canonical(name)](in_channels, num_classes, input_size)
-    model.irat_meta = {
+    model.irat_meta = {  # type: ignore[assignment]  # a plain dict beside the module's tensors
         "arch": canonical(name),
         "in_channels": in_channels,
         "num_classes": num_classes,

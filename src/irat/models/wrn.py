@@ -22,7 +22,7 @@ class WideBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         o = F.relu(self.bn1(x))
         out = self.conv2(F.relu(self.bn2(self.conv1(o))))
-        return out + (x if self.equal else self.shortcut(o))
+        return out + (x if self.shortcut is None else self.shortcut(o))
 
 
 class WideResNet(nn.Module):

@@ -128,7 +128,7 @@ class EpochStats(Callback):
 
         out = {"index": buf["index"], "label": buf["label"], "pm_adv": buf["pm_adv"], "pm_nat": buf["pm_nat"]}
         out["weight"] = buf["weight"] if "weight" in buf else torch.ones_like(buf["label"], dtype=torch.float)
-        out["eps"] = buf.get("eps", buf.get("eps_scalar"))
+        out["eps"] = buf["eps"] if "eps" in buf else buf["eps_scalar"]
         for k in ("kappa", "pm_dif"):
             if k in buf:
                 out[k] = buf[k]
@@ -138,7 +138,7 @@ class EpochStats(Callback):
 
         def write(tmp: str) -> None:
             with open(tmp, "wb") as fh:
-                np.savez(fh, **arrays)
+                np.savez(fh, **arrays)  # type: ignore[arg-type]
 
         atomic_write(path, write)
 

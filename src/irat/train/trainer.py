@@ -106,14 +106,14 @@ class Trainer:
             self.device
         )
         if cfg.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
+            self.model = self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         if cfg.sync_bn and self.dist.enabled:
             self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
         self.net = self._compiled(self.model) if cfg.compile else self.model  # forward used by attacks and steps
         self.train_net = self._data_parallel(self.net) if self.dist.enabled else self.net  # the step's forward
         self._frac = 1.0  # this rank's share of the global batch: local mean losses × frac sum to the global mean
         self._told_skip = False  # said once that batches smaller than the number of ranks are skipped
-        self.meta = dict(self.model.irat_meta, dataset=self.splits.name)
+        self.meta = dict(getattr(self.model, "irat_meta"), dataset=self.splits.name)  # noqa: B009
         self.ctx = RunContext(
             cfg,
             device=self.device,
@@ -160,7 +160,7 @@ class Trainer:
             probe = torch.rand(2, c, h, w, device=self.device)
             with torch.no_grad(), self.autocast():
                 net(probe)
-            return net
+            return net  # type: ignore[return-value]
         except Exception as exc:
             import sys
 
@@ -462,7 +462,7 @@ class Trainer:
         robust = row.get(f"{prefix}_pgd")
         is_best = robust is not None and robust > self.best["robust"]
         if is_best:
-            self.best = {"epoch": self.epoch, "robust": float(robust)}
+            self.best = {"epoch": self.epoch, "robust": float(robust)}  # type: ignore[arg-type]
         row["best_epoch"] = self.best["epoch"]
         if not self.dist.main:
             return
