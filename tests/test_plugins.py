@@ -1,4 +1,4 @@
-"""The public extension API: a weighting scheme and an attack in one file, used from the command line."""
+"""The public extension API: a weighting scheme and an attack, each in one file, used from the command line."""
 
 from __future__ import annotations
 
@@ -18,7 +18,9 @@ from irat.checkpoints import load_checkpoint
 from irat.cli import main
 from irat.errors import ConfigError
 
-PLUGIN = Path(__file__).resolve().parent / "plugins" / "focal_plugin.py"
+EXAMPLES = Path(__file__).resolve().parents[1] / "docs" / "examples"
+PLUGIN = EXAMPLES / "focal_weighting.py"  # a weighting scheme, as docs/extending.md shows it
+ATTACK = EXAMPLES / "fgsm_attack.py"  # an evaluation attack
 TRAIN = [
     "train",
     "--plugin",
@@ -95,9 +97,9 @@ def test_plugin_scheme_trains_resumes_after_kill_and_evaluates(tmp_path):
             "eval",
             str(tmp_path / "killed"),
             "--plugin",
-            str(PLUGIN),
+            str(ATTACK),
             "--attacks",
-            "natural,pgd-half:steps=3,pgd10",
+            "natural,fgsm:loss=cw,pgd10",
             "--n",
             "60",
             "--device",
@@ -111,9 +113,9 @@ def test_plugin_scheme_trains_resumes_after_kill_and_evaluates(tmp_path):
     )
     assert ev.returncode == 0, ev.stderr
     res = json.loads((tmp_path / "rec.json").read_text())["results"]
-    assert 0 <= res["pgd-half"] <= res["natural"] and res["pgd10"] <= res["natural"]
+    assert res["fgsm"] <= res["natural"] and res["pgd10"] <= res["natural"] and res["fgsm"] < 100
     rep = subprocess.run(cmd + ["report", str(tmp_path / "killed")], env=env, capture_output=True, text=True)
-    assert rep.returncode == 0 and "at+focal-margin" in rep.stdout and "pgd-half" in rep.stdout
+    assert rep.returncode == 0 and "at+focal-margin" in rep.stdout and "fgsm" in rep.stdout
 
 
 def test_plugin_scheme_from_python_matches_a_hand_computed_weight(tmp_path):

@@ -1,6 +1,6 @@
 """Method names: each is a preset of config choices plus its paper's hyperparameters.
 
-The methods issue extends this table with the reweighting methods (GAIRAT, MAIL, MWPB, BiLAW, ...).
+A method picks one objective, weighting and radius (irat.parts) plus its paper's hyperparameters.
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ def _m(name: str, description: str, source: str, aliases: tuple[str, ...] = (), 
     register_method(Method(name, description, source, sections, aliases))
 
 
-# GAIRAT family (seed 003): κ from GA-PGD, tanh weights with λ = −1, mean-one normalisation.
+# GAIRAT family: κ from GA-PGD, tanh weights with λ = −1, mean-one normalisation.
 _GAIR = {"name": "gair", "gair_fn": "tanh", "gair_lambda": -1.0, "normalization": "mean-one"}
 _m(
     "gairat",
@@ -132,7 +132,7 @@ _m(
     weighting=dict(_GAIR, burn_in=75),
 )
 
-# MAIL (seeds 000/001): sigmoid(−γ(PM − β)) on PM-adv, mean-one (paper Alg. 1), burn-in until the first LR drop.
+# MAIL: sigmoid(−γ(PM − β)) on PM-adv, mean-one (paper Alg. 1), burn-in until the first LR drop.
 _m(
     "mail-at",
     "MAIL-AT: ω = sigmoid(−γ(PM-adv − β)), γ = 30, β = −0.07, burn-in 74 epochs",
@@ -192,7 +192,7 @@ _m(
     weighting={"name": "wmmr", "wmmr_alpha": 0.5, "wmmr_detach": False, "normalization": "none"},
 )
 
-# MWPB (seed 002): per-example radii, two phases, normal start.
+# MWPB: per-example radii, two phases, normal start.
 _MWPB_ATTACK = {"start": "normal"}
 _m(
     "mwpb-at",
@@ -254,7 +254,7 @@ _m(
     awp={"enabled": True, "gamma": 0.005, "warmup": 10},
 )
 
-# BiLAW (seed 004): learned weights, sum-one normalisation, 1000 + 1000 validation examples.
+# BiLAW: learned weights, sum-one normalisation, 1000 + 1000 validation examples.
 _BILAW = {"name": "bilaw", "normalization": "sum-one", "bilaw_hidden": 128, "bilaw_meta_size": 1000}
 _m(
     "bilaw",
@@ -282,7 +282,7 @@ _m(
 )
 
 
-# Comparison systems that bring their own attack (issue 7).
+# Comparison systems that bring their own attack.
 _m(
     "mma",
     "MMA: CE at each example's shortest successful perturbation (AN-PGD + bisection, capped at d_max = 1.5ε) "

@@ -28,7 +28,7 @@ def _cifar(eps="8/255", alpha="2/255"):
     return {"norm": "linf", "eps": eps, "alpha": alpha, "steps": 10}
 
 
-# ---- MAIL (seed 000): ResNet-18 lr 0.01 wd 3.5e-3; WRN-32-10 lr 0.1 wd 7e-4; ÷10 at 75, 90; 120 epochs ----
+# ---- MAIL: ResNet-18 lr 0.01 wd 3.5e-3; WRN-32-10 lr 0.1 wd 7e-4; ÷10 at 75, 90; 120 epochs ----
 MAIL_RN18 = {
     "model": {"arch": "resnet18"},
     "attack": _cifar(),
@@ -61,7 +61,7 @@ MAIL_T1 = {
     "trades-pm-adv": ("mail-trades", {}),
 }
 
-# ---- GAIRAT (seed 003) ----
+# ---- GAIRAT ----
 GAIRAT_WRN32 = {
     "model": {"arch": "wrn-32-10"},
     "data": {"dataset": "cifar10"},
@@ -95,7 +95,7 @@ GAIRAT_T2 = {
 }
 
 
-# ---- MWPB (seed 002): 110 epochs, ÷10 at 80, 90; radii from epoch 81 ----
+# ---- MWPB: 110 epochs, ÷10 at 80, 90; radii from epoch 81 ----
 def _mwpb(arch: str, dataset: str, lr: float, wd: float) -> dict:
     return {
         "model": {"arch": arch},
@@ -133,7 +133,7 @@ MWPB_T5 = {
 MWPB_T8_ALPHAS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.58, 0.7, 0.85, 1.2)
 
 
-# ---- BiLAW (seed 004): 100 epochs, lr 0.1 ÷10 at 30, 60, batch 128, PGD-10 α = ε/4 ----
+# ---- BiLAW: 100 epochs, lr 0.1 ÷10 at 30, 60, batch 128, PGD-10 α = ε/4 ----
 def _bilaw(dataset: str, arch: str, norm: str, eps: float) -> dict:
     return {
         "model": {"arch": arch},
@@ -205,7 +205,7 @@ GAIRAT_FIG2_EPS = (1, 2, 4, 8, 12, 16)
 
 
 def ablation_rows() -> list[tuple[str, str, dict, str, dict]]:
-    """(name, source, base, method, overrides) for every ablation preset (issue 7)."""
+    """(name, source, base, method, overrides) for every ablation preset."""
     rows: list[tuple[str, str, dict, str, dict]] = []
     add = rows.append
     add(("gairat/ablation-weight-fn/at", "GAIRAT Fig. 12, AT (ω ≡ 1)", GAIRAT_RN18, "at", {}))

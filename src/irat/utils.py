@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import tempfile
 from collections.abc import Callable
 from fractions import Fraction
@@ -41,12 +40,6 @@ def resolve_device(name: str | None) -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError("--device cuda was asked for, but PyTorch sees no CUDA GPU here; use --device cpu")
     return dev
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python's and PyTorch's generators (all devices)."""
-    random.seed(seed)
-    torch.manual_seed(seed)
 
 
 def atomic_write(path: str | Path, write: Callable[[str], None]) -> None:

@@ -36,7 +36,6 @@ VERSIONS: dict[str, list[str]] = {
     "rand": ["apgd-ce", "apgd-dlr"],
 }
 COMPONENTS = ("apgd-ce", "apgd-dlr", "apgd-t", "fab", "fab-t", "square")
-BLACK_BOX = ("square",)
 
 
 # component → (attack function, its options, the component's own fixed settings)

@@ -12,13 +12,13 @@ from ..errors import IratError
 _MAIL_ALPHA = f"alpha_eps={0.003 / (8 / 255):.6g}"
 
 SUITES: dict[str, list[str]] = {
-    # MAIL (seeds 000/001): natural, PGD-100, APGD-CE, CW∞, AutoAttack
+    # MAIL: natural, PGD-100, APGD-CE, CW∞, AutoAttack
     "mail": ["natural", f"pgd100:{_MAIL_ALPHA}", "apgd-ce", f"cw30:{_MAIL_ALPHA}", "aa"],
-    # GAIRAT (seed 003): natural, PGD-20, PGD+
+    # GAIRAT: natural, PGD-20, PGD+
     "gairat": ["natural", "pgd20:alpha_eps=0.25", "pgdplus"],
-    # MWPB (seed 002): natural, PGD-20, CW∞, AutoAttack, Square, SPSA
+    # MWPB: natural, PGD-20, CW∞, AutoAttack, Square, SPSA
     "mwpb": ["natural", "pgd20:alpha_eps=0.125", "cw20:alpha_eps=0.125", "aa", "square", "spsa"],
-    # BiLAW (seed 004): natural, PGD-20, AutoAttack on the first 1000 test examples
+    # BiLAW: natural, PGD-20, AutoAttack on the first 1000 test examples
     "bilaw": ["natural", "pgd20:alpha_eps=0.25", "aa:n=1000"],
     # a quick screen: the two strongest cheap white-box components
     "fast": ["natural", "apgd-ce", "apgd-t"],

@@ -81,7 +81,13 @@ class Part:
     """
 
     name: str = ""
+    section: str = ""  # its config section: objective, weighting or radius
     Options: type | None = None
+
+    @classmethod
+    def options_for(cls, cfg: Config) -> Any:
+        """This part's typed options in `cfg` (an `Options` instance; None for a part without options)."""
+        return options_of(cls, getattr(cfg, cls.section), cls.section)
 
     @classmethod
     def check(cls, cfg: Config) -> None:

@@ -23,7 +23,7 @@ from ..config import Config
 from ..errors import ConfigError
 from ..registry import Registry
 from ..utils import stepwise_value
-from .base import Crafted, Part, RunContext, Step, options_of
+from .base import Crafted, Part, RunContext, Step
 
 OBJECTIVES: Registry[type[Objective]] = Registry("objective", "objective.name")
 register_objective = OBJECTIVES.register
@@ -78,13 +78,13 @@ def st_terms(
 class Objective(Part):
     """A training objective: its attack, its per-example terms, their combination."""
 
+    section = "objective"
     attack_loss: ClassVar[str] = "ce"  # default loss of the training attack (attack.loss overrides)
     attack_start: ClassVar[str] = "uniform"  # default start of the training attack (attack.start overrides)
     needs_natural: ClassVar[bool] = False  # whether f(x) on natural inputs is part of the loss
     weighted_term: ClassVar[str] = "adv_ce"  # where the papers put an instance weight by default
     early_stop: ClassVar[bool] = False  # FAT: friendly adversarial data from PGD-K-τ
     own_attack: ClassVar[bool] = False  # brings its own attack (no PGD records, no per-example radius)
-    runs_attack: ClassVar[bool] = True  # False: plain training, the batch itself is trained on
     second_example: ClassVar[bool] = False  # trains on a second crafted example (Crafted.x_adv2)
     freeze_bn_on_second: ClassVar[bool] = False  # the second example's forward leaves BN statistics alone
 
@@ -92,7 +92,7 @@ class Objective(Part):
         self.cfg = cfg
         self.ctx = ctx if ctx is not None else RunContext(cfg)
         self.beta = float(cfg.objective.beta)
-        self.options = options_of(type(self), cfg.objective, "objective")
+        self.options = self.options_for(cfg)
 
     # -- the training attack ----------------------------------------------------------------------
     def attack_kwargs(self, step: Step) -> dict[str, Any]:
@@ -152,9 +152,6 @@ class Objective(Part):
             total = total + (v * w).mean() if w is not None else total + v.mean()
         return total
 
-    def per_example(self, terms: dict[str, torch.Tensor]) -> torch.Tensor:
-        return torch.stack(list(terms.values())).sum(0)
-
     # -- the loop's hooks ---------------------------------------------------------------------------
     def end_epoch(self) -> None:
         """After an epoch's last step, before its metrics and checkpoint (e.g. merge state over ranks)."""
@@ -166,7 +163,6 @@ class Standard(Objective):
 
     attack_start = "none"
     weighted_term = "nat_ce"
-    runs_attack = False
 
     @classmethod
     def check(cls, cfg: Config) -> None:

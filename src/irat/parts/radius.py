@@ -14,7 +14,7 @@ from ..attacks.checks import attack_mode
 from ..config import Config
 from ..margins import probabilistic_margin
 from ..registry import Registry
-from .base import Part, RunContext, options_of
+from .base import Part, RunContext
 
 
 def mwpb_radii(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, alpha: float) -> torch.Tensor:
@@ -31,11 +31,13 @@ register_radius = RADII.register
 class Radius(Part):
     """A perturbation-radius scheme: (ε, α) for each batch, scalars or per-example tensors."""
 
+    section = "radius"
+
     def __init__(self, cfg: Config, ctx: RunContext | None = None):
         self.cfg = cfg
         self.ctx = ctx if ctx is not None else RunContext(cfg)
         self.r = cfg.radius
-        self.options = options_of(type(self), cfg.radius, "radius")
+        self.options = self.options_for(cfg)
 
     def __call__(
         self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, epoch: int, eps: float, step: float

@@ -23,7 +23,7 @@ from ..data import DeviceData
 from ..errors import ConfigError
 from ..margins import logit_margin, pm_dif, probabilistic_margin
 from ..registry import Registry
-from .base import Crafted, Part, RunContext, Step, options_of
+from .base import Crafted, Part, RunContext, Step
 
 NORMALIZATIONS = ("mean-one", "sum-one", "constant", "none")
 GAIR_FUNCTIONS = ("tanh", "sigmoid", "linear")
@@ -135,6 +135,7 @@ class Weighting(Part):
     - learned: the weights come from `before_loss` (a look-ahead over the objective's terms).
     """
 
+    section = "weighting"
     needs_kappa: ClassVar[bool] = False
     applies_like_gair: ClassVar[bool] = False
     reports_pm_adv: ClassVar[bool] = False
@@ -144,7 +145,7 @@ class Weighting(Part):
         self.cfg = cfg
         self.ctx = ctx if ctx is not None else RunContext(cfg)
         self.w = cfg.weighting
-        self.options = options_of(type(self), cfg.weighting, "weighting")
+        self.options = self.options_for(cfg)
 
     @classmethod
     def needs_pgd_records(cls, cfg: Config) -> bool:
