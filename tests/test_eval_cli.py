@@ -169,3 +169,31 @@ def test_python_api_returns_warnings():
         y = model(x).argmax(1)
     rec = irat.evaluate(model, x, y, attacks=["natural", "apgd-ce:steps=5"], eps=0.05)
     assert "warnings" in rec and rec["results"]["natural"] == 100.0
+
+
+def test_docs_attack_table_is_the_registry():
+    """docs/evaluation.md's table of options and defaults is generated from the attack registry."""
+    from pathlib import Path
+
+    from irat.evaluate.attacks import attack_table
+    from irat.tables import results_table
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "evaluation.md").read_text()
+    start = doc.index("<!-- attack-table:")
+    body = doc[doc.index("\n", start) + 1 : doc.index("<!-- /attack-table -->")].strip()
+    assert body == results_table(attack_table(), ["names", "what", "options (defaults)"], fmt="github")
+
+
+def test_autoattack_components_take_the_attack_functions_defaults():
+    from irat.attacks import apgd, fab, square
+    from irat.attacks.autoattack import component_settings
+    from irat.attacks.checks import keyword_defaults
+
+    std = component_settings("standard")
+    assert std["apgd-ce"] == {**keyword_defaults(apgd, ("steps", "restarts", "rho", "eot_iter")), "loss": "ce"}
+    assert std["square"] == keyword_defaults(square, ("n_queries", "p_init", "restarts"))
+    assert std["fab-t"]["steps"] == keyword_defaults(fab, ("steps",))["steps"] and std["fab-t"]["targeted"]
+    assert (
+        component_settings("plus")["apgd-ce"]["restarts"] == 5
+        and component_settings("rand")["apgd-t"]["eot_iter"] == 20
+    )

@@ -93,16 +93,21 @@ def register_attack(attack: EvalAttack, *names: str | tuple[str, Callable[[re.Ma
     return attack
 
 
-def attack_names() -> list[str]:
-    """The names `--attacks` accepts (patterns shown as the papers write them, e.g. pgdK)."""
+def _shown(pattern: str) -> list[str]:
+    """A name pattern as the papers write it (pgd(\\d+) → pgdK)."""
     shown = {
-        r"pgd(\d+)": "pgdK",
-        r"pgdplus|pgd\+": "pgdplus",
-        r"cw(\d*)": "cw, cwK",
-        r"lmpgd(\d*)": "lmpgdK",
-        r"aa-(standard|plus|rand)": "aa-standard, aa-plus, aa-rand",
+        r"pgd(\d+)": ["pgdK"],
+        r"pgdplus|pgd\+": ["pgdplus"],
+        r"cw(\d*)": ["cw", "cwK"],
+        r"lmpgd(\d*)": ["lmpgdK"],
+        r"aa-(standard|plus|rand)": ["aa-standard", "aa-plus", "aa-rand"],
     }
-    return [shown.get(p, p.replace("\\", "")) for p, _, _ in _NAMES]
+    return shown.get(pattern, [pattern.replace("\\", "")])
+
+
+def attack_names(kind: str | None = None) -> list[str]:
+    """The names `--attacks` accepts (of one kind, or all)."""
+    return [n for p, k, _ in _NAMES if kind in (None, k) for n in _shown(p)]
 
 
 register_attack(EvalAttack("natural", None, summary="clean accuracy"), "natural", "clean", "nat")
@@ -323,7 +328,7 @@ def attack_table() -> list[dict[str, str]]:
     rows = []
     for kind in ATTACKS:
         a = ATTACKS.get(kind)
-        names = ", ".join(f"`{n}`" for n, (_, k, _) in zip(attack_names(), _NAMES) if k == kind)
+        names = ", ".join(f"`{n}`" for n in attack_names(kind))
         opts = ", ".join(f"{k}={v}" for k, v in a.default_options().items() if v not in (None, ""))
         rows.append({"names": names, "what": a.summary, "options (defaults)": opts or "–"})
     return rows
