@@ -47,6 +47,6 @@ def test_legacy_state_resumes_into_the_parts(tmp_path):
 
     mma = _copy(tmp_path, "mma")
     radii = load_checkpoint(mma / "recovery.pt")["extra"]["mma_eps"]
-    assert (radii > 0).sum() > 100   # most examples carry a radius
+    assert (radii > 0).sum() > 100  # most examples carry a radius
     t = Trainer(None, mma, resume=True, epochs=5)  # type: ignore[arg-type]
     assert torch.equal(t.parts.objective.radii, radii)
