@@ -61,15 +61,9 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def build_config(args: argparse.Namespace):
-    """defaults < method < preset < explicit flags < --set."""
-    from .config import apply_sets, set_key
-    from .plugins import load_plugins
-    from .presets import preset_config
-
-    plugins = load_plugins(args.plugin)
-    cfg = preset_config(args.preset, args.method)
-    chosen = _parts_of(cfg)
+def explicit_settings(args: argparse.Namespace) -> list[tuple[str, object]]:
+    """The settings the command line names explicitly, as (dotted key, value), in precedence order:
+    flags, then --set."""
     flags = {
         "data.dataset": args.dataset,
         "data.data_dir": args.data_dir,
@@ -87,17 +81,30 @@ def build_config(args: argparse.Namespace):
         "weighting.name": args.weighting,
         "radius.name": args.radius,
         "weighting.burn_in": args.burn_in,
+        "awp.enabled": True if args.awp else None,
+        "data.download": False if args.no_download else None,
+        "progress": False if args.quiet else None,
     }
-    for k, v in flags.items():
-        if v is not None:
-            set_key(cfg, k, v)
-    if args.awp:
-        cfg.awp.enabled = True
-    if args.no_download:
-        cfg.data.download = False
-    if args.quiet:
-        cfg.progress = False
-    apply_sets(cfg, args.set)
+    out: list[tuple[str, object]] = [(k, v) for k, v in flags.items() if v is not None]
+    for s in args.set:
+        if "=" not in s:
+            raise IratError(f"--set expects key=value, got {s!r}")
+        k, v = s.split("=", 1)
+        out.append((k.strip(), v.strip()))
+    return out
+
+
+def build_config(args: argparse.Namespace):
+    """defaults < method < preset < explicit flags < --set."""
+    from .config import set_key
+    from .plugins import load_plugins
+    from .presets import preset_config
+
+    plugins = load_plugins(args.plugin)
+    cfg = preset_config(args.preset, args.method)
+    chosen = _parts_of(cfg)
+    for k, v in explicit_settings(args):
+        set_key(cfg, k, v)
     cfg.plugins = list(dict.fromkeys([*cfg.plugins, *plugins]))
     if _parts_of(cfg) != chosen:  # the flags changed the method's parts: name the run by what it trains
         cfg.method = "+".join(p for p in _parts_of(cfg) if p)
@@ -118,8 +125,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .distributed import is_main_process
     from .train import Trainer
 
-    if args.resume:
-        trainer = Trainer(None, args.out, resume=True, epochs=args.epochs, device=args.device)  # type: ignore[arg-type]
+    if args.resume:  # settings named on the command line change the run where a resume may (else: refused)
+        if args.method or args.preset:
+            raise IratError(
+                "--resume continues the run in --out with its own method and preset; drop --method/--preset"
+            )
+        changes = [(k, v) for k, v in explicit_settings(args) if k != "progress"]
+        trainer = Trainer(None, args.out, resume=True, changes=changes)  # type: ignore[arg-type]
         if args.quiet:
             trainer.cfg.progress = False
         if trainer.epoch >= trainer.cfg.epochs:

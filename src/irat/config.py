@@ -308,15 +308,6 @@ def apply_dict(cfg: Config, d: dict, prefix: str = "") -> None:
             set_key(cfg, key, v)
 
 
-def apply_sets(cfg: Config, sets: list[str]) -> None:
-    """Apply `--set key=value` strings."""
-    for s in sets:
-        if "=" not in s:
-            raise ConfigError(f"--set expects key=value, got {s!r}")
-        k, v = s.split("=", 1)
-        set_key(cfg, k.strip(), v.strip())
-
-
 def from_dict(d: dict) -> Config:
     cfg = Config()
     apply_dict(cfg, d)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from fractions import Fraction
@@ -12,7 +14,7 @@ from typing import Any
 
 import torch
 
-from .errors import ConfigError
+from .errors import ConfigError, IratError
 
 
 def parse_number(text: str | float | int) -> float:
@@ -42,18 +44,46 @@ def resolve_device(name: str | None) -> torch.device:
     return dev
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_FILE_MODE = 0o666 & ~_umask()  # what open() would give: the user's normal permissions, not mkstemp's 0600
+
+
 def atomic_write(path: str | Path, write: Callable[[str], None]) -> None:
-    """Write through `write(tmp_path)` then rename over `path`: a kill never leaves a half file."""
+    """Write through `write(tmp_path)` then rename over `path`: a kill never leaves a half file, and a
+    failed write (a full disk) leaves the previous file as it was and says so in one message."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, _FILE_MODE)
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as exc:
+        kept = f"; the previous {path.name} is intact" if path.exists() else ""
+        if _disk_full(exc, path.parent):
+            raise IratError(f"the disk is full: {path} was not written{kept}; free some space and retry") from None
+        if isinstance(exc, OSError):
+            raise IratError(f"could not write {path} ({exc.strerror or exc}){kept}") from None
+        raise
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _disk_full(exc: BaseException, folder: Path) -> bool:
+    """A write failed for lack of space (torch.save reports it as a RuntimeError, not as ENOSPC)."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    try:
+        return shutil.disk_usage(folder).free < (1 << 20)
+    except OSError:
+        return False
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

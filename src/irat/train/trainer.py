@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from .. import distributed
 from ..attacks.checks import frozen_bn_stats
 from ..attacks.noise import draw_noise
 from ..checkpoints import BEST, LAST, RECOVERY, run_state, save_checkpoint
-from ..config import Config, from_dict
+from ..config import Config, from_dict, set_key
 from ..data import Splits, load_splits
 from ..data.unlabeled import build_unlabeled, mixed_batches, n_mixed_batches
 from ..errors import ConfigError, IratError
@@ -29,11 +30,57 @@ from ..evaluate.core import evaluate
 from ..models import create_model
 from ..parts import Crafted, RunContext, Step, build_parts
 from ..plugins import load_plugins
+from ..rundir import RunLock, check_writable, clean_tmp, remove_run_files, run_files
 from ..schedules import learning_rate
 from ..utils import atomic_write_text, resolve_device
 from ..validate import validate_config
 from .awp import AWP
 from .callbacks import Callback, EpochStats, Flatness, StepRecord, TensorBoard
+
+RESUMABLE = (
+    "epochs",
+    "device",
+    "optim.",
+    "val_n",
+    "val_steps",
+    "val_every",
+    "eval_batch_size",
+    "progress",
+    "tensorboard",
+    "save_per_example",
+    "flatness_n",
+    "data.data_dir",
+    "data.download",
+)  # settings a resume may change (the schedule, the length, where it runs, what is evaluated and logged)
+
+
+def apply_resume_changes(cfg: Config, changes: list[tuple[str, Any]]) -> dict[str, list[Any]]:
+    """Apply the settings asked for on --resume; refuse, listing them, any that would make it another run.
+    Returns {key: [before, after]} for the settings that changed."""
+    before = cfg.to_dict()
+    for key, value in changes:
+        set_key(cfg, key, value)
+    after = cfg.to_dict()
+    diff = {k: [a, b] for k, (a, b) in _flat_pairs(before, after).items() if a != b}
+    bad = [k for k in diff if not any(k == r or (r.endswith(".") and k.startswith(r)) for r in RESUMABLE)]
+    if bad:
+        raise IratError(
+            "--resume continues the same run; these settings cannot change: "
+            + ", ".join(f"{k} ({diff[k][0]!r} → {diff[k][1]!r})" for k in bad)
+            + f". A resume may change: {', '.join(r.rstrip('.') + ('.*' if r.endswith('.') else '') for r in RESUMABLE)}"
+        )
+    return diff
+
+
+def _flat_pairs(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> dict[str, tuple[Any, Any]]:
+    out: dict[str, tuple[Any, Any]] = {}
+    for k in [*a, *(k for k in b if k not in a)]:
+        va, vb = a.get(k), b.get(k)
+        if isinstance(va, dict) and isinstance(vb, dict) and k != "options":
+            out.update(_flat_pairs(va, vb, f"{prefix}{k}."))
+        else:
+            out[prefix + k] = (va, vb)
+    return out
 
 
 class Trainer:
@@ -49,26 +96,31 @@ class Trainer:
         splits: Splits | None = None,
         epochs: int | None = None,
         device: str | None = None,
+        changes: list[tuple[str, Any]] | None = None,
     ):
         self.out = Path(out)
-        state = None
         if self.out.exists() and not self.out.is_dir():
-            raise IratError(f"{self.out} exists and is not a directory")
-        if self.out.is_dir():
-            state = run_state(self.out)  # raises CheckpointError on a corrupt recovery checkpoint
+            raise IratError(f"--out {self.out} exists and is not a directory")
+        check_writable(self.out, "--out")
+        RunLock(self.out).probe()  # another process training into it: refused before any work
+        files = run_files(self.out)
+        state = run_state(self.out) if files else None  # CheckpointError on a corrupt recovery checkpoint
+        self.resume_changes: dict[str, list[Any]] = {}
         if resume:
             if state is None:
                 raise IratError(
-                    f"--resume: {self.out} holds no run to resume (no {RECOVERY}); start one without --resume"
+                    f"--resume: {self.out} holds no run to resume (no {RECOVERY}"
+                    + (f"; it holds {', '.join(files)}" if files else "")
+                    + "); start one without --resume"
                 )
             cfg = from_dict(state["data"]["config"])
-            if epochs is not None:
-                cfg.epochs = int(epochs)
-            if device is not None:
-                cfg.device = device
-        elif state is not None and not overwrite:
+            asked = list(changes or []) + [("epochs", epochs), ("device", device)]
+            self.resume_changes = apply_resume_changes(cfg, [(k, v) for k, v in asked if v is not None])
+        elif files and not overwrite:
             what = (
-                "a finished run"
+                f"run files ({', '.join(files)})"
+                if state is None
+                else "a finished run"
                 if state["finished"]
                 else f"an unfinished run (epoch {state['epoch']}/{state['epochs']})"
             )
@@ -76,6 +128,7 @@ class Trainer:
                 f"{self.out} already holds {what}; pass --resume to continue it, --overwrite to "
                 f"replace it, or choose another --out"
             )
+        self.overwrite = bool(overwrite and files and not resume)
         load_plugins(cfg.plugins)  # the parts a plug-in registers must be known before the config is checked
         validate_config(cfg)
         self.dist = distributed.context()
@@ -148,6 +201,7 @@ class Trainer:
         if cfg.tensorboard:
             self.callbacks.append(TensorBoard(self.stats))
         self.epoch = 0
+        self.history: list[dict[str, Any]] = []  # every epoch's metrics row
         self.best = {"epoch": 0, "robust": -1.0}
         if self.resume_state is not None:
             self._restore(self.resume_state)
@@ -314,13 +368,27 @@ class Trainer:
 
     # -- epochs ---------------------------------------------------------------------------------
     def fit(self, max_epochs: int | None = None) -> dict[str, Any]:
-        """Train until cfg.epochs (or `max_epochs` more epochs); returns the last metrics row."""
+        """Train until cfg.epochs (or `max_epochs` more epochs); returns the last metrics row. Rank 0 holds
+        the run directory's lock throughout: a second process training into it is refused."""
+        lock = RunLock(self.out).acquire() if self.dist.main else None
+        try:
+            return self._fit(max_epochs)
+        finally:
+            if lock is not None:
+                lock.release()
+
+    def _fit(self, max_epochs: int | None) -> dict[str, Any]:
         cfg = self.cfg
         main = self.dist.main  # only rank 0 writes (checkpoints, logs, per-example files) and shows progress
         if main:
             self.out.mkdir(parents=True, exist_ok=True)
+            for name in clean_tmp(self.out):
+                _say(f"removed {name}, left by an interrupted write")
+            if self.overwrite:  # --overwrite: the old run's files go, under the lock, before the new ones come
+                remove_run_files(self.out)
+                self.overwrite = False
             atomic_write_text(self.out / "config.yaml", cfg.to_yaml())
-            self._trim_metrics()
+            self._sync_metrics()
         last_row: dict[str, Any] = {}
         stop = cfg.epochs if max_epochs is None else min(cfg.epochs, self.epoch + max_epochs)
         n_batches = (
@@ -399,6 +467,10 @@ class Trainer:
             self.epoch = epoch
             if epoch % cfg.val_every == 0 or epoch == cfg.epochs:
                 row.update(self.validate())
+            if self.resume_changes:  # the first row after a resume that changed settings says which
+                row["resumed_with"] = self.resume_changes
+                self.resume_changes = {}
+            self.history.append(row)
             self._checkpoint(row)
             if main:
                 with open(self.out / "metrics.jsonl", "a", encoding="utf-8") as fh:
@@ -481,6 +553,7 @@ class Trainer:
                 "device": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
             },
             extra=self.extra_state(),
+            history=self.history,  # every metrics row: resume restores rows a kill kept from metrics.jsonl
         )
         save_checkpoint(self.out / RECOVERY, payload)
 
@@ -511,21 +584,45 @@ class Trainer:
         elif torch.cuda.is_available() and data["rng"].get("cuda"):
             torch.cuda.set_rng_state_all([s.cpu() for s in data["rng"]["cuda"]])
         self.load_extra_state(data.get("extra", {}))
+        self.history = list(data.get("history") or ([data["metrics"]] if data.get("metrics") else []))
 
-    def _trim_metrics(self) -> None:
-        """Drop metric rows past the restored epoch (written after the last checkpoint, before a kill)."""
+    def _sync_metrics(self) -> None:
+        """Make metrics.jsonl agree with the checkpoint: rows past the restored epoch (written after the last
+        checkpoint, before a kill) go; rows of restored epochs that a kill kept from the file come back from
+        recovery.pt; unreadable lines are set aside in metrics.jsonl.broken, with a message."""
         path = self.out / "metrics.jsonl"
-        if not path.exists():
-            return
-        if self.epoch == 0:
-            path.unlink()
-            return
-        keep = [
-            ln
-            for ln in path.read_text(encoding="utf-8").splitlines()
-            if ln.strip() and json.loads(ln).get("epoch", 0) <= self.epoch
-        ]
-        atomic_write_text(path, "".join(k + "\n" for k in keep))
+        rows: dict[int, dict[str, Any]] = {}
+        broken: list[str] = []
+        if path.exists():
+            for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+                if not line.strip():
+                    continue
+                try:
+                    r = json.loads(line)
+                    rows[int(r["epoch"])] = r
+                except (ValueError, KeyError, TypeError):
+                    broken.append(line)
+        if broken:
+            with open(self.out / "metrics.jsonl.broken", "a", encoding="utf-8") as fh:
+                fh.write("".join(b + "\n" for b in broken))
+            _say(f"{len(broken)} unreadable line(s) of {path} set aside in metrics.jsonl.broken; the others are kept")
+        rows = {e: r for e, r in rows.items() if e <= self.epoch}
+        restored = [r["epoch"] for r in self.history if r.get("epoch") not in rows]
+        for r in self.history:
+            rows.setdefault(int(r["epoch"]), r)
+        if restored:
+            _say(f"metrics.jsonl lacked the rows of epochs {restored} (a kill after the checkpoint); restored them")
+        missing = [e for e in range(1, self.epoch + 1) if e not in rows]
+        if missing:
+            _say(f"metrics.jsonl has no rows for epochs {missing} and the checkpoint does not hold them")
+        if rows or path.exists():
+            atomic_write_text(path, "".join(json.dumps(rows[e]) + "\n" for e in sorted(rows)))
+
+
+def _say(message: str) -> None:
+    """One line to stderr (rank 0), beside the progress bar."""
+    if distributed.is_main_process():
+        tqdm.write(f"irat: {message}", file=sys.stderr)
 
 
 def _sum_hook(state, bucket):

@@ -1,0 +1,151 @@
+"""A run directory's safety: what counts as a run, one process at a time, writable before work.
+
+- `run_files`: anything a run writes (checkpoints, metrics, config, evaluations, per-example files);
+  a directory holding any of them is a run and is never trained into without --resume or --overwrite.
+- `RunLock`: an exclusive lock (flock on RUN/.irat.lock) held for the whole of training; a second
+  process is refused with the holder's pid, host and command. The kernel drops the lock when its
+  holder dies, so a lock file left by a killed process never blocks a resume.
+- `check_writable`: `--out` (or a record's path) must be creatable and writable, checked before any
+  data is loaded.
+- `clean_tmp`: temporary files of writes interrupted by a kill are removed at the next start.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import IO, Any
+
+from .errors import IratError
+
+RUN_FILES = ("config.yaml", "metrics.jsonl", "recovery.pt", "last.pt", "best.pt", "unlabeled.json")
+RUN_DIRS = ("eval", "per_example", "tensorboard")
+LOCK = ".irat.lock"
+
+
+def run_files(out: Path) -> list[str]:
+    """The run files and folders `out` holds (empty for a new or empty directory)."""
+    if not out.is_dir():
+        return []
+    return [n for n in RUN_FILES if (out / n).exists()] + [n + "/" for n in RUN_DIRS if (out / n).is_dir()]
+
+
+def remove_run_files(out: Path) -> None:
+    """Delete a run's files and folders (for --overwrite), leaving anything else in the directory alone."""
+    import shutil
+
+    for n in (*RUN_FILES, "metrics.jsonl.broken"):
+        (out / n).unlink(missing_ok=True)
+    for n in RUN_DIRS:
+        if (out / n).is_dir():
+            shutil.rmtree(out / n)
+
+
+def check_writable(path: Path, what: str) -> None:
+    """`path` (a directory to create or fill) can be written: its nearest existing ancestor is a writable
+    directory, and no part of it is a file."""
+    p = path.expanduser().absolute()
+    probe = p
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if not probe.is_dir():
+        raise IratError(f"{what} {path}: {probe} is a file, not a directory")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise IratError(f"{what} {path}: {probe} is not writable (permission denied)")
+
+
+def check_file_writable(path: Path, what: str) -> None:
+    """A file irat will write (e.g. --json) can be created or replaced."""
+    p = path.expanduser().absolute()
+    if p.is_dir():
+        raise IratError(f"{what} {path} is a directory; give a file name")
+    check_writable(p.parent, what)
+    if p.exists() and not os.access(p, os.W_OK):
+        raise IratError(f"{what} {path} is not writable (permission denied)")
+
+
+def clean_tmp(out: Path) -> list[str]:
+    """Remove the temporary files of atomic writes a kill interrupted (`.NAME.*.tmp`); returns their names."""
+    removed = []
+    for d in (out, *(out / n for n in RUN_DIRS)):
+        if d.is_dir():
+            for f in d.glob(".*.tmp"):
+                try:
+                    f.unlink()
+                    removed.append(str(f.relative_to(out)))
+                except OSError:
+                    pass
+    return removed
+
+
+class RunLock:
+    """Exclusive use of a run directory by one process (see the module docstring)."""
+
+    def __init__(self, out: Path):
+        self.path = out / LOCK
+        self.fh: IO[str] | None = None
+
+    def acquire(self, record: bool = True) -> RunLock:
+        try:
+            import fcntl
+        except ImportError:  # not POSIX: no advisory locks; irat still works, unguarded
+            return self
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(self.path, "a+", encoding="utf-8")
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.seek(0)
+            holder = _holder(fh.read())
+            fh.close()
+            raise IratError(
+                f"{self.path.parent} is in use by another irat process ({holder}); wait for it to finish or "
+                f"stop it, or choose another --out"
+            ) from None
+        self.fh = fh
+        if not record:
+            return self
+        fh.seek(0)
+        fh.truncate()
+        info = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "command": " ".join(sys.argv)[:300],
+        }
+        fh.write(json.dumps(info) + "\n")
+        fh.flush()
+        return self
+
+    def release(self) -> None:
+        if self.fh is not None:
+            import fcntl
+
+            fcntl.flock(self.fh.fileno(), fcntl.LOCK_UN)
+            self.fh.close()
+            self.fh = None
+
+    def probe(self) -> None:
+        """Refuse now if another process holds the lock (taken and released at once)."""
+        if self.path.exists():
+            self.acquire(record=False).release()
+
+    def __enter__(self) -> RunLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()
+
+
+def _holder(text: str) -> str:
+    try:
+        info = json.loads(text.strip().splitlines()[-1])
+        return f"pid {info['pid']} on {info['host']} since {info['started']}: {info['command']}"
+    except (ValueError, IndexError, KeyError, TypeError):
+        return "holder unknown"

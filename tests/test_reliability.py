@@ -1,0 +1,227 @@
+"""Run directories under faults and mistakes: nothing lost, nothing silently wrong (docs/reliability.md)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from irat.checkpoints import load_checkpoint
+from irat.cli import main
+
+QUICK = [
+    "--dataset",
+    "digits",
+    "--model",
+    "tinycnn",
+    "--eps",
+    "0.1",
+    "--batch-size",
+    "64",
+    "--device",
+    "cpu",
+    "--quiet",
+    "--set",
+    "attack.steps=3",
+    "--set",
+    "val_n=50",
+    "--set",
+    "val_steps=3",
+    "--set",
+    "data.train_subset=256",
+]
+
+
+def train(out: Path, *extra: str, epochs: int = 2) -> int:
+    return main(["train", *QUICK, "--epochs", str(epochs), "--out", str(out), *extra])
+
+
+def rows(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+def files(out: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("rel") / "run"
+    assert train(out) == 0
+    return out
+
+
+def test_run_files_without_recovery_are_never_overwritten(finished, tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("best.pt", "last.pt", "metrics.jsonl", "config.yaml"):
+        (run / name).write_bytes((finished / name).read_bytes())
+    before = files(run)
+    assert train(run) == 2
+    err = capsys.readouterr().err
+    assert "already holds run files (config.yaml, metrics.jsonl, last.pt, best.pt)" in err and err.count("\n") == 1
+    assert files(run) == before
+    assert train(run, "--resume") == 2 and "no recovery.pt" in capsys.readouterr().err
+
+
+def test_overwrite_replaces_every_file_of_the_old_run(tmp_path):
+    run = tmp_path / "run"
+    assert train(run, epochs=3) == 0
+    (run / "eval").mkdir()
+    (run / "eval" / "old.json").write_text("{}")
+    assert train(run, "--overwrite", "--set", "val_n=0", epochs=1) == 0  # no validation: best.pt is this run's
+    assert [r["epoch"] for r in rows(run)] == [1] and not (run / "eval").exists()
+    assert load_checkpoint(run / "best.pt")["epoch"] == 1
+
+
+def test_a_row_lost_between_checkpoint_and_metrics_is_restored(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert train(run) == 0
+    full = rows(run)
+    (run / "metrics.jsonl").write_text(json.dumps(full[0]) + "\n")  # the kill came after recovery.pt of epoch 2
+    assert train(run, "--resume", epochs=3) == 0
+    after = rows(run)
+    assert [r["epoch"] for r in after] == [1, 2, 3] and after[1] == full[1]
+    assert "restored them" in capsys.readouterr().err
+
+
+def test_a_broken_metrics_line_is_set_aside_and_resume_continues(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert train(run) == 0
+    good = rows(run)
+    (run / "metrics.jsonl").write_text(json.dumps(good[0]) + "\n" + '{"epoch": 2, "train_lo\n')
+    assert train(run, "--resume", epochs=3) == 0
+    assert [r["epoch"] for r in rows(run)] == [1, 2, 3] and rows(run)[1] == good[1]
+    assert (run / "metrics.jsonl.broken").read_text() == '{"epoch": 2, "train_lo\n'
+    assert "set aside in metrics.jsonl.broken" in capsys.readouterr().err
+
+
+def test_resume_applies_allowed_changes_records_them_and_refuses_the_rest(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert train(run) == 0
+    before = files(run)
+    capsys.readouterr()
+    assert main(["train", "--out", str(run), "--resume", "--eps", "0.2", "--set", "seed=3"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot change: seed (0 → 3), attack.eps (0.1 → 0.2)" in err and "optim.*" in err
+    assert files(run) == before
+    assert main(["train", "--out", str(run), "--resume", "--epochs", "3", "--lr", "0.01", "--quiet"]) == 0
+    last = rows(run)[-1]
+    assert last["epoch"] == 3 and last["resumed_with"] == {"epochs": [2, 3], "optim.lr": [0.1, 0.01]}
+    assert last["lr"] == pytest.approx(0.01 * 0.1 * 0.1)  # the new base rate after the two drops of 3 epochs
+    assert "lr: 0.01" in (run / "config.yaml").read_text()
+
+
+def test_full_disk_says_so_and_keeps_the_previous_checkpoint(tmp_path, capsys, monkeypatch):
+    import shutil
+
+    import irat.checkpoints as ck
+
+    run = tmp_path / "run"
+    assert train(run, epochs=1) == 0
+    before = (run / "recovery.pt").read_bytes()
+    capsys.readouterr()
+
+    def no_space(obj, f, *a, **k):
+        Path(f).write_bytes(b"\0" * 10)  # a partial write, then the failure torch reports
+        raise RuntimeError("[enforce fail at inline_container.cc] . PytorchStreamWriter failed writing file data/0")
+
+    monkeypatch.setattr(ck.torch, "save", no_space)
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(100, 100, 0))
+    assert train(run, "--resume", epochs=2) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 2 and "the disk is full" in err and "last.pt was not written" in err
+    assert (run / "recovery.pt").read_bytes() == before and not list(run.glob(".*.tmp"))
+
+
+@pytest.mark.parametrize("where", ["under-a-file", "read-only"])
+def test_unwritable_out_is_refused_before_any_work(tmp_path, capsys, monkeypatch, where):
+    import irat.train.trainer as tr
+
+    monkeypatch.setattr(tr, "load_splits", lambda *a, **k: pytest.fail("data loaded"))
+    if where == "under-a-file":
+        (tmp_path / "file").write_text("x")
+        out = tmp_path / "file" / "run"
+        msg = "is a file, not a directory"
+    else:
+        if os.geteuid() == 0:
+            pytest.skip("root writes into read-only directories")
+        ro = tmp_path / "ro"
+        ro.mkdir()
+        ro.chmod(0o500)
+        out = ro / "run"
+        msg = "not writable"
+    assert train(out) == 2
+    assert msg in capsys.readouterr().err
+
+
+def test_leftover_tmp_files_are_removed_and_files_get_normal_permissions(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert train(run, epochs=1) == 0
+    (run / ".recovery.pt.abc123.tmp").write_bytes(b"half")
+    assert train(run, "--resume", epochs=2) == 0
+    assert not list(run.glob(".*.tmp")) and "left by an interrupted write" in capsys.readouterr().err
+    mask = os.umask(0)
+    os.umask(mask)
+    for name in ("recovery.pt", "best.pt", "metrics.jsonl", "config.yaml"):
+        assert stat.S_IMODE((run / name).stat().st_mode) == 0o666 & ~mask
+
+
+def test_a_second_process_is_refused_and_a_killed_holder_does_not_block(tmp_path):
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "irat", "train", *QUICK, "--set", "attack.steps=20", "--set", "data.train_subset=800"]
+    run = tmp_path / "run"
+    first = subprocess.Popen(
+        [*cmd, "--epochs", "30", "--out", str(run)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.time() + 120
+    while not (run / "recovery.pt").exists() and time.time() < deadline and first.poll() is None:
+        time.sleep(0.05)
+    try:
+        second = subprocess.run(
+            [*cmd, "--epochs", "30", "--out", str(run), "--resume"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert second.returncode == 2
+        assert f"in use by another irat process (pid {first.pid} on" in second.stderr
+        third = subprocess.run(
+            [*cmd, "--epochs", "30", "--out", str(run), "--overwrite"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert third.returncode == 2 and "in use by another irat process" in third.stderr
+    finally:
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait()
+    assert (run / ".irat.lock").exists()  # left by the killed holder, and no obstacle:
+    resumed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "irat",
+            "train",
+            "--out",
+            str(run),
+            "--resume",
+            "--epochs",
+            str(load_checkpoint(run / "recovery.pt")["epoch"] + 1),
+            "--quiet",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert resumed.returncode == 0, resumed.stderr
