@@ -59,7 +59,7 @@ def test_eval_json_record(finished_run, tmp_path, capsys):
     assert set(rec["results"]) == {"natural", "pgd5", "cw10"}
     assert 0 <= rec["results"]["pgd5"] <= rec["results"]["natural"] <= 100
     assert rec["worst_case"] <= min(rec["results"].values())
-    per = np.load(next((finished_run / "eval").glob("best_test_*n100.npz")))
+    per = np.load(next((finished_run / "eval").glob("best_test_*n100.*.npz")))
     assert per["pgd5"].shape == (100,) and per["pgd5"].mean() * 100 == pytest.approx(rec["results"]["pgd5"])
     assert "natural" in capsys.readouterr().out
 

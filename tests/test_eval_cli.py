@@ -67,7 +67,7 @@ def test_eval_autoattack_and_masking_record(run_dir, tmp_path, capsys):
         "pgd50@2eps",
         "pgd50@large_eps",
     }
-    per = np.load(next((run_dir / "eval").glob("best_test_*n60.npz")))
+    per = np.load(next((run_dir / "eval").glob("best_test_*n60.*.npz")))
     assert per["aa"].shape == (60,) and per["aa"].mean() * 100 == pytest.approx(rec["results"]["aa"])
     out = capsys.readouterr().out
     assert "time per attack" in out and "aa" in out

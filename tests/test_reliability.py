@@ -151,11 +151,11 @@ def test_unwritable_out_is_refused_before_any_work(tmp_path, capsys, monkeypatch
         out = tmp_path / "file" / "run"
         msg = "is a file, not a directory"
     else:
-        if os.geteuid() == 0:
-            pytest.skip("root writes into read-only directories")
         ro = tmp_path / "ro"
         ro.mkdir()
         ro.chmod(0o500)
+        real_access = os.access  # root may write anywhere: report the directory as others would see it
+        monkeypatch.setattr("irat.rundir.os.access", lambda p, m: False if Path(p) == ro else real_access(p, m))
         out = ro / "run"
         msg = "not writable"
     assert train(out) == 2
@@ -225,3 +225,87 @@ def test_a_second_process_is_refused_and_a_killed_holder_does_not_block(tmp_path
         timeout=300,
     )
     assert resumed.returncode == 0, resumed.stderr
+
+
+def flip_byte_in_tensor_data(path: Path) -> None:
+    """Flip one byte inside the first stored tensor (what a bad disk or a bad copy does)."""
+    import struct
+    import zipfile
+
+    with zipfile.ZipFile(path) as z:
+        info = next(i for i in z.infolist() if "/data/" in i.filename and i.file_size > 64)
+    data = bytearray(path.read_bytes())
+    name_len, extra_len = struct.unpack("<HH", data[info.header_offset + 26 : info.header_offset + 30])
+    data[info.header_offset + 30 + name_len + extra_len + 17] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_a_flipped_byte_in_a_checkpoint_is_refused(finished, tmp_path, capsys):
+    import shutil
+
+    run = Path(shutil.copytree(finished, tmp_path / "run"))
+    flip_byte_in_tensor_data(run / "best.pt")
+    assert main(["eval", str(run), "--attacks", "natural", "--n", "20", "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert "best.pt is corrupt: its entry" in err and "fails its checksum" in err and err.count("\n") == 1
+    flip_byte_in_tensor_data(run / "recovery.pt")
+    before = files(run)
+    assert train(run, "--resume", epochs=3) == 2
+    err = capsys.readouterr().err
+    assert "recovery.pt is corrupt" in err and "Intact: last.pt (epoch 2)" in err and err.count("\n") == 1
+    assert files(run) == before
+
+
+def test_a_checkpoint_without_epoch_or_meta_is_refused(finished, tmp_path, capsys):
+    import torch
+
+    data = torch.load(finished / "best.pt", weights_only=True)
+    for broken, msg in (
+        (dict(data, meta={}), "meta.arch"),
+        ({k: v for k, v in data.items() if k != "epoch"}, "no 'epoch'"),
+    ):
+        torch.save(broken, tmp_path / "x.pt")
+        assert main(["eval", str(tmp_path / "x.pt"), "--attacks", "natural", "--n", "10", "--device", "cpu"]) == 2
+        err = capsys.readouterr().err
+        assert msg in err and err.count("\n") == 1
+
+
+def test_a_kill_between_the_two_eval_files_leaves_a_consistent_record(finished, tmp_path, monkeypatch):
+    import shutil
+
+    import numpy as np
+
+    from irat.evaluate import run as er
+
+    run = Path(shutil.copytree(finished, tmp_path / "run"))
+    base = ["eval", str(run), "--n", "40", "--device", "cpu", "--no-sanity"]
+    assert main([*base, "--attacks", "natural,pgd5"]) == 0
+    (js,) = (run / "eval").glob("*.json")
+    first = json.loads(js.read_text())
+
+    def killed(path, obj):  # the process dies after the new per-example file, before the record
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(er, "atomic_write_json", killed)
+    assert main([*base, "--attacks", "cw10"]) == 130
+    monkeypatch.undo()
+    rec = json.loads(js.read_text())
+    assert rec == first  # the record did not change, and the file it names is the one it was written with
+    with np.load(er.per_example_file(js, rec)) as z:
+        assert set(z.files) == {"index", "label", "checkpoint_md5", "natural", "pgd5"}
+    assert main([*base, "--attacks", "cw10"]) == 0  # the next evaluation merges with the consistent pair
+    rec = json.loads(js.read_text())
+    assert set(rec["results"]) == {"natural", "pgd5", "cw10"}
+    assert rec["worst_case"] <= min(rec["results"].values())
+    assert [f.name for f in (run / "eval").glob("*.npz")] == [rec["per_example_file"]]  # older files removed
+
+
+def test_bf16_and_fp32_evaluations_are_separate_records(finished, tmp_path):
+    import shutil
+
+    run = Path(shutil.copytree(finished, tmp_path / "run"))
+    base = ["eval", str(run), "--n", "30", "--device", "cpu", "--no-sanity", "--attacks", "natural,pgd5"]
+    assert main(base) == 0 and main([*base, "--precision", "bf16"]) == 0
+    names = sorted(f.name for f in (run / "eval").glob("*.json"))
+    assert names == ["best_test_linf_eps0.1_n30.json", "best_test_linf_eps0.1_n30_bf16.json"]
+    assert json.loads((run / "eval" / names[1]).read_text())["precision"] == "bf16"

@@ -32,10 +32,12 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load and check a checkpoint; nothing in the file is executed (weights_only=True)."""
+    """Load and check a checkpoint: every entry's CRC (one flipped byte is refused), then the content with
+    weights_only=True (nothing in the file is executed), then its layout."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
+    _check_integrity(path)
     try:
         data = torch.load(path, map_location=map_location, weights_only=True)
     except (
@@ -58,10 +60,38 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             f"{path} was written by a newer irat (format version {data.get('version')}, "
             f"this irat reads up to {VERSION}); upgrade irat"
         )
-    for key in ("config", "model", "meta"):
+    for key in ("config", "model", "meta", "epoch"):
         if key not in data:
             raise CheckpointError(f"{path} is an incomplete irat checkpoint (no {key!r})")
+    meta, bad = data["meta"], []
+    if not isinstance(meta, dict) or not isinstance(data["config"], dict) or not isinstance(data["model"], dict):
+        bad.append("config, model and meta must be mappings")
+    else:
+        bad += [f"meta.{k}" for k in META_KEYS if k not in meta]
+    if not isinstance(data["epoch"], int):
+        bad.append("epoch must be a whole number")
+    if bad:
+        raise CheckpointError(f"{path} is a damaged irat checkpoint ({', '.join(bad)})")
     return data
+
+
+META_KEYS = ("arch", "in_channels", "num_classes", "input_size")
+
+
+def _check_integrity(path: Path) -> None:
+    """The zip container's CRC-32 of every entry (torch.load itself does not verify them)."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            bad = z.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise CheckpointError(f"{path} is corrupt or not a PyTorch checkpoint ({exc})") from exc
+    except Exception as exc:
+        raise CheckpointError(f"{path} is corrupt ({type(exc).__name__}: {exc})") from exc
+    if bad is not None:
+        raise CheckpointError(
+            f"{path} is corrupt: its entry {bad} fails its checksum (the file was damaged after "
+            f"irat wrote it); use another checkpoint of the run or train again"
+        )
 
 
 def run_state(out: Path) -> dict[str, Any] | None:

@@ -20,6 +20,7 @@ import numpy as np
 import yaml
 
 from ..errors import IratError
+from ..evaluate.run import per_example_file
 from ..tables import results_table
 
 # config keys that may differ between seeds of one setting
@@ -238,13 +239,13 @@ def by_class(run_dirs: list[str | Path], *, checkpoint: str = "best", group_by: 
     for name, members in groups.items():
         per_class: dict[int, dict[str, list[float]]] = {}
         for run in members:
-            files = sorted((run.path / "eval").glob(f"{checkpoint}_test_*.npz"), key=lambda f: f.stat().st_mtime)
-            if not files:
+            found = _per_example_files(run.path, checkpoint)
+            if not found:
                 notes.append(f"{run.path}: no per-example evaluation of the {checkpoint} checkpoint")
                 continue
-            with np.load(files[-1]) as z:
+            with np.load(found[-1]) as z:
                 if "label" not in z.files:
-                    notes.append(f"{files[-1]}: written before labels were saved; re-run irat eval")
+                    notes.append(f"{found[-1]}: written before labels were saved; re-run irat eval")
                     continue
                 labels = z["label"]
                 attacks = [k for k in z.files if k not in ("index", "label", "checkpoint_md5")]
@@ -266,3 +267,16 @@ def by_class(run_dirs: list[str | Path], *, checkpoint: str = "best", group_by: 
     if not rows:
         raise IratError("no per-example evaluation files found; run `irat eval RUN` first")
     return Report(rows, columns, notes)
+
+
+def _per_example_files(run: Path, checkpoint: str) -> list[Path]:
+    """The per-example files of a run's test-split records of one checkpoint, oldest record first."""
+    out = []
+    for js in sorted((run / "eval").glob(f"{checkpoint}_test_*.json"), key=lambda f: f.stat().st_mtime):
+        try:
+            path = per_example_file(js, json.loads(js.read_text()))
+        except (OSError, ValueError):
+            continue
+        if path.exists():
+            out.append(path)
+    return out

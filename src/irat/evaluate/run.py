@@ -3,7 +3,9 @@ model it was trained with; write the JSON record and per-example correctness bes
 
 from __future__ import annotations
 
+import glob
 import hashlib
+import io
 import json
 from pathlib import Path
 
@@ -14,6 +16,7 @@ from .. import distributed
 from ..checkpoints import checkpoint_info, load_model
 from ..data import load_splits
 from ..errors import IratError
+from ..rundir import check_file_writable
 from ..tables import results_table
 from ..utils import atomic_write, atomic_write_json, parse_number, resolve_device
 from .core import check_options, evaluate, resolve_attacks
@@ -97,12 +100,11 @@ def evaluate_run(
     if not distributed.is_main_process():  # torchrun: every rank holds the record, rank 0 writes it
         return record
     run_dir = Path(run) if Path(run).is_dir() else Path(run).parent
+    check_file_writable(run_dir / "eval" / "x.json", "the run's eval folder")
     stem = f"{checkpoint}_{split}_{norm_v}_eps{eps_v:.6g}_n{len(y)}".replace("/", "-")
-    merged = _save_per_example(
-        run_dir / "eval" / f"{stem}.npz", per_example, data.index.cpu(), y.cpu(), record["checkpoint_md5"]
-    )
-    record = _merge_record(run_dir / "eval" / f"{stem}.json", record, merged)
-    atomic_write_json(run_dir / "eval" / f"{stem}.json", record)
+    if precision != "fp32":  # another precision is another evaluation: never merged with the fp32 one
+        stem += f"_{precision}"
+    save_record(run_dir / "eval" / f"{stem}.json", record, per_example, data.index.cpu(), y.cpu())
     if json_path:
         atomic_write_json(json_path, record)
     return record
@@ -119,62 +121,74 @@ def _md5(path: Path) -> str:
 _META_ARRAYS = ("index", "label", "checkpoint_md5")
 
 
-def _merge_record(path: Path, record: dict, merged: bool) -> dict:
-    """Keep earlier attacks' results on the same checkpoint and examples; the worst case is then over all."""
-    if not merged or not path.exists():
-        return record
-    try:
-        old = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return record
-    if old.get("checkpoint_md5") != record["checkpoint_md5"]:
-        return record
-    record["results"] = {
-        **{k: v for k, v in old.get("results", {}).items() if k not in record["results"]},
-        **record["results"],
-    }
-    record["attacks"] = {
-        **{k: v for k, v in old.get("attacks", {}).items() if k not in record["attacks"]},
-        **record["attacks"],
-    }
-    seen = {w["message"] for w in record["warnings"]}
-    record["warnings"] += [w for w in old.get("warnings", []) if w["message"] not in seen]
-    with np.load(path.with_suffix(".npz")) as z:
-        flags = [z[k] for k in z.files if k not in _META_ARRAYS]
-    record["worst_case"] = round(100.0 * float(np.logical_and.reduce(flags).mean()), 4)
-    return record
+def per_example_file(json_path: Path, record: dict) -> Path:
+    """The per-example file a record goes with (records written before this release: `{stem}.npz`)."""
+    name = record.get("per_example_file")
+    return json_path.parent / name if name else json_path.with_suffix(".npz")
 
 
-def _save_per_example(
-    path: Path, per_example: dict[str, torch.Tensor], index: torch.Tensor, label: torch.Tensor, checkpoint_md5: str
-) -> bool:
-    """Merge this evaluation's per-example correctness with earlier attacks on the same examples of the
-    same checkpoint; returns whether earlier results were kept."""
-    arrays: dict[str, np.ndarray] = {}
-    if path.exists():
-        try:
-            with np.load(path) as z:
-                if (
-                    np.array_equal(z["index"], index.numpy())
-                    and "checkpoint_md5" in z.files
-                    and str(z["checkpoint_md5"]) == checkpoint_md5
-                ):
-                    arrays = {k: z[k] for k in z.files}
-        except (OSError, ValueError, KeyError):
-            arrays = {}
-    merged = bool(arrays)
-    arrays["index"] = index.numpy()
-    arrays["checkpoint_md5"] = np.array(checkpoint_md5)
-    arrays["label"] = label.numpy()
+def save_record(
+    json_path: Path, record: dict, per_example: dict[str, torch.Tensor], index: torch.Tensor, label: torch.Tensor
+) -> None:
+    """Write a record and its per-example correctness so that both change or neither does.
+
+    Earlier attacks on the same checkpoint and examples are kept (their results, settings and warnings,
+    and their per-example flags; the worst case is then over all). The per-example file is named after
+    its content and written first; the record, which names it, is written second (the commit); older
+    per-example files go last. A kill at any point leaves a record with the per-example file it names.
+    """
+    md5 = record["checkpoint_md5"]
+    old, arrays = _earlier(json_path, md5, index.numpy())
+    if old is not None:
+        record["results"] = {
+            **{k: v for k, v in old.get("results", {}).items() if k not in record["results"]},
+            **record["results"],
+        }
+        record["attacks"] = {
+            **{k: v for k, v in old.get("attacks", {}).items() if k not in record["attacks"]},
+            **record["attacks"],
+        }
+        seen = {w["message"] for w in record["warnings"]}
+        record["warnings"] += [w for w in old.get("warnings", []) if w["message"] not in seen]
+    arrays.update(index=index.numpy(), checkpoint_md5=np.array(md5), label=label.numpy())
     for k, v in per_example.items():
         arrays[k] = v.numpy().astype(bool)
+    if old is not None:
+        flags = [v for k, v in arrays.items() if k not in _META_ARRAYS]
+        record["worst_case"] = round(100.0 * float(np.logical_and.reduce(flags).mean()), 4)
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)  # type: ignore[arg-type]
+    blob = buf.getvalue()
+    name = f"{json_path.stem}.{hashlib.sha256(blob).hexdigest()[:12]}.npz"
 
     def write(tmp: str) -> None:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **arrays)  # type: ignore[arg-type]
+        Path(tmp).write_bytes(blob)
 
-    atomic_write(path, write)
-    return merged
+    atomic_write(json_path.parent / name, write)
+    record["per_example_file"] = name
+    atomic_write_json(json_path, record)
+    for f in [json_path.with_suffix(".npz"), *json_path.parent.glob(f"{glob.escape(json_path.stem)}.*.npz")]:
+        if f.name != name and f.exists():
+            f.unlink()
+
+
+def _earlier(json_path: Path, md5: str, index: np.ndarray) -> tuple[dict | None, dict[str, np.ndarray]]:
+    """The earlier record and per-example flags to merge with: same checkpoint, same examples, and a
+    per-example file that matches its record; else none (a fresh record)."""
+    try:
+        old = json.loads(json_path.read_text())
+        with np.load(per_example_file(json_path, old)) as z:
+            arrays = {k: z[k] for k in z.files}
+    except (OSError, ValueError, KeyError, json.JSONDecodeError):
+        return None, {}
+    same = (
+        old.get("checkpoint_md5") == md5
+        and str(arrays.get("checkpoint_md5")) == md5
+        and "index" in arrays
+        and np.array_equal(arrays["index"], index)
+        and set(old.get("results", {})) - {"natural"} <= set(arrays) | {"natural"}
+    )
+    return (old, arrays) if same else (None, {})
 
 
 def print_record(record: dict) -> None:

@@ -21,11 +21,11 @@ from tqdm.auto import tqdm
 from .. import distributed
 from ..attacks.checks import frozen_bn_stats
 from ..attacks.noise import draw_noise
-from ..checkpoints import BEST, LAST, RECOVERY, run_state, save_checkpoint
+from ..checkpoints import BEST, LAST, RECOVERY, load_checkpoint, run_state, save_checkpoint
 from ..config import Config, from_dict, set_key
 from ..data import Splits, load_splits
 from ..data.unlabeled import build_unlabeled, mixed_batches, n_mixed_batches
-from ..errors import ConfigError, IratError
+from ..errors import CheckpointError, ConfigError, IratError
 from ..evaluate.core import evaluate
 from ..models import create_model
 from ..parts import Crafted, RunContext, Step, build_parts
@@ -104,7 +104,12 @@ class Trainer:
         check_writable(self.out, "--out")
         RunLock(self.out).probe()  # another process training into it: refused before any work
         files = run_files(self.out)
-        state = run_state(self.out) if files else None  # CheckpointError on a corrupt recovery checkpoint
+        state = None
+        if files and not (overwrite and not resume):
+            try:
+                state = run_state(self.out)
+            except CheckpointError as exc:  # a damaged recovery.pt: say what is left, change nothing
+                raise CheckpointError(f"{exc}. {_intact_alternatives(self.out)}") from None
         self.resume_changes: dict[str, list[Any]] = {}
         if resume:
             if state is None:
@@ -617,6 +622,22 @@ class Trainer:
             _say(f"metrics.jsonl has no rows for epochs {missing} and the checkpoint does not hold them")
         if rows or path.exists():
             atomic_write_text(path, "".join(json.dumps(rows[e]) + "\n" for e in sorted(rows)))
+
+
+def _intact_alternatives(out: Path) -> str:
+    """What a run with a damaged recovery checkpoint still has."""
+    intact = []
+    for name in (LAST, BEST):
+        try:
+            intact.append(f"{name} (epoch {load_checkpoint(out / name)['epoch']})")
+        except CheckpointError:
+            pass
+    if not intact:
+        return "No intact checkpoint is left: train again with --overwrite"
+    return (
+        f"Intact: {', '.join(intact)}, which irat eval can use; they hold no optimizer or RNG state, so an exact "
+        f"resume is impossible: train again with --overwrite to continue from scratch"
+    )
 
 
 def _say(message: str) -> None:
