@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from irat.checkpoints import load_checkpoint
@@ -309,3 +310,78 @@ def test_bf16_and_fp32_evaluations_are_separate_records(finished, tmp_path):
     names = sorted(f.name for f in (run / "eval").glob("*.json"))
     assert names == ["best_test_linf_eps0.1_n30.json", "best_test_linf_eps0.1_n30_bf16.json"]
     assert json.loads((run / "eval" / names[1]).read_text())["precision"] == "bf16"
+
+
+@pytest.mark.parametrize(
+    "eps,norm,msg",
+    [
+        ("8", "linf", "covers the whole [0,1] range"),
+        ("inf", "linf", "must be > 0 and finite"),
+        ("1e9", "linf", "covers the whole [0,1] range"),
+        ("9", "l2", "larger than the diameter of the input space (8 for 1x8x8 inputs"),
+    ],
+)
+def test_radius_on_the_wrong_scale_is_refused_by_train_and_eval(finished, tmp_path, capsys, eps, norm, msg):
+    out = tmp_path / "run"
+    assert main(["train", *QUICK, "--eps", eps, "--norm", norm, "--epochs", "1", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert msg in err and err.count("\n") == 1 and not out.exists()
+    before = files(finished)
+    assert main(["eval", str(finished), "--eps", eps, "--norm", norm, "--attacks", "natural", "--n", "10"]) == 2
+    err = capsys.readouterr().err
+    assert msg in err and err.count("\n") == 1 and files(finished) == before
+
+
+def test_a_yaml_syntax_error_in_set_is_one_message(tmp_path, capsys):
+    assert train(tmp_path / "run", "--set", "optim.milestones=[1,2") == 2
+    err = capsys.readouterr().err
+    assert "optim.milestones must be a list or null, got '[1,2'" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    "x,y_train,y_test,msg",
+    [
+        (np.full((20, 8, 8, 1), np.nan, np.float32), np.arange(20) % 3, np.arange(4) % 3, "NaN, infinite"),
+        (np.zeros((20, 8, 8, 1), np.uint8), (np.arange(20) % 3) + 0.5, np.arange(4) % 3, "non-integer values"),
+        (np.zeros((20, 8, 8, 1), np.uint8), np.arange(20) % 3, np.array([0, 1, 2, 57]), "test labels [57] never occur"),
+    ],
+)
+def test_bad_npz_datasets_are_refused(tmp_path, capsys, x, y_train, y_test, msg):
+    np.savez(tmp_path / "train.npz", x=x, y=y_train)
+    np.savez(tmp_path / "test.npz", x=x[:4], y=y_test)
+    out = tmp_path / "run"
+    assert (
+        main(
+            [
+                "train",
+                "--dataset",
+                "npz",
+                "--data-dir",
+                str(tmp_path),
+                "--model",
+                "tinycnn",
+                "--eps",
+                "0.1",
+                "--epochs",
+                "1",
+                "--device",
+                "cpu",
+                "--set",
+                "data.val_size=2",
+                "--out",
+                str(out),
+            ]
+        )
+        == 2
+    )
+    err = capsys.readouterr().err
+    assert msg in err and err.count("\n") == 1 and not out.exists()
+
+
+def test_unwritable_json_is_refused_before_the_evaluation(finished, tmp_path, capsys, monkeypatch):
+    from irat.evaluate import run as er
+
+    monkeypatch.setattr(er, "load_model", lambda *a, **k: pytest.fail("model loaded"))
+    (tmp_path / "file").write_text("x")
+    assert main(["eval", str(finished), "--json", str(tmp_path / "file" / "r.json")]) == 2
+    assert "is a file, not a directory" in capsys.readouterr().err

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .attacks.checks import BN_MODES
+from .attacks.checks import BN_MODES, check_radius
 from .attacks.losses import ATTACK_LOSSES
 from .attacks.pgd import KAPPAS, NORMS, STARTS
 from .config import Config, check_types
@@ -43,6 +43,8 @@ def validate_config(cfg: Config) -> None:
     canonical(cfg.model.arch)
     a = cfg.attack
     _positive(a.eps, "attack.eps (ε)")
+    _choice(a.norm, NORMS, "attack.norm")
+    check_radius(a.eps, a.norm, name="attack.eps (ε)")
     if a.alpha is not None:
         _positive(a.alpha, "attack.alpha")
     _choice(a.norm, NORMS, "attack.norm")

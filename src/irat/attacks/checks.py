@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import math
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -49,6 +50,25 @@ def check_eps(eps: float | torch.Tensor, name: str = "eps") -> None:
     bad = (eps <= 0).any().item() if torch.is_tensor(eps) else not (eps > 0)
     if bad:
         raise IratError(f"{name} must be > 0, got {eps if not torch.is_tensor(eps) else 'a tensor with values <= 0'}")
+
+
+def check_radius(eps: float, norm: str, shape: tuple[int, ...] | None = None, name: str = "eps") -> None:
+    """A threat-model radius that means something for inputs in [0, 1]: finite, ℓ∞ below 1 (≥ 1 allows any
+    image: a scale mistake such as 8 for 8/255), ℓ2 at most the input's diameter √(C·H·W)."""
+    if not math.isfinite(eps) or eps <= 0:
+        raise IratError(f"{name} must be > 0 and finite, got {eps!r}")
+    if norm == "linf" and eps >= 1:
+        raise IratError(
+            f"{name} = {eps:g} covers the whole [0,1] range for linf, so every input is reachable; "
+            f"write the radius as a fraction of the range, e.g. 8/255 for 8 grey levels"
+        )
+    if norm == "l2" and shape is not None:
+        diameter = math.sqrt(math.prod(shape))
+        if eps > diameter:
+            raise IratError(
+                f"{name} = {eps:g} is larger than the diameter of the input space ({diameter:.4g} for "
+                f"{'x'.join(map(str, shape))} inputs in [0,1]); check its scale"
+            )
 
 
 BN_MODES = ("eval", "train", "train-frozen")

@@ -307,7 +307,15 @@ def load_arrays(name: str, data_dir: str | Path = "~/.cache/irat", download: boo
     if name.lower() == "npz":
         xtr, ytr = readers.read_npz_split(data_dir, "train")
         xte, yte = readers.read_npz_split(data_dir, "test")
-        return Arrays("npz", xtr, ytr, xte, yte, int(max(ytr.max(), yte.max())) + 1)
+        unseen = sorted(set(np.unique(yte).tolist()) - set(np.unique(ytr).tolist()))
+        if (
+            unseen and min(ytr.min(initial=0), yte.min(initial=0)) >= 0
+        ):  # (negative labels: refused later)  # a stray label would silently widen the model's output layer
+            raise DataError(
+                f"{data_dir}: test labels {unseen[:5]} never occur in the training labels; the classes are "
+                f"those of train*.npz (0..{int(ytr.max())}); fix the labels"
+            )
+        return Arrays("npz", xtr, ytr, xte, yte, int(ytr.max()) + 1)
     spec = get_spec(name)
     if not spec.needs_download:
         return spec.reader(data_dir)

@@ -86,7 +86,7 @@ def read_npz_split(folder: Path, prefix: str) -> tuple[np.ndarray, np.ndarray]:
         try:
             with np.load(f) as z:
                 xs.append(np.asarray(z["x"]))
-                ys.append(np.asarray(z["y"]).astype(np.int64).reshape(-1))
+                ys.append(_labels(np.asarray(z["y"]).reshape(-1), f))
         except (OSError, KeyError, ValueError) as exc:
             raise DataError(f"{f} is not an .npz file with arrays 'x' and 'y' ({exc})") from exc
     x = np.concatenate(xs)
@@ -98,12 +98,25 @@ def read_npz_split(folder: Path, prefix: str) -> tuple[np.ndarray, np.ndarray]:
     if x.ndim != 4:
         raise DataError(f"{folder}/{prefix}*.npz: x must be N×H×W×C or N×C×H×W, got shape {x.shape}")
     if x.dtype != np.uint8:
+        if not np.issubdtype(x.dtype, np.number) or not np.isfinite(x).all():
+            raise DataError(f"{folder}/{prefix}*.npz: x holds NaN, infinite or non-numeric pixels")
         if x.min() < 0 or x.max() > 1:
             raise DataError(f"{folder}/{prefix}*.npz: x must be uint8 or floats in [0,1]")
         x = np.round(x * 255).astype(np.uint8)
     if len(x) != len(y):
         raise DataError(f"{folder}/{prefix}*.npz: {len(x)} images but {len(y)} labels")
     return np.ascontiguousarray(x), y
+
+
+def _labels(y: np.ndarray, f: Path) -> np.ndarray:
+    """Class labels as whole numbers >= 0 (a float label such as 2.5 is refused, not truncated)."""
+    if y.dtype.kind == "b" or not np.issubdtype(y.dtype, np.number):
+        raise DataError(f"{f}: labels y must be whole numbers, got dtype {y.dtype}")
+    if y.dtype.kind == "f" and (not np.isfinite(y).all() or (y != np.round(y)).any()):
+        raise DataError(
+            f"{f}: labels y must be whole numbers; found non-integer values such as {y[y != np.round(y)][:3]}"
+        )
+    return y.astype(np.int64)
 
 
 def read_svhn_mat(path: Path) -> tuple[np.ndarray, np.ndarray]:

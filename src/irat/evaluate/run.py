@@ -13,10 +13,11 @@ import numpy as np
 import torch
 
 from .. import distributed
+from ..attacks.checks import check_radius
 from ..checkpoints import checkpoint_info, load_model
 from ..data import load_splits
 from ..errors import IratError
-from ..rundir import check_file_writable
+from ..rundir import check_file_writable, check_writable
 from ..tables import results_table
 from ..utils import atomic_write, atomic_write_json, parse_number, resolve_device
 from .core import check_options, evaluate, resolve_attacks
@@ -48,12 +49,19 @@ def evaluate_run(
     if n is not None and n < 1:
         raise IratError(f"--n must be >= 1, got {n}")
     check_options(backend, precision, batch_size)
+    run_dir = Path(run) if Path(run).is_dir() else Path(run).parent
+    if distributed.is_main_process():  # where the record goes: checked before the model and data are loaded
+        check_writable(run_dir / "eval", "the run's eval folder")
+        if json_path:
+            check_file_writable(Path(json_path), "--json")
     dev = distributed.device_for(resolve_device(device))
     model = load_model(run, checkpoint, device=dev)
     info = checkpoint_info(model)
     cfg = info["config"]
     eps_v = parse_number(eps) if eps is not None else float(cfg["attack"]["eps"])
     norm_v = norm or cfg["attack"]["norm"]
+    meta = info["meta"]
+    check_radius(eps_v, norm_v, (meta["in_channels"], meta["input_size"], meta["input_size"]), "--eps")
     alpha_v = parse_number(alpha) if alpha is not None else None
     d = cfg["data"]
     splits = load_splits(
@@ -99,8 +107,6 @@ def evaluate_run(
     per_example = record.pop("per_example")
     if not distributed.is_main_process():  # torchrun: every rank holds the record, rank 0 writes it
         return record
-    run_dir = Path(run) if Path(run).is_dir() else Path(run).parent
-    check_file_writable(run_dir / "eval" / "x.json", "the run's eval folder")
     stem = f"{checkpoint}_{split}_{norm_v}_eps{eps_v:.6g}_n{len(y)}".replace("/", "-")
     if precision != "fp32":  # another precision is another evaluation: never merged with the fp32 one
         stem += f"_{precision}"

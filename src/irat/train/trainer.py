@@ -19,7 +19,7 @@ import torch.nn as nn
 from tqdm.auto import tqdm
 
 from .. import distributed
-from ..attacks.checks import frozen_bn_stats
+from ..attacks.checks import check_radius, frozen_bn_stats
 from ..attacks.noise import draw_noise
 from ..checkpoints import BEST, LAST, RECOVERY, load_checkpoint, run_state, save_checkpoint
 from ..config import Config, from_dict, set_key
@@ -159,6 +159,7 @@ class Trainer:
             )
         )
         c, h, _ = self.splits.shape
+        check_radius(cfg.attack.eps, cfg.attack.norm, self.splits.shape, "attack.eps (ε)")
         torch.manual_seed(cfg.seed)
         self.model = create_model(cfg.model.arch, in_channels=c, num_classes=self.splits.num_classes, input_size=h).to(
             self.device
