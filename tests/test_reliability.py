@@ -385,3 +385,46 @@ def test_unwritable_json_is_refused_before_the_evaluation(finished, tmp_path, ca
     (tmp_path / "file").write_text("x")
     assert main(["eval", str(finished), "--json", str(tmp_path / "file" / "r.json")]) == 2
     assert "is a file, not a directory" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "command,msg",
+    [
+        (["eval", "RUN", "--attacks", "natural", "--n", "10"], "no evaluation record was written"),
+        (["train", "--out", "NEW", *QUICK], "no epoch was completed, nothing to resume"),
+        (["train", "--out", "RUN", "--resume", "--epochs", "3"], "the last completed epoch is in"),
+        (["report", "RUN"], "nothing was written"),
+    ],
+)
+def test_ctrl_c_says_what_each_command_left(finished, tmp_path, capsys, monkeypatch, command, msg):
+    import shutil
+
+    import irat.cli as cli
+
+    run = Path(shutil.copytree(finished, tmp_path / "run"))
+    argv = [str(run) if a == "RUN" else str(tmp_path / "new") if a == "NEW" else a for a in command]
+
+    def interrupt(*a, **k):
+        raise KeyboardInterrupt
+
+    from irat.analysis import report as rp
+    from irat.evaluate import run as er
+    from irat.train import trainer as tr
+
+    monkeypatch.setattr(er, "evaluate_run", interrupt)  # interrupt inside each command's work
+    monkeypatch.setattr(rp, "build_report", interrupt)
+    monkeypatch.setattr(tr.Trainer, "fit", interrupt)
+    assert cli.main(argv) == 130
+    err = capsys.readouterr().err
+    assert f"irat: interrupted; {msg}" in err and "Traceback" not in err
+
+
+def test_a_damaged_per_example_file_is_one_message_in_analyze(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert train(run, "--set", "save_per_example=[1]", epochs=1) == 0
+    (path,) = (run / "per_example").glob("*.npz")
+    path.write_bytes(path.read_bytes()[:100])
+    capsys.readouterr()
+    assert main(["analyze", str(run), "--out", str(tmp_path / "fig"), "--n", "20", "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert "epoch_001.npz is damaged" in err and err.count("\n") == 1

@@ -414,11 +414,11 @@ DATA_PARALLEL_COMMANDS = ("train", "eval")
 
 def main(argv: list[str] | None = None) -> int:
     """Under torchrun (WORLD_SIZE > 1) `train` and `eval` run data-parallel; only rank 0 prints."""
-    from . import distributed
-
-    parser = make_parser()
-    args = parser.parse_args(argv)
+    args = None
     try:
+        from . import distributed  # imports torch: Ctrl-C here is an interrupt like any other
+
+        args = make_parser().parse_args(argv)
         if distributed.requested():
             if args.command not in DATA_PARALLEL_COMMANDS:
                 raise IratError(
@@ -432,7 +432,23 @@ def main(argv: list[str] | None = None) -> int:
             print(f"irat: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("irat: interrupted; the last completed epoch is in recovery.pt (use --resume)", file=sys.stderr)
+        print(f"irat: interrupted; {_after_interrupt(args)}", file=sys.stderr)
         return 130
     finally:
-        distributed.shutdown()
+        if "distributed" in locals():
+            distributed.shutdown()
+
+
+def _after_interrupt(args: argparse.Namespace | None) -> str:
+    """What an interrupted command left behind, and how to go on."""
+    from pathlib import Path
+
+    command = getattr(args, "command", None)
+    if command == "train" and args is not None:
+        rec = Path(args.out) / "recovery.pt"
+        if rec.is_file():
+            return f"the last completed epoch is in {rec}: continue with irat train --out {args.out} --resume"
+        return "no epoch was completed, nothing to resume"
+    if command == "eval":
+        return "no evaluation record was written; earlier records of the run are unchanged"
+    return "nothing was written" if command in ("methods", "report") else "stopped"

@@ -10,6 +10,7 @@ Figures whose inputs the run lacks are skipped with the reason and the setting t
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -43,8 +44,14 @@ def latest_dump(run: Path) -> tuple[int, dict[str, np.ndarray]] | None:
     files = sorted((run / "per_example").glob("epoch_*.npz"))
     if not files:
         return None
-    with np.load(files[-1]) as z:
-        return int(files[-1].stem.split("_")[1]), {k: z[k] for k in z.files}
+    try:
+        with np.load(files[-1]) as z:
+            return int(files[-1].stem.split("_")[1]), {k: z[k] for k in z.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise IratError(
+            f"{files[-1]} is damaged ({type(exc).__name__}: {str(exc)[:120]}); delete it or train the "
+            f"epoch again with --set save_per_example=[EPOCH]"
+        ) from None
 
 
 def lr_drops(metrics: list[dict]) -> list[int]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import statistics
+import zipfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -243,18 +244,23 @@ def by_class(run_dirs: list[str | Path], *, checkpoint: str = "best", group_by: 
             if not found:
                 notes.append(f"{run.path}: no per-example evaluation of the {checkpoint} checkpoint")
                 continue
-            with np.load(found[-1]) as z:
-                if "label" not in z.files:
-                    notes.append(f"{found[-1]}: written before labels were saved; re-run irat eval")
-                    continue
-                labels = z["label"]
-                attacks = [k for k in z.files if k not in ("index", "label", "checkpoint_md5")]
-                for c in np.unique(labels):
-                    m = labels == c
-                    for a in attacks:
-                        per_class.setdefault(int(c), {}).setdefault(a, []).append(100.0 * float(z[a][m].mean()))
-                        if a not in columns:
-                            columns.append(a)
+            try:
+                with np.load(found[-1]) as z:
+                    z = {k: z[k] for k in z.files}
+            except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+                notes.append(f"{found[-1]}: damaged ({type(exc).__name__}); left out — re-run irat eval")
+                continue
+            if "label" not in z:
+                notes.append(f"{found[-1]}: written before labels were saved; re-run irat eval")
+                continue
+            labels = z["label"]
+            attacks = [k for k in z if k not in ("index", "label", "checkpoint_md5")]
+            for c in np.unique(labels):
+                m = labels == c
+                for a in attacks:
+                    per_class.setdefault(int(c), {}).setdefault(a, []).append(100.0 * float(z[a][m].mean()))
+                    if a not in columns:
+                        columns.append(a)
         for c in sorted(per_class):
             rows.append(
                 {
