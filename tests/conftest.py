@@ -46,3 +46,23 @@ def quick_config(**over):
     )
     apply_dict(cfg, over)
     return cfg
+
+
+def kill_mid_run(argv: list[str], out: Path, env: dict[str, str]) -> None:
+    """Start `argv` (an irat command training into `out`), SIGKILL it once its first recovery checkpoint
+    exists, and check the kill landed mid-run (between the first and the last epoch)."""
+    import signal
+    import subprocess
+    import time
+
+    from irat.checkpoints import load_checkpoint
+
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    rec = out / "recovery.pt"
+    deadline = time.time() + 120
+    while not rec.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    ck = load_checkpoint(rec)
+    assert 1 <= ck["epoch"] < ck["config"]["epochs"], "the kill must land mid-run"

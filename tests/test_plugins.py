@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
 
+from conftest import kill_mid_run
 from irat.checkpoints import load_checkpoint
 from irat.cli import main
 from irat.errors import ConfigError
@@ -61,16 +60,7 @@ def test_plugin_scheme_trains_resumes_after_kill_and_evaluates(tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "irat"]
     subprocess.run(cmd + TRAIN + ["--out", str(tmp_path / "full")], check=True, env=env, capture_output=True)
-    proc = subprocess.Popen(
-        cmd + TRAIN + ["--out", str(tmp_path / "killed")], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    rec = tmp_path / "killed" / "recovery.pt"
-    deadline = time.time() + 120
-    while not rec.exists() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.02)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert 1 <= load_checkpoint(rec)["epoch"] < 4, "the kill must land mid-run"
+    kill_mid_run(cmd + TRAIN + ["--out", str(tmp_path / "killed")], tmp_path / "killed", env)
     # resume names no plug-in: the run recorded it, and its options
     out = subprocess.run(
         cmd + ["train", "--out", str(tmp_path / "killed"), "--resume", "--quiet"],

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
 
-from conftest import quick_config
+from conftest import kill_mid_run, quick_config
 from irat.config import OptimConfig
 from irat.schedules import learning_rate, stepwise_value
 from irat.train import Trainer, load_checkpoint, load_model
@@ -81,17 +79,7 @@ def test_resume_after_kill_is_bit_identical(tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "irat"]
     subprocess.run(cmd + args + ["--out", str(tmp_path / "full")], check=True, env=env, capture_output=True)
-    proc = subprocess.Popen(
-        cmd + args + ["--out", str(tmp_path / "killed")], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    rec = tmp_path / "killed" / "recovery.pt"
-    deadline = time.time() + 120
-    while not rec.exists() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.02)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    ck = load_checkpoint(rec)
-    assert 1 <= ck["epoch"] < 4, "the kill must land mid-run"
+    kill_mid_run(cmd + args + ["--out", str(tmp_path / "killed")], tmp_path / "killed", env)
     out = subprocess.run(
         cmd + ["train", "--out", str(tmp_path / "killed"), "--resume", "--quiet"],
         env=env,
