@@ -17,10 +17,12 @@ import os
 import socket
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
 from .errors import IratError
+from .utils import atomic_write_text
 
 RUN_FILES = ("config.yaml", "metrics.jsonl", "recovery.pt", "last.pt", "best.pt", "unlabeled.json")
 RUN_DIRS = ("eval", "per_example", "tensorboard")
@@ -82,6 +84,39 @@ def clean_tmp(out: Path) -> list[str]:
                 except OSError:
                     pass
     return removed
+
+
+def sync_metrics(out: Path, epoch: int, history: list[dict[str, Any]], say: Callable[[str], None]) -> None:
+    """Make metrics.jsonl agree with the checkpoint: rows past the restored epoch (written after the last
+    checkpoint, before a kill) go; rows of restored epochs that a kill kept from the file come back from
+    recovery.pt; unreadable lines are set aside in metrics.jsonl.broken, with a message."""
+    path = out / "metrics.jsonl"
+    rows: dict[int, dict[str, Any]] = {}
+    broken: list[str] = []
+    if path.exists():
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            if not line.strip():
+                continue
+            try:
+                r = json.loads(line)
+                rows[int(r["epoch"])] = r
+            except (ValueError, KeyError, TypeError):
+                broken.append(line)
+    if broken:
+        with open(out / "metrics.jsonl.broken", "a", encoding="utf-8") as fh:
+            fh.write("".join(b + "\n" for b in broken))
+        say(f"{len(broken)} unreadable line(s) of {path} set aside in metrics.jsonl.broken; the others are kept")
+    rows = {e: r for e, r in rows.items() if e <= epoch}
+    restored = [r["epoch"] for r in history if r.get("epoch") not in rows]
+    for r in history:
+        rows.setdefault(int(r["epoch"]), r)
+    if restored:
+        say(f"metrics.jsonl lacked the rows of epochs {restored} (a kill after the checkpoint); restored them")
+    missing = [e for e in range(1, epoch + 1) if e not in rows]
+    if missing:
+        say(f"metrics.jsonl has no rows for epochs {missing} and the checkpoint does not hold them")
+    if rows or path.exists():
+        atomic_write_text(path, "".join(json.dumps(rows[e]) + "\n" for e in sorted(rows)))
 
 
 class RunLock:

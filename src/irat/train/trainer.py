@@ -30,7 +30,7 @@ from ..evaluate.core import evaluate
 from ..models import create_model
 from ..parts import Crafted, RunContext, Step, build_parts
 from ..plugins import load_plugins
-from ..rundir import RunLock, check_writable, clean_tmp, remove_run_files, run_files
+from ..rundir import RunLock, check_writable, clean_tmp, remove_run_files, run_files, sync_metrics
 from ..schedules import learning_rate
 from ..utils import atomic_write_text, resolve_device
 from ..validate import validate_config
@@ -394,7 +394,7 @@ class Trainer:
                 remove_run_files(self.out)
                 self.overwrite = False
             atomic_write_text(self.out / "config.yaml", cfg.to_yaml())
-            self._sync_metrics()
+            sync_metrics(self.out, self.epoch, self.history, say=_say)
         last_row: dict[str, Any] = {}
         stop = cfg.epochs if max_epochs is None else min(cfg.epochs, self.epoch + max_epochs)
         n_batches = (
@@ -591,38 +591,6 @@ class Trainer:
             torch.cuda.set_rng_state_all([s.cpu() for s in data["rng"]["cuda"]])
         self.load_extra_state(data.get("extra", {}))
         self.history = list(data.get("history") or ([data["metrics"]] if data.get("metrics") else []))
-
-    def _sync_metrics(self) -> None:
-        """Make metrics.jsonl agree with the checkpoint: rows past the restored epoch (written after the last
-        checkpoint, before a kill) go; rows of restored epochs that a kill kept from the file come back from
-        recovery.pt; unreadable lines are set aside in metrics.jsonl.broken, with a message."""
-        path = self.out / "metrics.jsonl"
-        rows: dict[int, dict[str, Any]] = {}
-        broken: list[str] = []
-        if path.exists():
-            for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-                if not line.strip():
-                    continue
-                try:
-                    r = json.loads(line)
-                    rows[int(r["epoch"])] = r
-                except (ValueError, KeyError, TypeError):
-                    broken.append(line)
-        if broken:
-            with open(self.out / "metrics.jsonl.broken", "a", encoding="utf-8") as fh:
-                fh.write("".join(b + "\n" for b in broken))
-            _say(f"{len(broken)} unreadable line(s) of {path} set aside in metrics.jsonl.broken; the others are kept")
-        rows = {e: r for e, r in rows.items() if e <= self.epoch}
-        restored = [r["epoch"] for r in self.history if r.get("epoch") not in rows]
-        for r in self.history:
-            rows.setdefault(int(r["epoch"]), r)
-        if restored:
-            _say(f"metrics.jsonl lacked the rows of epochs {restored} (a kill after the checkpoint); restored them")
-        missing = [e for e in range(1, self.epoch + 1) if e not in rows]
-        if missing:
-            _say(f"metrics.jsonl has no rows for epochs {missing} and the checkpoint does not hold them")
-        if rows or path.exists():
-            atomic_write_text(path, "".join(json.dumps(rows[e]) + "\n" for e in sorted(rows)))
 
 
 def _intact_alternatives(out: Path) -> str:
