@@ -56,11 +56,13 @@ def test_every_table_is_covered():
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_preset_resolves(name):
+def test_preset_resolves(name, tmp_path):
     data = load_preset(name)
     cfg = Config()
     apply_method(cfg, data.pop("method", "at"))
     apply_dict(cfg, data)
+    if cfg.method in ("rst", "gair-rst"):  # the user brings the unlabeled data and the teacher
+        cfg.unlabeled.withhold, cfg.unlabeled.teacher = 100, str(tmp_path)
     validate_config(cfg)
     info = preset_info(name)
     assert info["source"] and info["method"]

@@ -62,7 +62,8 @@ class ObjectiveConfig:
     name: str = "at"  # at, trades, mart, fat, fat-trades, fat-mart
     beta: float = 6.0  # TRADES / MART regularisation weight
     fat_tau: list = field(default_factory=lambda: [[0, 0]])  # [[from_epoch, tau], ...] (FAT)
-    fat_noise: float = 0.001  # FAT's per-step Gaussian noise (released code)
+    fat_noise: float = 0.001  # FAT's per-step Gaussian noise (released FAT.py; FAT-TRADES/-MART, GAIR-FAT: 0)
+    mix_cw_start: str = "normal"  # trades-mix's CW attack start: normal = x + 0.001·N(0,I) (released GAIR-RST)
     mma_dmax: float | None = None  # MMA's hinge d_max; None: 1.5·attack.eps (MMA-12 at ε = 8/255)
     mma_min_eps: float = 0.005  # smallest starting radius of AN-PGD (released CIFAR-10 ℓ∞; MNIST: 0.1)
     mma_clean_coeff: float = 1 / 3  # share of the clean CE in MMA's loss (released default)

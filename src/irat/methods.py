@@ -65,25 +65,41 @@ register_method(
 register_method(
     Method(
         "fat",
-        "FAT: AT on friendly adversarial data from early-stopped PGD-K-τ, τ 0→1 (50)→2 (90)",
-        "METHODS §4 (Zhang et al. 2020)",
+        "FAT: AT on friendly adversarial data from early-stopped PGD-K-τ, τ 0→1 (50)→2 (90), step noise ω = 0.001",
+        "METHODS §4 (Zhang et al. 2020); released FAT.py (ω = 0.001 is its default)",
         {"objective": {"name": "fat", "fat_tau": [[0, 0], [50, 1], [90, 2]], "fat_noise": 0.001}},
     )
 )
 register_method(
     Method(
         "fat-trades",
-        "FAT for TRADES: KL attack early-stopped, τ 0/1/2/3 at epochs 30/50/70",
-        "METHODS §4",
-        {"objective": {"name": "fat-trades", "beta": 6.0, "fat_tau": [[0, 0], [30, 1], [50, 2], [70, 3]]}},
+        "FAT for TRADES: KL attack early-stopped, τ 0/1/2/3 at epochs 30/50/70, no step noise (ω = 0)",
+        "METHODS §4; released FAT-for-TRADES script (ω = 0)",
+        {
+            "objective": {
+                "name": "fat-trades",
+                "beta": 6.0,
+                "fat_tau": [[0, 0], [30, 1], [50, 2], [70, 3]],
+                "fat_noise": 0.0,
+            }
+        },
     )
 )
 register_method(
     Method(
         "fat-mart",
-        "FAT for MART: CE attack early-stopped, FAT's τ schedule",
-        "METHODS §4",
-        {"objective": {"name": "fat-mart", "beta": 6.0, "fat_tau": [[0, 0], [50, 1], [90, 2]]}},
+        "FAT for MART: CE attack early-stopped, τ 0/1/2/3/4 at epochs 20/40/60/80, no step noise (ω = 0); "
+        "the released script's schedule (the paper states none; FAT's own, 0/1/2 at 50/90: "
+        "--set objective.fat_tau=[[0,0],[50,1],[90,2]])",
+        "METHODS §4; released FAT-for-MART script (τ schedule, ω = 0)",
+        {
+            "objective": {
+                "name": "fat-mart",
+                "beta": 6.0,
+                "fat_tau": [[0, 0], [20, 1], [40, 2], [60, 3], [80, 4]],
+                "fat_noise": 0.0,
+            }
+        },
     )
 )
 
@@ -104,9 +120,10 @@ _m(
 )
 _m(
     "gair-fat",
-    "GAIR-FAT: FAT (τ 0/3/6 at epochs 40/70) with GAIR weights, κ counted in the early-stopped PGD; burn-in 70",
-    "GAIRAT App. B.1, C.6",
-    objective={"name": "fat", "fat_tau": [[0, 0], [40, 3], [70, 6]], "fat_noise": 0.001},
+    "GAIR-FAT: FAT (τ 0/3/6 at epochs 40/70, no step noise) with GAIR weights, κ counted in the early-stopped "
+    "PGD; burn-in 70",
+    "GAIRAT App. B.1, C.6; released GAIR_FAT.py (ω = 0)",
+    objective={"name": "fat", "fat_tau": [[0, 0], [40, 3], [70, 6]], "fat_noise": 0.0},
     weighting=dict(_GAIR, burn_in=70),
 )
 _m(
@@ -119,7 +136,7 @@ _m(
 _m(
     "gair-trades-rst",
     "GAIR-TRADES as in the released GAIR-RST code: CE + β·mean[w·KL(x,x_kl) + (1−w)·KL(x,x_cw)], "
-    "w not normalised, x_cw from a CW attack",
+    "w not normalised, x_cw from a CW attack started at x + 0.001·N(0,I); Eq. 6's weight (λ = −1)",
     "METHODS §3.1 (released GAIR-RST)",
     objective={"name": "trades-mix", "beta": 6.0},
     weighting=dict(_GAIR, burn_in=0, normalization="none"),
@@ -179,8 +196,9 @@ _m(
 # WMMR (baseline in BiLAW and MWPB): exp(−α·m) on x', released code: not detached, not normalised.
 _m(
     "wmmr",
-    "WMMR: AT with ω = exp(−α·m), m the probabilistic margin on x', α = 0.5 (released form: no detach, no normalisation)",
-    "METHODS §3.3 (Zeng et al. 2021)",
+    "WMMR (the WAT row of MWPB Table 5): AT with ω = exp(−α·m), m the probabilistic margin on x', α = 0.5 "
+    "(released form: no detach, no normalisation)",
+    "METHODS §3.3 (Zeng et al. 2021, 'Are adversarial examples created equal?')",
     objective={"name": "at"},
     weighting={"name": "wmmr", "wmmr_alpha": 0.5, "wmmr_detach": False, "normalization": "none"},
 )
@@ -228,30 +246,30 @@ _m(
     awp={"enabled": True, "gamma": 0.01},
 )
 
-# AWP (Wu et al. 2020) as a wrapper; its code attacks with BN in train mode.
+# AWP (Wu et al. 2020) as a wrapper. The released AT-AWP attacks with BN in train mode, TRADES-AWP in eval mode;
+# TRADES-AWP perturbs from (1-based) epoch 10 (`epoch >= awp_warmup`): irat's warm-up counts the epochs without.
 _m(
     "awp-at",
-    "AT-AWP: adversarial weight perturbation γ = 0.01 around AT",
-    "METHODS §5",
+    "AT-AWP: adversarial weight perturbation γ = 0.01 around AT, attack with BN in train mode",
+    "METHODS §5; released AT_AWP/train_cifar10.py",
     objective={"name": "at"},
     attack={"bn_mode": "train"},
     awp={"enabled": True, "gamma": 0.01},
 )
 _m(
     "awp-trades",
-    "TRADES-AWP: γ = 0.005 after a 10-epoch warm-up",
-    "METHODS §5",
+    "TRADES-AWP: γ = 0.005 from epoch 10 (9 warm-up epochs), KL attack with BN in eval mode",
+    "METHODS §5; released trades_AWP/train_trades_cifar.py",
     objective={"name": "trades", "beta": 6.0},
-    attack={"bn_mode": "train"},
-    awp={"enabled": True, "gamma": 0.005, "warmup": 10},
+    awp={"enabled": True, "gamma": 0.005, "warmup": 9},
 )
 _m(
     "awp-mart",
-    "MART-AWP: γ = 0.005 after a 10-epoch warm-up (as TRADES-AWP)",
-    "METHODS §5",
+    "MART-AWP: as TRADES-AWP (γ = 0.005 from epoch 10, attack with BN in eval mode): no MART-AWP script was "
+    "released; MART's own code attacks in eval mode",
+    "METHODS §5; settings of the released TRADES-AWP",
     objective={"name": "mart", "beta": 6.0},
-    attack={"bn_mode": "train"},
-    awp={"enabled": True, "gamma": 0.005, "warmup": 10},
+    awp={"enabled": True, "gamma": 0.005, "warmup": 9},
 )
 
 # BiLAW: learned weights, sum-one normalisation, 1000 + 1000 validation examples.
@@ -309,7 +327,8 @@ _m(
 )
 _m(
     "gair-rst",
-    "GAIR-RST: RST's mixed batches with GAIR-TRADES-RST's loss CE + β·mean[w·KL(x,x_kl) + (1−w)·KL(x,x_cw)]",
+    "GAIR-RST: RST's mixed batches with GAIR-TRADES-RST's loss CE + β·mean[w·KL(x,x_kl) + (1−w)·KL(x,x_cw)], "
+    "Eq. 6's weight with λ = −1 from the start (the released run: preset gairat/cifar10-rst-released/gair-rst)",
     "GAIRAT App. C.10, Eq. 13; METHODS §3.1",
     objective={"name": "trades-mix", "beta": 6.0},
     weighting=dict(_GAIR, burn_in=0, normalization="none"),

@@ -129,6 +129,7 @@ MWPB_T5 = {
     "awp": ("awp-at", {}),
     "mwpb-awp": ("mwpb-awp", {}),
     "st-at": ("st-at", {}),
+    "wat": ("wmmr", {}),  # WAT (Zeng et al. 2021) is irat's wmmr
 }  # MMA: d_max = 1.5ε = 12/255 (MMA-12); the MWPB setup's lr, batch, weight decay
 MWPB_T8_ALPHAS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.58, 0.7, 0.85, 1.2)
 
@@ -372,11 +373,32 @@ def table_presets() -> dict[str, dict]:
     for row, gamma, bias in (("mail-at", 10.0, -0.5), ("mail-trades", 2.0, 0.0)):
         add(
             f"mail/cifar10-resnet18-released/{row}",
-            f"MAIL released code README, {row} (normalisation constant 3)",
+            f"MAIL released code (train.py, mail_loss.py, README {row}): normalisation constant 3, weights from "
+            f"epoch 77, PGD from x + 0.001·N(0,I), eps 0.031, alpha 0.007",
             released,
             row,
-            {"weighting": {"mail_gamma": gamma, "mail_bias": bias, "normalization": "constant", "constant": 3.0}},
+            {
+                "weighting": {
+                    "mail_gamma": gamma,
+                    "mail_bias": bias,
+                    "normalization": "constant",
+                    "constant": 3.0,
+                    "burn_in": 76,
+                },
+                "attack": {"eps": "0.031", "alpha": "0.007", "start": "normal"},
+            },
         )
+    add(
+        "gairat/cifar10-rst-released/gair-rst",
+        "released GAIR-RST run (run_training.sh, losses.py): lambda 3, plain TRADES for the first half, weight "
+        "tanh(lambda + K/2 - kappa), eps 0.031",
+        _merge(
+            GAIRAT_WRN32,
+            {"model": {"arch": "wrn-28-10"}, "epochs": 200, "optim": {"milestones": [100, 150], "milestone_lrs": None}},
+        ),
+        "gair-rst",
+        {"weighting": {"gair_lambda": 3.0, "gair_fn": "tanh-rst", "burn_in": 100}},
+    )
     for row, (m, ex) in GAIRAT_T1.items():
         add(f"gairat/cifar10-wrn32/{row}", f"GAIRAT Table 1, row {row}", GAIRAT_WRN32, m, ex)
     for row, (m, ex) in GAIRAT_T2.items():

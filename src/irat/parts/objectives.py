@@ -249,13 +249,22 @@ class FATMart(MART):
 
 @register_objective("trades-mix")
 class TradesMix(TRADES):
-    """Released GAIR-RST loss: CE + β·mean[w·KL(x, x_kl) + (1 − w)·KL(x, x_cw)], x_cw from a CW attack."""
+    """Released GAIR-RST loss: CE + β·mean[w·KL(x, x_kl) + (1 − w)·KL(x, x_cw)], x_cw from a CW attack
+    started at x + 0.001·N(0,I) (`pgd_generate(..., category="trades")`; objective.mix_cw_start)."""
 
     second_example = True
 
+    @classmethod
+    def check(cls, cfg: Config) -> None:
+        if cfg.objective.mix_cw_start not in ("normal", "uniform", "none"):
+            raise ConfigError(
+                f"objective.mix_cw_start must be one of normal, uniform, none, got {cfg.objective.mix_cw_start!r}"
+            )
+
     def craft(self, step: Step) -> Crafted:
         crafted = super().craft(step)
-        kw2 = dict(self.attack_kwargs(step), loss="cw", start="uniform", record_step=None, tau=None)
+        start = self.cfg.objective.mix_cw_start
+        kw2 = dict(self.attack_kwargs(step), loss="cw", start=start, record_step=None, tau=None)
         crafted.x_adv2 = pgd(step.net, step.x, step.y, **kw2)
         return crafted
 

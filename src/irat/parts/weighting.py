@@ -26,7 +26,7 @@ from ..registry import Registry
 from .base import Crafted, Part, RunContext, Step
 
 NORMALIZATIONS = ("mean-one", "sum-one", "constant", "none")
-GAIR_FUNCTIONS = ("tanh", "sigmoid", "linear")
+GAIR_FUNCTIONS = ("tanh", "sigmoid", "linear", "tanh-rst")
 
 
 MAIL_MARGINS = ("pm-adv", "pm-nat", "pm-dif", "logit-adv", "logit-nat")
@@ -57,7 +57,9 @@ def normalize(
 def gair_weight(kappa: torch.Tensor, steps: int, lam: float, fn: str = "tanh") -> torch.Tensor:
     """GAIRAT weights from the geometry value κ ∈ {0..K} (Eqs. 6-8).
 
-    tanh: ½(1 + tanh(λ + 5(1 − 2κ/K)));  sigmoid: σ(λ + 5(1 − 2κ/K));  linear: 1 − κ/(K+1).
+    tanh: ½(1 + tanh(λ + 5(1 − 2κ/K)));  sigmoid: σ(λ + 5(1 − 2κ/K));  linear: 1 − κ/(K+1);
+    tanh-rst: ½(1 + tanh(λ + K/2 − κ)), the released GAIR-RST code's form (losses.py), equal to Eq. 6 only
+    for K = 10 (for other K its slope in κ is 1 instead of 10/K).
     λ = +∞ gives ω ≡ 1 (standard AT). The released code writes ⌊K/2⌋ for K/2: identical for even K.
     """
     k = kappa.float()
@@ -65,6 +67,8 @@ def gair_weight(kappa: torch.Tensor, steps: int, lam: float, fn: str = "tanh") -
         return 1.0 - k / (steps + 1)
     if math.isinf(lam) and lam > 0:
         return torch.ones_like(k)
+    if fn == "tanh-rst":
+        return torch.sigmoid(2.0 * (lam + steps / 2 - k))
     arg = lam + 5.0 * (1.0 - 2.0 * k / steps)
     if fn == "tanh":
         return torch.sigmoid(2.0 * arg)  # = ½(1 + tanh(arg)) exactly, without float32 cancellation near 0
