@@ -119,6 +119,16 @@ def _run_linf(model, x, y, eps, n_queries, p_init, generator):
     return _search(model, x, y, start, n_queries, propose)
 
 
+def l2_window_budget(d: torch.Tensor, mask: torch.Tensor, eps: float) -> torch.Tensor:
+    """The ℓ2 norm the new window may take, per example **and channel** (B×C×1×1), as the official
+    AutoAttack's Square: √(max(ε² − ‖d‖², 0)/C + ‖d·mask‖²_channel), the unused budget shared
+    equally among the channels plus what the two windows held in that channel."""
+    c = d.shape[1]
+    norm_img = _l2n(d)
+    norm_wins = (d * mask).pow(2).sum((-2, -1), keepdim=True).sqrt()
+    return ((eps**2 - norm_img**2).clamp_min(0.0) / c + norm_wins**2).sqrt()
+
+
 def _run_l2(model, x, y, eps, n_queries, p_init, generator):
     c, h, w = x.shape[1:]
     dev = x.device
@@ -145,11 +155,9 @@ def _run_l2(model, x, y, eps, n_queries, p_init, generator):
         mask[:, :, vh : vh + s, vw : vw + s] = 1.0
         mask[:, :, vh2 : vh2 + s, vw2 : vw2 + s] = 1.0
         norm_win1 = d[:, :, vh : vh + s, vw : vw + s].pow(2).sum((-2, -1), keepdim=True).sqrt()
-        norm_img, norm_wins = _l2n(d), _l2n(d * mask)
         new = window(s, dev, generator).view(1, 1, s, s) * _rand_sign((len(xc), c, 1, 1), x, generator)
         new = new + d[:, :, vh : vh + s, vw : vw + s] / (1e-12 + norm_win1)
-        budget = ((eps**2 - norm_img**2).clamp_min(0.0) / c + norm_wins**2).sqrt()
-        new = new / (1e-12 + new.pow(2).sum((-2, -1), keepdim=True).sqrt()) * budget
+        new = new / (1e-12 + new.pow(2).sum((-2, -1), keepdim=True).sqrt()) * l2_window_budget(d, mask, eps)
         d = d.clone()
         d[:, :, vh2 : vh2 + s, vw2 : vw2 + s] = 0.0
         d[:, :, vh : vh + s, vw : vw + s] = new

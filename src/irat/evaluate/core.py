@@ -78,7 +78,7 @@ def resolve_attacks(
     return specs
 
 
-def check_options(backend: str, precision: str, batch_size: int = 1) -> None:
+def check_options(backend: str, precision: str, batch_size: int = 1, specs: Sequence[AttackSpec] = ()) -> None:
     """Evaluation options that must be valid before any model or data is loaded."""
     if backend not in BACKENDS:
         raise IratError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
@@ -87,6 +87,12 @@ def check_options(backend: str, precision: str, batch_size: int = 1) -> None:
     if batch_size < 1:
         raise IratError(f"batch_size must be >= 1, got {batch_size}")
     if backend == "autoattack":
+        for spec in specs:
+            if spec.kind == "aa" and (spec.options.get("steps") or spec.options.get("n_queries")):
+                raise IratError(
+                    f"{spec.name}: --backend autoattack runs the official package with its own budgets; steps= and "
+                    f"n_queries= are irat's quick-check overrides — drop them, or use --backend irat"
+                )
         from .official import require_official
 
         require_official()
@@ -125,8 +131,8 @@ def evaluate(
     check_eps(eps)
     if norm not in ("linf", "l2"):
         raise IratError(f"norm must be linf or l2, got {norm!r}")
-    check_options(backend, precision, batch_size)
     specs = resolve_attacks(attacks, suite)
+    check_options(backend, precision, batch_size, specs)
     if device is not None:
         model = model.to(device)
     dev = next(model.parameters()).device
@@ -206,6 +212,10 @@ def evaluate(
                 cfg["after_component"] = {c: round(100.0 * float(f[cover].float().mean()), 4) for c, f in comps.items()}
                 cfg["component_time_s"] = {c: round(t, 3) for c, t in comp_time.items()}
                 aa_components[spec.name] = comps
+        if spec.kind == "aa" and backend == "autoattack":  # what the official package ran, not irat's table
+            from .official import official_settings
+
+            cfg["components"] = official_settings(spec.options["version"], _components(spec.options))
         configs[spec.name] = cfg
         per_example[spec.name] = correct
         covered[spec.name] = cover
@@ -230,11 +240,19 @@ def evaluate(
         "backend": backend,
         "results": results,
         "attacks": configs,
-        "worst_case": round(100.0 * float(worst.float().mean()), 4) if n else 0.0,
+        **worst_case(worst, [int(c.sum()) for c in covered.values()], n),
         "warnings": warnings,
         "sanity": probe,
         "per_example": {k: v.cpu() for k, v in per_example.items()},
     }
+
+
+def worst_case(worst: torch.Tensor | Any, ns: list[int], n: int) -> dict[str, Any]:
+    """The per-example worst case over the examples **every** attack ran on (attacks cover a prefix of the
+    examples: `name:n=K`); an example an attack did not run on never counts as robust to it."""
+    common = min([n, *ns])
+    value = round(100.0 * float(worst[:common].float().mean() if torch.is_tensor(worst) else worst[:common].mean()), 4)
+    return {"worst_case": value if common else 0.0, "worst_case_n": common}
 
 
 def _attack_shard(

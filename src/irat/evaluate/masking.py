@@ -1,13 +1,18 @@
 """Gradient-masking signals, turned into explicit warnings in the table and the record.
 
 Four kinds, each with a stated threshold (module constants, documented in docs/evaluation.md):
-- a black-box attack (Square, SPSA) breaks examples that every white-box attack left robust
-  (more than BLACK_BOX_MARGIN percentage points; AutoAttack's `check_square_sr` uses 0.2);
+- a black-box attack (Square, SPSA) breaks examples that every white-box attack left robust: more than
+  BLACK_BOX_MARGIN percentage points (AutoAttack's `check_square_sr` uses 0.2) **and** significantly more
+  than the other way round — a one-sided sign test on the examples only one side broke (p < SIGNIFICANCE),
+  so a couple of examples at small n raise no alarm on an honest model;
 - a PGD attack is more than PGD_GAP points above APGD or AutoAttack on the same examples;
 - accuracy that does not fall with more steps or a larger ε (beyond MONOTONE_TOL points and one example),
   from the attacks run and from a small probe (PGD-10/50 at ε, PGD-50 at 2ε);
 - an attack that does not reach near-zero accuracy (≤ LARGE_EPS_MAX_ACC %) at a very large ε
-  (ℓ∞: ε = 1, the whole box; ℓ2: the box diagonal).
+  (ℓ∞: ε = 1, the whole box; ℓ2: the box diagonal);
+- shattered gradients: PGD-50 at 2ε still leaves ≥ SHATTERED_MIN_ACC % of the probe's (correctly
+  classified) examples robust — a much larger budget barely hurts, as when gradients are useless but
+  not zero.
 Plus AutoAttack's model checks: randomised outputs, outputs that are already probabilities, and
 examples whose input gradient is exactly zero.
 """
@@ -29,6 +34,17 @@ PGD_GAP = 5.0
 MONOTONE_TOL = 1.0
 LARGE_EPS_MAX_ACC = 5.0
 PROBE_N = 200
+SIGNIFICANCE = 0.01
+SHATTERED_MIN_ACC = 90.0
+
+
+def sign_test_p(only_a: int, only_b: int) -> float:
+    """One-sided sign (exact McNemar) test: P(X ≥ only_a) for X ~ Binomial(only_a + only_b, ½) — how
+    likely `a` breaks this many more examples than `b` if neither is stronger."""
+    n = only_a + only_b
+    if only_a == 0:
+        return 1.0
+    return sum(math.comb(n, k) for k in range(only_a, n + 1)) / 2.0**n
 
 
 def _warn(check: str, message: str) -> dict:
@@ -63,13 +79,16 @@ def attack_warnings(
         for w in white:
             survived_white &= per_example[w.name]
         extra = survived_white & ~per_example[s.name] & mask
+        other = ~survived_white & per_example[s.name] & nat_correct & mask  # broken by white-box only
         share = 100.0 * float(extra.sum()) / max(int(mask.sum()), 1)
-        if share > BLACK_BOX_MARGIN:
+        p_value = sign_test_p(int(extra.sum()), int(other.sum()))
+        if share > BLACK_BOX_MARGIN and p_value < SIGNIFICANCE:
             out.append(
                 _warn(
                     "black-box-beats-white-box",
                     f"{s.name} (black-box) broke {int(extra.sum())} examples ({share:.2f} %) that every "
-                    f"white-box attack left robust: a sign of gradient masking",
+                    f"white-box attack left robust, against {int(other.sum())} the other way (sign test "
+                    f"p = {p_value:.2g}): a sign of gradient masking",
                 )
             )
     for name, comps in aa_components.items():
@@ -79,8 +98,10 @@ def attack_warnings(
             if i > 0:
                 before = comps[order[i - 1]]
                 mask = covered[name]
-                drop = 100.0 * float((before & ~comps["square"] & mask).sum()) / max(int(mask.sum()), 1)
-                if drop > BLACK_BOX_MARGIN:
+                broke = int((before & ~comps["square"] & mask).sum())
+                drop = 100.0 * broke / max(int(mask.sum()), 1)
+                # Square runs only where the white-box components failed: nothing is discordant the other way
+                if drop > BLACK_BOX_MARGIN and sign_test_p(broke, 0) < SIGNIFICANCE:
                     out.append(
                         _warn(
                             "black-box-beats-white-box",
@@ -206,6 +227,15 @@ def sanity_probe(
                 "larger-eps-not-stronger",
                 f"probe: PGD-50 at 2ε leaves {acc['pgd50@2eps']:.1f} % vs "
                 f"{acc['pgd50@eps']:.1f} % at ε: accuracy does not fall with a larger ε",
+            )
+        )
+    if acc["pgd50@2eps"] >= SHATTERED_MIN_ACC:
+        out.append(
+            _warn(
+                "larger-eps-near-clean",
+                f"probe: PGD-50 at 2ε still leaves {acc['pgd50@2eps']:.1f} % of {len(idx)} correctly classified "
+                f"examples robust: doubling the budget barely hurts, as when gradients are shattered (useless but "
+                f"not zero); check with black-box attacks (square, spsa) and a larger-budget attack",
             )
         )
     if acc["pgd50@large_eps"] > LARGE_EPS_MAX_ACC:

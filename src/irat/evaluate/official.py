@@ -61,3 +61,13 @@ def official_version() -> str | None:
     except IratError:
         return None
     return getattr(pkg, "__version__", "unknown")
+
+
+def official_settings(version: str, components: list[str] | None) -> dict[str, dict]:
+    """The settings the official package runs for a version, or for a custom component list (its
+    `custom` version keeps the constructor's defaults: 5 restarts for APGD-CE/DLR and FAB, as `plus`)."""
+    from ..attacks.autoattack import component_settings, resolve_version
+
+    names = resolve_version(version, components)
+    table = component_settings("plus" if components else version)
+    return {c: table[c] for c in names}

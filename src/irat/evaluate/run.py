@@ -20,7 +20,7 @@ from ..errors import IratError
 from ..rundir import check_file_writable, check_writable
 from ..tables import results_table
 from ..utils import atomic_write, atomic_write_json, parse_number, resolve_device
-from .core import check_options, evaluate, resolve_attacks
+from .core import check_options, evaluate, resolve_attacks, worst_case
 
 
 def evaluate_run(
@@ -48,7 +48,7 @@ def evaluate_run(
     specs = resolve_attacks(attacks, suite)  # unknown attacks, options and suites stop here, before any work
     if n is not None and n < 1:
         raise IratError(f"--n must be >= 1, got {n}")
-    check_options(backend, precision, batch_size)
+    check_options(backend, precision, batch_size, specs)
     run_dir = Path(run) if Path(run).is_dir() else Path(run).parent
     if distributed.is_main_process():  # where the record goes: checked before the model and data are loaded
         check_writable(run_dir / "eval", "the run's eval folder")
@@ -159,9 +159,10 @@ def save_record(
     arrays.update(index=index.numpy(), checkpoint_md5=np.array(md5), label=label.numpy())
     for k, v in per_example.items():
         arrays[k] = v.numpy().astype(bool)
-    if old is not None:
-        flags = [v for k, v in arrays.items() if k not in _META_ARRAYS]
-        record["worst_case"] = round(100.0 * float(np.logical_and.reduce(flags).mean()), 4)
+    if old is not None:  # the worst case over every attack run on these examples, on the examples all ran on
+        flags = np.logical_and.reduce([v for k, v in arrays.items() if k not in _META_ARRAYS])
+        ns = [int(a.get("n", len(flags))) for a in record["attacks"].values()]
+        record.update(worst_case(flags, ns, len(flags)))
     buf = io.BytesIO()
     np.savez(buf, **arrays)  # type: ignore[arg-type]
     blob = buf.getvalue()
@@ -201,7 +202,11 @@ def print_record(record: dict) -> None:
     row = {
         "checkpoint": f"{record.get('checkpoint', '')} (epoch {record.get('epoch', '?')})",
         **record["results"],
-        "worst case": record["worst_case"],
+        (
+            "worst case"
+            if record.get("worst_case_n", record["n"]) == record["n"]
+            else f"worst case (first {record['worst_case_n']})"
+        ): record["worst_case"],
     }
     print(
         f"{record.get('method', '')} on {record.get('dataset', '')}: n={record['n']}, {record['norm']} "
