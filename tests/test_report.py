@@ -14,7 +14,7 @@ import yaml
 from PIL import Image
 
 from conftest import quick_config
-from irat.analysis.report import build_report, by_class, render
+from irat.analysis.report import Report, build_report, by_class, render
 from irat.cli import main
 from irat.errors import IratError
 
@@ -240,3 +240,93 @@ def test_tensorboard_missing_is_one_clear_error(tmp_path, monkeypatch):
     with pytest.raises(IratError, match="needs the `tensorboard` package"):
         Trainer(quick_config(tensorboard=True), tmp_path / "r")
     assert not (tmp_path / "r").exists()
+
+
+def _quick_run(out, *extra):
+    from irat.cli import main
+
+    argv = [
+        "train",
+        "--dataset",
+        "digits",
+        "--model",
+        "tinycnn",
+        "--eps",
+        "0.1",
+        "--device",
+        "cpu",
+        "--quiet",
+        "--batch-size",
+        "64",
+        "--set",
+        "attack.steps=3",
+        "--set",
+        "val_n=40",
+        "--set",
+        "data.train_subset=256",
+    ]
+    assert main([*argv, "--out", str(out), *extra]) == 0
+
+
+def test_a_record_of_a_changed_checkpoint_is_never_reported(tmp_path, capsys):
+    from irat.cli import main
+
+    run = tmp_path / "run"
+    _quick_run(run, "--epochs", "1")
+    assert (
+        main(
+            [
+                "eval",
+                str(run),
+                "--checkpoint",
+                "last",
+                "--attacks",
+                "natural,pgd5",
+                "--n",
+                "30",
+                "--device",
+                "cpu",
+                "--no-sanity",
+            ]
+        )
+        == 0
+    )
+    assert build_report([run], checkpoint="last").rows[0]["pgd5"]["n"] == 1
+    assert main(["train", "--out", str(run), "--resume", "--epochs", "2", "--quiet"]) == 0  # last.pt moves on
+    capsys.readouterr()
+    assert main(["report", str(run), "--checkpoint", "last"]) == 2
+    err = capsys.readouterr().err
+    assert "measured a checkpoint that has changed since" in err and f"irat eval {run} --checkpoint last" in err
+
+
+def test_one_value_is_not_shown_as_a_spread():
+    rep = Report(
+        rows=[
+            {
+                "group": "at",
+                "runs": 2,
+                "seeds": "0,1",
+                "pgd20": {"mean": 27.5, "std": 0.0, "median": 27.5, "n": 1, "of": 2},
+            }
+        ],
+        columns=["pgd20"],
+        notes=[],
+    )
+    text = render(rep)
+    assert "27.50 (n=1)" in text and "±" not in text
+
+
+def test_by_class_aggregates_only_the_same_evaluation(tmp_path):
+    from irat.cli import main
+
+    runs = []
+    for seed, n in ((0, "20"), (1, "40")):
+        run = tmp_path / f"r{seed}"
+        _quick_run(run, "--epochs", "1", "--seed", str(seed))
+        assert main(["eval", str(run), "--attacks", "natural,pgd5", "--n", n, "--device", "cpu", "--no-sanity"]) == 0
+        runs.append(run)
+    rep = by_class(runs)
+    assert any("per-example files of other evaluations are left out" in note for note in rep.notes)
+    assert all(r["natural"]["n"] == 1 for r in rep.rows)  # one run per class row, never a mix of n=20 and n=40
+    for r in rep.rows:
+        assert r["pgd5"]["mean"] <= r["natural"]["mean"]

@@ -82,8 +82,43 @@ def load_run(path: str | Path) -> RunInfo:
 
 
 def eval_setting(rec: dict) -> tuple:
-    """What must match for two evaluations to be averaged: split, threat model, number of examples."""
-    return rec.get("split", "test"), rec.get("norm"), round(float(rec.get("eps", 0)), 8), rec.get("n")
+    """What must match for two evaluations to be averaged: split, threat model, examples, precision."""
+    return (
+        rec.get("split", "test"),
+        rec.get("norm"),
+        round(float(rec.get("eps", 0)), 8),
+        rec.get("n"),
+        rec.get("precision", "fp32"),
+    )
+
+
+def stale(run: RunInfo, rec: dict, cache: dict[Path, str | None]) -> str | None:
+    """Why a record no longer describes the run's checkpoint (the file changed since it was measured),
+    or None. Records without a fingerprint (older releases) are taken as they are."""
+    want = rec.get("checkpoint_md5")
+    if not want:
+        return None
+    path = run.path / f"{rec.get('checkpoint', 'best')}.pt"
+    if path not in cache:
+        cache[path] = _md5(path) if path.is_file() else None
+    if cache[path] == want:
+        return None
+    what = "is gone" if cache[path] is None else "has changed since (a resume or a new best epoch)"
+    return (
+        f"{run.path}: the {rec.get('checkpoint', 'best')} evaluation (epoch {rec.get('epoch', '?')}) measured a "
+        f"checkpoint that {what}; left out — re-evaluate: irat eval {run.path} --checkpoint "
+        f"{rec.get('checkpoint', 'best')}"
+    )
+
+
+def _md5(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.md5()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def group_key(config: dict, by: str) -> str:
@@ -129,17 +164,29 @@ def build_report(
     runs = [load_run(p) for p in run_dirs]
     ckpts = ["best", "last"] if checkpoint == "both" else [checkpoint]
     notes: list[str] = []
+    cache: dict[Path, str | None] = {}
+    for run in runs:  # a record of a checkpoint that has changed since is never reported as its result
+        for c, recs in run.evals.items():
+            fresh = []
+            for r in recs:
+                why = stale(run, r, cache) if c in ckpts else None
+                if why:
+                    notes.append(why)
+                else:
+                    fresh.append(r)
+            run.evals[c] = fresh
     # the evaluation setting used: the most common one across runs and checkpoints
     settings = Counter(eval_setting(r) for run in runs for c in ckpts for r in run.evals.get(c, []))
     if not settings:
         raise IratError(
-            f"none of the runs has an evaluation of the {' or '.join(ckpts)} checkpoint; run `irat eval RUN` first"
+            f"none of the runs has a current evaluation of the {' or '.join(ckpts)} checkpoint; run `irat eval RUN` "
+            f"first" + (f" ({notes[0]})" if notes else "")
         )
     setting = settings.most_common(1)[0][0]
     if len(settings) > 1:
         notes.append(
             f"evaluations with other settings are left out; using split={setting[0]}, norm={setting[1]}, "
-            f"eps={setting[2]:.6g}, n={setting[3]}"
+            f"eps={setting[2]:.6g}, n={setting[3]}, precision={setting[4]}"
         )
     groups: dict[str, list[RunInfo]] = {}
     for run in runs:
@@ -168,7 +215,7 @@ def build_report(
                 for col, vals in per_col.items():
                     if len(vals) < len(sub):
                         notes.append(f"row {label!r}, column {col!r}: {len(vals)} of {len(sub)} runs have it")
-                    row[col] = _stats(vals)
+                    row[col] = dict(_stats(vals), of=len(sub))
                     if col not in columns:
                         columns.append(col)
             rows.append(row)
@@ -216,14 +263,14 @@ def render(report: Report, fmt: str = "md", stat: str = "mean", digits: int = 2)
             )
         return buf.getvalue()
     pm = r"$\pm$" if fmt == "latex" else "±"
+
+    def cell(v: dict) -> str:
+        """mean ± std over the runs; a single value has no spread, and fewer runs than the row's say so."""
+        text = f"{v[stat]:.{digits}f}" + (f" {pm} {v['std']:.{digits}f}" if v["n"] > 1 else "")
+        return text + (f" (n={v['n']})" if v["n"] < v.get("of", v["n"]) else "")
+
     table = [
-        {
-            "method": r["group"],
-            "runs": r["runs"],
-            **{
-                c: (f"{r[c][stat]:.{digits}f} {pm} {r[c]['std']:.{digits}f}" if c in r else "–") for c in report.columns
-            },
-        }
+        {"method": r["group"], "runs": r["runs"], **{c: (cell(r[c]) if c in r else "–") for c in report.columns}}
         for r in report.rows
     ]
     text = results_table(table, ["method", "runs"] + report.columns, fmt="latex_raw" if fmt == "latex" else "github")
@@ -231,27 +278,51 @@ def render(report: Report, fmt: str = "md", stat: str = "mean", digits: int = 2)
 
 
 def by_class(run_dirs: list[str | Path], *, checkpoint: str = "best", group_by: str = "method") -> Report:
-    """Per-class natural and robust accuracy (mean over runs) from the per-example evaluation files."""
-    rows, columns, notes = [], [], []
+    """Per-class natural and robust accuracy (mean over runs) from the per-example evaluation files. Only
+    evaluations of the same examples, ε, norm and precision are aggregated (the most common such setting);
+    the others, and records of checkpoints that have changed since, are left out with a note."""
+    rows: list[dict] = []
+    columns: list[str] = []
+    notes: list[str] = []
     groups: dict[str, list[RunInfo]] = {}
-    for p in run_dirs:
-        run = load_run(p)
+    runs = [load_run(p) for p in run_dirs]
+    cache: dict[Path, str | None] = {}
+    found: dict[Path, list[tuple[dict, Path]]] = {}
+    for run in runs:
         groups.setdefault(group_key(run.config, group_by), []).append(run)
+        found[run.path] = []
+        for rec in run.evals.get(checkpoint, []):
+            why = stale(run, rec, cache)
+            path = per_example_file(Path(rec["_file"]), rec)
+            if why:
+                notes.append(why)
+            elif rec.get("split", "test") == "test" and path.exists():
+                found[run.path].append((rec, path))
+    settings = Counter(eval_setting(rec) for pairs in found.values() for rec, _ in pairs)
+    if not settings:
+        raise IratError("no per-example evaluation files found; run `irat eval RUN` first")
+    setting = settings.most_common(1)[0][0]
+    if len(settings) > 1:
+        notes.append(
+            f"per-example files of other evaluations are left out; using norm={setting[1]}, "
+            f"eps={setting[2]:.6g}, n={setting[3]}, precision={setting[4]}"
+        )
     for name, members in groups.items():
         per_class: dict[int, dict[str, list[float]]] = {}
         for run in members:
-            found = _per_example_files(run.path, checkpoint)
-            if not found:
-                notes.append(f"{run.path}: no per-example evaluation of the {checkpoint} checkpoint")
+            pairs = [(r, f) for r, f in found[run.path] if eval_setting(r) == setting]
+            if not pairs:
+                notes.append(f"{run.path}: no per-example evaluation of the {checkpoint} checkpoint with that setting")
                 continue
+            path = max(pairs, key=lambda rf: Path(rf[0]["_file"]).stat().st_mtime)[1]
             try:
-                with np.load(found[-1]) as z:
-                    z = {k: z[k] for k in z.files}
+                with np.load(path) as zf:
+                    z = {k: zf[k] for k in zf.files}
             except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-                notes.append(f"{found[-1]}: damaged ({type(exc).__name__}); left out — re-run irat eval")
+                notes.append(f"{path}: damaged ({type(exc).__name__}); left out — re-run irat eval")
                 continue
             if "label" not in z:
-                notes.append(f"{found[-1]}: written before labels were saved; re-run irat eval")
+                notes.append(f"{path}: written before labels were saved; re-run irat eval")
                 continue
             labels = z["label"]
             attacks = [k for k in z if k not in ("index", "label", "checkpoint_md5")]
@@ -267,22 +338,9 @@ def by_class(run_dirs: list[str | Path], *, checkpoint: str = "best", group_by: 
                     "group": f"{name} / class {c}",
                     "runs": len(per_class[c][columns[0]]) if columns else 0,
                     "seeds": "",
-                    **{a: _stats(v) for a, v in per_class[c].items()},
+                    **{a: dict(_stats(v), of=len(members)) for a, v in per_class[c].items()},
                 }
             )
     if not rows:
         raise IratError("no per-example evaluation files found; run `irat eval RUN` first")
     return Report(rows, columns, notes)
-
-
-def _per_example_files(run: Path, checkpoint: str) -> list[Path]:
-    """The per-example files of a run's test-split records of one checkpoint, oldest record first."""
-    out = []
-    for js in sorted((run / "eval").glob(f"{checkpoint}_test_*.json"), key=lambda f: f.stat().st_mtime):
-        try:
-            path = per_example_file(js, json.loads(js.read_text()))
-        except (OSError, ValueError):
-            continue
-        if path.exists():
-            out.append(path)
-    return out
