@@ -428,3 +428,56 @@ def test_a_damaged_per_example_file_is_one_message_in_analyze(tmp_path, capsys):
     assert main(["analyze", str(run), "--out", str(tmp_path / "fig"), "--n", "20", "--device", "cpu"]) == 2
     err = capsys.readouterr().err
     assert "epoch_001.npz is damaged" in err and err.count("\n") == 1
+
+
+def test_python_api_applies_a_method_or_refuses_a_bare_name(tmp_path):
+    import irat
+    from irat.config import Config
+    from irat.errors import ConfigError
+    from irat.train import Trainer
+
+    cfg = Config(method="mail-at")  # only a name: it would train plain AT labelled mail-at
+    cfg.data.dataset, cfg.model.arch, cfg.device = "digits", "tinycnn", "cpu"
+    with pytest.raises(ConfigError, match="weighting.name is default but mail-at uses mail"):
+        Trainer(cfg, tmp_path / "bare")
+    assert not (tmp_path / "bare").exists()
+    t = irat.fit(
+        tmp_path / "api",
+        method="mail-at",
+        dataset="digits",
+        model="tinycnn",
+        eps=0.1,
+        epochs=2,
+        batch_size=64,
+        device="cpu",
+        progress=False,
+        weighting={"burn_in": 1},
+        **{"data.train_subset": 256, "attack.steps": 3, "val_n": 40},
+    )
+    assert t.cfg.method == "mail-at" and t.cfg.weighting.name == "mail" and t.cfg.weighting.mail_gamma == 30.0
+    assert [r["epoch"] for r in t.history] == [1, 2] and "weight_mean" in t.history[1]
+    t = irat.fit(tmp_path / "api", resume=True, epochs=3)
+    assert t.history[-1]["epoch"] == 3 and t.history[-1]["resumed_with"] == {"epochs": [2, 3]}
+
+
+@pytest.mark.parametrize(
+    "extra,msg",
+    [
+        (["--method", "gairat", "--burn-in", "5"], "weighting gair: the burn-in (5 epochs) covers the whole run of 2"),
+        (["--method", "mwpb-at"], "radius mwpb: its first phase (80 epochs) covers the whole run of 2"),
+        (["--method", "awp-trades"], "awp: the warm-up (9 epochs) covers the whole run of 2"),
+    ],
+)
+def test_a_part_that_would_stay_off_is_said(tmp_path, capsys, extra, msg):
+    assert train(tmp_path / "run", *extra) == 0
+    assert f"warning: {msg}" in capsys.readouterr().err
+
+
+def test_analyze_says_when_the_weights_are_constant(tmp_path):
+    from irat.analysis.analyze import analyze_run
+
+    run = tmp_path / "run"
+    assert train(run, "--method", "gairat", "--burn-in", "5", "--set", "save_per_example=[1]", epochs=1) == 0
+    res = analyze_run(run, tmp_path / "fig", n=20, device="cpu")
+    assert "every weight is 1 in epoch 1" in res["skipped"]["weight_extremes"]
+    assert not any("weight_extremes" in w for w in res["written"])

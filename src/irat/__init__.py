@@ -1,6 +1,7 @@
 """irat — instance-reweighted adversarial training and honest robustness evaluation.
 
     import irat
+    trainer = irat.fit("runs/mail", method="mail-at", dataset="digits", model="tinycnn", eps=0.1, epochs=30)
     model = irat.load_model("runs/trades")            # inputs in [0,1], outputs logits
     x_adv = irat.attacks.pgd(model, x, y, eps=8/255, alpha=2/255, steps=10)
     record = irat.evaluate(model, x, y, attacks=["natural", "pgd20", "cw"], eps=8/255)
@@ -11,6 +12,7 @@ attack with `irat.register_attack(irat.EvalAttack(...))`; load the file with `--
 """
 
 from . import attacks, data, models
+from .api import fit
 from .checkpoints import load_model
 from .config import Config
 from .errors import IratError
@@ -47,6 +49,7 @@ __all__ = [
     "create_model",
     "data",
     "evaluate",
+    "fit",
     "load_model",
     "load_plugin",
     "models",

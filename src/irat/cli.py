@@ -97,28 +97,19 @@ def explicit_settings(args: argparse.Namespace) -> list[tuple[str, object]]:
 def build_config(args: argparse.Namespace):
     """defaults < method < preset < explicit flags < --set."""
     from .config import set_key
+    from .methods import parts_of
     from .plugins import load_plugins
     from .presets import preset_config
 
     plugins = load_plugins(args.plugin)
     cfg = preset_config(args.preset, args.method)
-    chosen = _parts_of(cfg)
+    chosen = parts_of(cfg)
     for k, v in explicit_settings(args):
         set_key(cfg, k, v)
     cfg.plugins = list(dict.fromkeys([*cfg.plugins, *plugins]))
-    if _parts_of(cfg) != chosen:  # the flags changed the method's parts: name the run by what it trains
-        cfg.method = "+".join(p for p in _parts_of(cfg) if p)
+    if parts_of(cfg) != chosen:  # the flags changed the method's parts: name the run by what it trains
+        cfg.method = "+".join(p for p in parts_of(cfg) if p)
     return cfg
-
-
-def _parts_of(cfg) -> tuple[str, ...]:
-    """The parts that define what a run trains: objective, weighting, radius and AWP (empty when default)."""
-    return (
-        cfg.objective.name,
-        "" if cfg.weighting.name == "none" else cfg.weighting.name,
-        "" if cfg.radius.name == "fixed" else cfg.radius.name,
-        "awp" if cfg.awp.enabled else "",
-    )
 
 
 def cmd_train(args: argparse.Namespace) -> int:

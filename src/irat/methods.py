@@ -348,3 +348,38 @@ def apply_method(cfg: Config, name: str) -> None:
     m = get_method(name)
     cfg.method = m.name
     apply_dict(cfg, m.overrides)
+
+
+def parts_of(cfg: Config) -> tuple[str, ...]:
+    """What defines what a run trains: objective, weighting, radius, AWP (empty where the default)."""
+    return (
+        cfg.objective.name,
+        "" if cfg.weighting.name == "none" else cfg.weighting.name,
+        "" if cfg.radius.name == "fixed" else cfg.radius.name,
+        "awp" if cfg.awp.enabled else "",
+    )
+
+
+def check_method_name(cfg: Config) -> None:
+    """A config named after a method must train that method's parts. `Config(method="mail-at")` alone sets
+    only a name and would train (and be labelled) plain AT: refused. A config that keeps every part of its
+    method and adds or changes others (AT with AWP, from Python) is renamed after what it trains
+    (`at+awp`), as the command line does. Names that are not methods (`at+mail`) pass."""
+    key = cfg.method.lower()
+    if not any(key == m.name or key in m.aliases for m in METHODS.values()):
+        return
+    want = Config()
+    apply_method(want, cfg.method)
+    have, named = parts_of(cfg), parts_of(want)
+    if have == named:
+        return
+    names = ("objective.name", "weighting.name", "radius.name", "awp.enabled")
+    missing = [
+        f"{k} is {a or 'default'} but {cfg.method} uses {b}" for k, a, b in zip(names, have, named) if b and not a
+    ]
+    if missing:
+        raise ConfigError(
+            f"method {cfg.method!r} names a preset this config does not apply ({'; '.join(missing)}); build it with "
+            f"irat.fit(out, method={cfg.method!r}, ...) or irat.presets.preset_config(None, {cfg.method!r})"
+        )
+    cfg.method = "+".join(p for p in have if p)

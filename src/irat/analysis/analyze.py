@@ -147,22 +147,29 @@ def analyze_run(
             skipped[name] = "the run saved no per-example values: train with --set save_per_example=[EPOCH]"
     else:
         epoch, z = dump
+        constant = float(np.ptp(z["weight"])) == 0.0  # e.g. the saved epoch fell inside the burn-in
         written.append(figures.weights_per_class(out, z["weight"], z["label"], epoch))
-        written.append(figures.radius_histogram(out, z["eps"], eps, epoch))
+        written.append(figures.radius_histogram(out, z["eps"], eps, epoch))  # says so when every radius is equal
         order = np.argsort(z["weight"], kind="stable")
         k = min(8, len(order) // 2)
         pos = {int(i): j for j, i in enumerate(splits.train.index.cpu().numpy())}
         low_idx, high_idx = order[:k], order[::-1][:k]
         imgs = lambda ids: splits.train.subset(torch.tensor([pos[int(z["index"][i])] for i in ids])).all()[0]
-        written.append(
-            figures.weight_extremes(
-                out,
-                imgs(low_idx).cpu().numpy(),
-                imgs(high_idx).cpu().numpy(),
-                z["weight"][low_idx],
-                z["weight"][high_idx],
+        if constant:  # "lowest / highest weight" of equal weights would be an arbitrary choice
+            skipped["weight_extremes"] = (
+                f"every weight is {float(z['weight'][0]):g} in epoch {epoch} (inside the burn-in, or no weighting): "
+                f"save a later epoch with --set save_per_example=[EPOCH]"
             )
-        )
+        else:
+            written.append(
+                figures.weight_extremes(
+                    out,
+                    imgs(low_idx).cpu().numpy(),
+                    imgs(high_idx).cpu().numpy(),
+                    z["weight"][low_idx],
+                    z["weight"][high_idx],
+                )
+            )
         lookup = dict(zip(z["index"].tolist(), z["weight"].tolist()))
         here = data.index.cpu().numpy()
         if all(int(i) in lookup for i in here):

@@ -107,7 +107,11 @@ def radius_histogram(out: Path, eps: np.ndarray, eps0: float, epoch: int) -> Pat
     fig, ax = plt.subplots(figsize=FIGSIZE)
     ax.hist(eps, bins=40, color="tab:green", label="ε_i")
     ax.axvline(eps0, color="black", ls="--", label=f"base ε = {eps0:.4g}")
-    ax.set(title=f"Per-example radii (epoch {epoch})", xlabel="radius ε_i", ylabel="training examples")
+    constant = float(np.ptp(eps)) == 0.0 if len(eps) else True
+    title = f"Per-example radii (epoch {epoch})" + (
+        f"\nevery radius is {float(eps[0]):.4g}: no per-example radii" if constant and len(eps) else ""
+    )
+    ax.set(title=title, xlabel="radius ε_i", ylabel="training examples")
     ax.legend()
     return _save(fig, out, "radius_histogram")
 

@@ -79,6 +79,20 @@ def check_parts(cfg: Config) -> None:
         )
 
 
+def idle_parts(cfg: Config) -> list[str]:
+    """What would stay switched off for the whole run (a burn-in or first phase as long as the run; AWP's
+    warm-up too): said before training, never silently."""
+    out = [
+        r for section, registry in SECTIONS.items() if (r := registry.get(getattr(cfg, section).name).idle_reason(cfg))
+    ]
+    if cfg.awp.enabled and cfg.awp.warmup >= cfg.epochs:
+        out.append(
+            f"awp: the warm-up ({cfg.awp.warmup} epochs) covers the whole run of {cfg.epochs}: no weight "
+            f"perturbation is applied"
+        )
+    return out
+
+
 def build_parts(cfg: Config, ctx: RunContext) -> Parts:
     """The run's radius, objective and weighting, and the terms the weights multiply."""
     objective = OBJECTIVES.get(cfg.objective.name)(cfg, ctx)
@@ -119,6 +133,7 @@ __all__ = [
     "WEIGHTINGS",
     "Weighting",
     "build_parts",
+    "idle_parts",
     "check_parts",
     "make_objective",
     "option_fields",

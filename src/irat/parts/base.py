@@ -93,6 +93,11 @@ class Part:
     def check(cls, cfg: Config) -> None:
         """Refuse a configuration this part cannot run, with one message (before any work)."""
 
+    @classmethod
+    def idle_reason(cls, cfg: Config) -> str | None:
+        """Why this part would do nothing in the whole run (e.g. a burn-in as long as the run), or None."""
+        return None
+
     def prepare(self, n_index: int) -> None:
         """Once the training data is known (n_index = 1 + its largest example index): allocate per-example state."""
 

@@ -57,6 +57,15 @@ class FixedRadius(Radius):
 class MWPBRadius(Radius):
     """MWPB: ε·phase1_scale for epochs ≤ phase1_epochs, then ε_i = exp(α·d_i)·ε with step ε_i/4."""
 
+    @classmethod
+    def idle_reason(cls, cfg: Config) -> str | None:
+        if cfg.radius.phase1_epochs >= cfg.epochs:
+            return (
+                f"radius mwpb: its first phase ({cfg.radius.phase1_epochs} epochs) covers the whole run of "
+                f"{cfg.epochs}: no per-example radius is used (set radius.phase1_epochs)"
+            )
+        return None
+
     def __call__(self, model, x, y, epoch, eps, step):
         if epoch <= self.r.phase1_epochs:
             return eps * self.r.phase1_scale, step * self.r.phase1_scale

@@ -155,6 +155,15 @@ class Weighting(Part):
     def needs_pgd_records(cls, cfg: Config) -> bool:
         return cls.needs_kappa
 
+    @classmethod
+    def idle_reason(cls, cfg: Config) -> str | None:
+        if cfg.weighting.burn_in >= cfg.epochs:
+            return (
+                f"weighting {cls.name}: the burn-in ({cfg.weighting.burn_in} epochs) covers the whole run of "
+                f"{cfg.epochs}: every weight stays 1 and the run trains the plain objective"
+            )
+        return None
+
     @property
     def record_kappa_iterate(self) -> bool:
         """Whether the attack must also return the iterate at κ."""
@@ -196,6 +205,10 @@ class Weighting(Part):
 @register_weighting("none")
 class NoWeighting(Weighting):
     """ω ≡ 1: the objective as its paper states it."""
+
+    @classmethod
+    def idle_reason(cls, cfg: Config) -> str | None:
+        return None
 
     def active(self, epoch: int) -> bool:
         return False

@@ -27,8 +27,9 @@ from ..data import Splits, load_splits
 from ..data.unlabeled import build_unlabeled, mixed_batches, n_mixed_batches
 from ..errors import CheckpointError, ConfigError, IratError
 from ..evaluate.core import evaluate
+from ..methods import check_method_name
 from ..models import create_model
-from ..parts import Crafted, RunContext, Step, build_parts
+from ..parts import Crafted, RunContext, Step, build_parts, idle_parts
 from ..plugins import load_plugins
 from ..rundir import RunLock, check_writable, clean_tmp, remove_run_files, run_files, sync_metrics
 from ..schedules import learning_rate
@@ -136,6 +137,8 @@ class Trainer:
         self.overwrite = bool(overwrite and files and not resume)
         load_plugins(cfg.plugins)  # the parts a plug-in registers must be known before the config is checked
         validate_config(cfg)
+        check_method_name(cfg)
+        self.idle = idle_parts(cfg)  # said at the start of fit and recorded in the first row
         self.dist = distributed.context()
         distributed.check_batch_size(cfg.batch_size)
         self.cfg = cfg
@@ -394,6 +397,8 @@ class Trainer:
                 remove_run_files(self.out)
                 self.overwrite = False
             atomic_write_text(self.out / "config.yaml", cfg.to_yaml())
+            for reason in self.idle:
+                _say(f"warning: {reason}")
             sync_metrics(self.out, self.epoch, self.history, say=_say)
         last_row: dict[str, Any] = {}
         stop = cfg.epochs if max_epochs is None else min(cfg.epochs, self.epoch + max_epochs)

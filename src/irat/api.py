@@ -1,0 +1,78 @@
+"""Training from Python in one call, with the command line's precedence (defaults < method < preset <
+settings):
+
+    import irat
+    trainer = irat.fit("runs/mail", method="mail-at", dataset="digits", model="tinycnn", eps=0.1, epochs=30,
+                       weighting={"burn_in": 15}, **{"optim.lr": 0.05})
+    trainer.history[-1]["val_pgd"], trainer.out                  # metrics rows; the run directory
+    irat.evaluate(trainer.model, x, y, attacks=["natural", "aa"], eps=0.1)
+
+Short names: dataset, data_dir, model, eps, alpha, steps, norm, lr, objective, weighting (a name or a
+mapping of that section), radius, burn_in; any config key as `section.key=value` (e.g. **{"optim.lr": 0.01})
+or as a section mapping. `resume=True` continues the run in `out`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .config import set_key
+from .methods import parts_of
+from .plugins import load_plugins
+from .presets import preset_config
+from .train import Trainer
+
+SHORT = {
+    "dataset": "data.dataset",
+    "data_dir": "data.data_dir",
+    "model": "model.arch",
+    "eps": "attack.eps",
+    "alpha": "attack.alpha",
+    "steps": "attack.steps",
+    "norm": "attack.norm",
+    "lr": "optim.lr",
+    "burn_in": "weighting.burn_in",
+}
+
+
+def fit(
+    out: str | Path,
+    *,
+    method: str | None = None,
+    preset: str | None = None,
+    plugins: tuple[str, ...] = (),
+    resume: bool = False,
+    overwrite: bool = False,
+    **settings: Any,
+) -> Trainer:
+    """Train (or, with resume=True, continue) a run into `out` and return its Trainer."""
+    flat = _flatten(settings)
+    if resume:
+        trainer = Trainer(None, out, resume=True, changes=list(flat.items()))  # type: ignore[arg-type]
+    else:
+        specs = load_plugins(list(plugins))
+        cfg = preset_config(preset, method)
+        chosen = parts_of(cfg)
+        for key, value in flat.items():
+            set_key(cfg, key, value)
+        cfg.plugins = list(dict.fromkeys([*cfg.plugins, *specs]))
+        if parts_of(cfg) != chosen:  # settings changed the method's parts: the run is named after them
+            cfg.method = "+".join(p for p in parts_of(cfg) if p)
+        trainer = Trainer(cfg, out, overwrite=overwrite)
+    trainer.fit()
+    return trainer
+
+
+def _flatten(settings: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in settings.items():
+        key = SHORT.get(key, key)
+        if key in ("objective", "weighting", "radius") and isinstance(value, str):
+            out[f"{key}.name"] = value
+        elif isinstance(value, dict) and "." not in key:
+            for k, v in _flatten({f"{key}.{kk}": vv for kk, vv in value.items()}).items():
+                out[k] = v
+        else:
+            out[key] = value
+    return out
