@@ -248,3 +248,5 @@ def test_demo_prints_table(tmp_path, capsys):
     assert main(["demo", "--epochs", "2", "--out", str(tmp_path), "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "| method" in out and "pgd20" in out and "cw" in out
+    assert out.lstrip().startswith("| method")  # stdout is the table: `irat demo > table.md`
+    assert all(line.startswith(("|", "WARNING")) for line in out.strip().splitlines())

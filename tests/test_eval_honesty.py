@@ -125,3 +125,18 @@ def test_shattered_gradients_are_flagged_and_the_honest_model_is_not():
     checks = {v["check"] for v in masked["warnings"]}
     assert "larger-eps-near-clean" in checks and "zero-gradients" not in checks
     assert masked["sanity"]["accuracy"]["pgd50@2eps"] > honest["sanity"]["accuracy"]["pgd50@2eps"] + 25
+
+
+def test_pgd_defaults_and_a_json_ready_record():
+    import json
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 5))
+    x, y = torch.rand(8, 1, 4, 4), torch.randint(0, 5, (8,))
+    g = torch.Generator().manual_seed(0)
+    default = irat.attacks.pgd(model, x, y, eps=0.1, generator=g)
+    g = torch.Generator().manual_seed(0)
+    explicit = irat.attacks.pgd(model, x, y, eps=0.1, alpha=0.025, steps=10, generator=g)
+    assert torch.equal(default, explicit)  # α = ε/4 and 10 steps when not given
+    rec = irat.evaluate(model, x, y, attacks=["natural", "pgd5", "aa:steps=2:n_queries=20"], eps=0.1)
+    assert json.loads(json.dumps({k: v for k, v in rec.items() if k != "per_example"}))["results"] == rec["results"]

@@ -76,7 +76,8 @@ def run_demo(
     print(
         f"\nirat demo — digits test set (n={rec['n']}), linf eps={rec['eps']}, PGD-20 and CW-30 with alpha=eps/4, "
         f"APGD-T (AutoAttack's targeted component, 9 targets × 100 iterations), best checkpoint by validation "
-        f"PGD-20; runs in {root}"
+        f"PGD-20; runs in {root}",
+        file=sys.stderr,  # stdout is the table alone: `irat demo > table.md`
     )
     print(results_table(rows, ["method", "natural", "pgd20", "cw", "apgd-t", "best epoch", "train s"]))
     for w in warnings:

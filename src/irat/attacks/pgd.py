@@ -149,8 +149,8 @@ def pgd(  # type: ignore[misc]  # the overloads name only return_info; the rest 
     y: torch.Tensor,
     *,
     eps: float | torch.Tensor,
-    alpha: float | torch.Tensor,
-    steps: int,
+    alpha: float | torch.Tensor | None = None,
+    steps: int = 10,
     norm: str = "linf",
     loss: str = "ce",
     start: str = "uniform",
@@ -170,7 +170,7 @@ def pgd(  # type: ignore[misc]  # the overloads name only return_info; the rest 
 ):
     """Projected gradient ascent on `loss` inside the ε-ball around x (METHODS §1).
 
-    eps, alpha: scalars or per-example tensors of shape [B].
+    eps, alpha: scalars or per-example tensors of shape [B]; alpha defaults to ε/4, steps to 10.
     loss: ce | kl (TRADES: KL(p(x) ‖ p(x')), p(x) computed once, or passed as `p_natural`) | cw | dlr.
     start: uniform | normal (x + 0.001·N(0,I)) | none. restarts: keep, per example, a
         misclassifying iterate if any restart finds one, else the highest-loss one.
@@ -184,6 +184,8 @@ def pgd(  # type: ignore[misc]  # the overloads name only return_info; the rest 
     generator, noise: where the random start and step noise come from (`irat.attacks.noise`).
     Returns x_adv, or (x_adv, PGDInfo) with `return_info=True`.
     """
+    if alpha is None:  # the papers' usual step: a quarter of the radius (per example when ε is)
+        alpha = eps / 4
     _validate(eps, alpha, steps, norm, loss, start, kappa, restarts, tau)
     if check_inputs:
         check_batch(model, x, y)

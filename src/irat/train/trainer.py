@@ -225,8 +225,6 @@ class Trainer:
                 net(probe)
             return net  # type: ignore[return-value]
         except Exception as exc:
-            import sys
-
             print(
                 f"irat: torch.compile failed ({type(exc).__name__}: {str(exc).splitlines()[0][:120]}); "
                 f"training in eager mode",
@@ -452,8 +450,8 @@ class Trainer:
             acc = self._reduce_stats(acc)
             if skipped and main and not self._told_skip:
                 self._told_skip = True
-                tqdm.write(
-                    f"irat: the last batch of each epoch ({skipped} examples) is smaller than the "
+                _say(
+                    f"the last batch of each epoch ({skipped} examples) is smaller than the "
                     f"{self.dist.world} ranks and is skipped"
                 )
             if not torch.isfinite(acc["loss"]):  # checked once per epoch: no host sync inside the loop
@@ -496,7 +494,7 @@ class Trainer:
                     for k, v in row.items()
                     if k in ("epoch", "train_loss", "train_adv_acc", "val_nat", "val_pgd", "train_time_s")
                 }
-                tqdm.write(json.dumps(shown))
+                tqdm.write(json.dumps(shown), file=sys.stderr)  # stdout stays for results (irat demo's table)
         return last_row
 
     def _reduce_stats(self, acc: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
