@@ -283,6 +283,63 @@ def cmd_methods(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from . import sweep
+
+    if args.sweep_command == "status":
+        out = Path(args.out)
+        print("\n".join(sweep.status_lines(sweep.status(sweep.load_plan(out), out))))
+        return 0
+    out = Path(args.out)
+    if args.spec:
+        spec = sweep.load_spec(args.spec)
+    elif args.presets or args.methods:
+        spec = {
+            "presets": args.presets.split(",") if args.presets else [],
+            "methods": args.methods.split(",") if args.methods else [],
+        }
+    else:
+        raise IratError("irat sweep: give a sweep YAML, or --presets / --methods")
+    if args.seeds is not None:
+        spec["seeds"] = args.seeds
+    for s in args.set:
+        if "=" not in s:
+            raise IratError(f"--set expects key=value, got {s!r}")
+        k, v = s.split("=", 1)
+        spec.setdefault("set", {})[k.strip()] = v.strip()
+    if args.attacks:
+        spec.setdefault("eval", {})["attacks"] = args.attacks
+    cells = sweep.expand(spec)
+    sweep.plan(cells, out)
+    if args.sweep_command == "plan":
+        print(f"{len(cells)} cells planned in {out}/sweep.json")
+        return 0
+    if args.executor == "slurm":
+        jobs = sweep.run_slurm(
+            cells,
+            out,
+            partition=args.partition,
+            time_min=args.time_min,
+            gpus=args.gpus,
+            account=args.account,
+            parallel=args.parallel,
+            retry_failed=args.retry_failed,
+        )
+        print(f"submitted {len(jobs)} jobs; follow them with irat sweep status {out}")
+        return 0
+    states = sweep.run_local(
+        cells,
+        out,
+        jobs=args.jobs,
+        retry_failed=args.retry_failed,
+        devices=args.devices.split(",") if args.devices else None,
+    )
+    print("\n".join(sweep.status_lines(states)))
+    return 0 if all(s["state"] == "done" for s in states) else 1
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -393,6 +450,32 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("sweep", help="presets × seeds × a grid, trained and evaluated here or on Slurm (idempotent)")
+    sweep = p.add_subparsers(dest="sweep_command", required=True)
+    for name in ("run", "plan"):
+        q = sweep.add_parser(name, help="run the sweep" if name == "run" else "expand and write the plan only")
+        q.add_argument("spec", nargs="?", help="sweep YAML (presets/methods, seeds, grid, set, eval)")
+        q.add_argument("--out", required=True, help="the sweep's folder (one run directory per cell)")
+        q.add_argument("--presets", help="comma list of preset names or globs (instead of a YAML)")
+        q.add_argument("--methods", help="comma list of methods (instead of a YAML)")
+        q.add_argument("--seeds", type=int, help="seeds 0..N-1 (default: each preset's `seeds`)")
+        q.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="common override")
+        q.add_argument("--attacks", help="what to evaluate (default: each preset's suite)")
+        if name == "run":
+            q.add_argument("--executor", default="local", choices=["local", "slurm"])
+            q.add_argument("--jobs", type=int, default=1, help="local: runs at a time (threads split between them)")
+            q.add_argument("--devices", help="local: comma list of GPU ids, one per job (CUDA_VISIBLE_DEVICES)")
+            q.add_argument("--retry-failed", action="store_true", help="also run the cells that failed before")
+            q.add_argument("--partition", help="slurm partition")
+            q.add_argument("--time-min", type=int, default=24 * 60, help="slurm time limit per job (minutes)")
+            q.add_argument("--gpus", type=int, default=1, help="slurm GPUs per job")
+            q.add_argument("--account", help="slurm account")
+            q.add_argument("--parallel", type=int, default=16, help="slurm array throttle (jobs at once)")
+        q.set_defaults(func=cmd_sweep)
+    q = sweep.add_parser("status", help="one line per cell: pending, running, unfinished (epoch k/n), done, failed")
+    q.add_argument("out", help="the sweep's folder")
+    q.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("methods", help="list methods, parts, presets, models and evaluation attacks")
     _add_plugin_arg(p)

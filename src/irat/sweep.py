@@ -1,0 +1,322 @@
+"""`irat sweep`: from a paper's table (or your own grid) to finished, evaluated runs — on this machine or
+a Slurm cluster — idempotently.
+
+A sweep file (YAML):
+
+    presets: [mail/cifar10-resnet18/*]     # shipped preset names or globs over them; or `methods: [at, trades]`
+    seeds: 3                               # a count (seeds 0..N-1) or a list; default: each preset's `seeds`
+    grid: {optim.lr: [0.1, 0.05]}          # optional: every combination becomes its own cell
+    set: {data.data_dir: ~/data, epochs: 10}   # common overrides (a shortened schedule, the device, ...)
+    eval: {attacks: natural,pgd20}         # what to evaluate after training; default: the preset's suite
+
+expands to one cell per preset × grid point × seed, each with its own run directory
+(`OUT/<preset>[__key=value...]/seed<k>`) and resolved configuration (`OUT/plan/<cell>.yaml`); the plan
+is written to `OUT/sweep.json`. Running the same sweep again skips finished cells, resumes unfinished
+ones, retries failed ones only with `--retry-failed`, and never touches a run directory that holds a
+different configuration (it says which keys differ).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import itertools
+import json
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .checkpoints import RECOVERY, load_checkpoint
+from .config import Config, load_yaml, set_key
+from .errors import CheckpointError, ConfigError, IratError
+from .methods import apply_method, check_method_name
+from .presets import load_preset, preset_config, preset_names
+from .rundir import RunLock
+from .utils import atomic_write_json, atomic_write_text
+
+FAILED = ".irat-failed"  # a cell's run directory holds this (the last error line) after a failed attempt
+SPEC_KEYS = ("presets", "methods", "seeds", "grid", "set", "eval")
+
+
+@dataclass
+class Cell:
+    """One run of a sweep."""
+
+    name: str  # OUT-relative run directory
+    preset: str | None
+    method: str | None
+    seed: int
+    overrides: dict[str, Any] = field(default_factory=dict)
+    eval_args: list[str] = field(default_factory=list)
+
+    def config(self) -> Config:
+        cfg = preset_config(self.preset, self.method)
+        for k, v in self.overrides.items():
+            set_key(cfg, k, v)
+        cfg.seed = self.seed
+        cfg.progress = False
+        check_method_name(cfg)  # a grid that changes a method's parts names the run after them, as training will
+        return cfg
+
+
+def load_spec(path: str | Path) -> dict[str, Any]:
+    spec = load_yaml(path)
+    unknown = sorted(set(spec) - set(SPEC_KEYS))
+    if unknown:
+        raise ConfigError(f"{path}: unknown sweep key(s) {', '.join(unknown)}; known: {', '.join(SPEC_KEYS)}")
+    if not spec.get("presets") and not spec.get("methods"):
+        raise ConfigError(f"{path}: a sweep needs `presets` (names or globs) or `methods`")
+    return spec
+
+
+def expand(spec: dict[str, Any]) -> list[Cell]:
+    """Every cell of a sweep, checked (each configuration is resolved and validated) before anything runs."""
+    from .validate import validate_config
+
+    names = preset_names()
+    sources: list[tuple[str | None, str | None]] = []
+    for pattern in spec.get("presets") or []:
+        hits = [n for n in names if fnmatch.fnmatchcase(n, str(pattern))]
+        if not hits:
+            raise ConfigError(f"sweep: no preset matches {pattern!r} (see `irat methods`)")
+        sources += [(h, None) for h in hits]
+    for m in spec.get("methods") or []:
+        cfg = Config()
+        apply_method(cfg, str(m))  # unknown method: one message here
+        sources.append((None, str(m)))
+    grid = spec.get("grid") or {}
+    if not isinstance(grid, dict) or not all(isinstance(v, list) and v for v in grid.values()):
+        raise ConfigError("sweep: `grid` maps config keys to non-empty lists of values")
+    common = dict(_flat(spec.get("set") or {}))
+    ev = spec.get("eval") or {}
+    cells = []
+    for preset, method in sources:
+        seeds = spec.get("seeds")
+        if seeds is None:
+            seeds = int((load_preset(preset) if preset else {}).get("seeds", 1))
+        seed_list = list(range(int(seeds))) if isinstance(seeds, int) else [int(s) for s in seeds]
+        for point in itertools.product(*grid.values()) if grid else [()]:
+            over = {**common, **dict(zip(grid, point))}
+            base = (preset or str(method)).replace("/", "_")
+            tag = "".join(f"__{k}={v}" for k, v in zip(grid, point)).replace("/", "-")
+            for seed in seed_list:
+                cell = Cell(f"{base}{tag}/seed{seed}", preset, method, seed, over)
+                cfg = cell.config()
+                if cfg.method not in ("rst", "gair-rst"):  # RST's data and teacher are checked when it starts
+                    validate_config(cfg)
+                cell.eval_args = _eval_args(ev, cfg)
+                cells.append(cell)
+    return cells
+
+
+def _flat(d: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    out: list[tuple[str, Any]] = []
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out += _flat(v, f"{prefix}{k}.")
+        else:
+            out.append((f"{prefix}{k}", v))
+    return out
+
+
+def _eval_args(ev: dict[str, Any], cfg: Config) -> list[str]:
+    args: list[str] = []
+    if ev.get("attacks"):
+        args += ["--attacks", str(ev["attacks"])]
+    elif ev.get("suite") or cfg.eval_suite:
+        args += ["--suite", str(ev.get("suite") or cfg.eval_suite)]
+    if ev.get("n"):
+        args += ["--n", str(int(ev["n"]))]
+    return args
+
+
+def plan(cells: list[Cell], out: Path) -> None:
+    """Write the expanded sweep: OUT/sweep.json and one resolved configuration per cell in OUT/plan/."""
+    for c in cells:
+        atomic_write_text(
+            out / "plan" / f"{c.name.replace('/', '__')}.yaml", yaml.safe_dump(c.config().to_dict(), sort_keys=False)
+        )
+    atomic_write_json(out / "sweep.json", {"cells": [asdict(c) for c in cells]})
+
+
+def state(cell: Cell, out: Path) -> dict[str, Any]:
+    """pending | running-or-unfinished | done | failed | conflict, with epoch k/n, the latest validation
+    accuracy and the last error line."""
+    run = out / cell.name
+    info: dict[str, Any] = {"cell": cell.name, "state": "pending"}
+    if (run / FAILED).exists():
+        info.update(state="failed", error=(run / FAILED).read_text().strip().splitlines()[-1:] or [""])
+        info["error"] = info["error"][0]
+    try:
+        RunLock(run).probe()
+    except IratError:
+        return dict(info, state="running")
+    if not (run / RECOVERY).exists():
+        if (run / "config.yaml").exists():  # started but no epoch finished: ours (a failed start) or another run?
+            diff = _differences(yaml.safe_load((run / "config.yaml").read_text()) or {}, cell.config().to_dict())
+            if diff:
+                return dict(info, state="conflict", error=f"holds a different configuration ({', '.join(diff[:5])})")
+        return info
+    try:
+        ck = load_checkpoint(run / RECOVERY)
+    except CheckpointError as exc:
+        return dict(info, state="failed", error=str(exc))
+    diff = _differences(ck["config"], cell.config().to_dict())
+    if diff:
+        return dict(info, state="conflict", error=f"holds a different configuration ({', '.join(diff[:5])})")
+    epoch, epochs = int(ck["epoch"]), cell.config().epochs  # the plan's length (a sweep may lengthen its runs)
+    info.update(epoch=epoch, epochs=epochs)
+    rows = (
+        [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+        if (run / "metrics.jsonl").exists()
+        else []
+    )
+    val = [r.get("val_pgd", r.get("test_pgd")) for r in rows if r.get("val_pgd", r.get("test_pgd")) is not None]
+    if val:
+        info["val_pgd"] = val[-1]
+    if info["state"] != "failed":
+        info["state"] = "done" if epoch >= epochs and list((run / "eval").glob("*.json")) else "unfinished"
+    return info
+
+
+def _differences(have: dict[str, Any], want: dict[str, Any]) -> list[str]:
+    ignore = {"progress", "device", "epochs", "data.data_dir", "data.download"}
+    a, b = dict(_flat(have)), dict(_flat(want))
+    return [k for k in sorted(set(a) | set(b)) if k not in ignore and a.get(k) != b.get(k)]
+
+
+def run_cell(cell: Cell, out: Path, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Train (or resume) one cell and evaluate it, each in a child `python -m irat`; a failure leaves the
+    last error line in RUN/.irat-failed."""
+    run = out / cell.name
+    st = state(cell, out)
+    if st["state"] in ("done", "conflict"):
+        return st
+    (run / FAILED).unlink(missing_ok=True)
+    py = [sys.executable, "-m", "irat"]
+    if (run / RECOVERY).exists():
+        train = [*py, "train", "--out", str(run), "--resume", "--epochs", str(cell.config().epochs), "--quiet"]
+    else:  # a new cell, or one whose earlier start failed before its first epoch (same configuration: checked)
+        plan_file = out / "plan" / f"{cell.name.replace('/', '__')}.yaml"
+        train = [*py, "train", "--preset", str(plan_file), "--out", str(run), "--quiet", "--overwrite"]
+    for argv in (train, [*py, "eval", str(run), *cell.eval_args]):
+        proc = subprocess.run(argv, env=env, capture_output=True, text=True)
+        if proc.returncode != 0:
+            lines = (proc.stderr or proc.stdout).strip().splitlines() or [f"exit code {proc.returncode}"]
+            run.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(run / FAILED, lines[-1] + "\n")
+            return state(cell, out)
+    return state(cell, out)
+
+
+def run_local(
+    cells: list[Cell], out: Path, *, jobs: int = 1, retry_failed: bool = False, devices: list[str] | None = None
+) -> list[dict[str, Any]]:
+    """Run the sweep's cells on this machine, `jobs` at a time: on CPU each job gets cores // jobs threads
+    (oversubscribed threads slow small models by an order of magnitude), with GPUs one device each."""
+    if jobs < 1:
+        raise ConfigError(f"--jobs must be >= 1, got {jobs}")
+    todo = _todo(cells, out, retry_failed)
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+
+    def env_for(i: int) -> dict[str, str]:
+        env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+        if devices:
+            env["CUDA_VISIBLE_DEVICES"] = devices[i % len(devices)]
+        return env
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = [pool.submit(run_cell, c, out, env_for(i)) for i, c in enumerate(todo)]
+        [f.result() for f in futures]
+    return [state(c, out) for c in cells]
+
+
+def _todo(cells: list[Cell], out: Path, retry_failed: bool) -> list[Cell]:
+    todo = []
+    for c in cells:
+        st = state(c, out)["state"]
+        if st in ("pending", "unfinished") or (st == "failed" and retry_failed):
+            todo.append(c)
+    return todo
+
+
+class SlurmCell:
+    """A submitit job for one cell: resumes where it stopped when Slurm requeues it (preemption, time limit)."""
+
+    def __init__(self, cell: Cell, out: Path):
+        self.cell, self.out = cell, out
+
+    def __call__(self) -> dict[str, Any]:
+        return run_cell(self.cell, self.out)
+
+    def checkpoint(self) -> Any:  # submitit calls this before a requeue: the same cell, which resumes
+        import submitit
+
+        return submitit.helpers.DelayedSubmission(SlurmCell(self.cell, self.out))
+
+
+def run_slurm(
+    cells: list[Cell],
+    out: Path,
+    *,
+    partition: str | None,
+    time_min: int,
+    gpus: int,
+    account: str | None,
+    parallel: int,
+    retry_failed: bool = False,
+    cluster: str | None = None,
+) -> list[Any]:
+    """Submit the cells as one Slurm job array through submitit (`cluster="local"` runs the same array on
+    this machine, for tests)."""
+    try:
+        import submitit
+    except ImportError:
+        raise IratError(
+            "--executor slurm needs submitit: pip install 'irat[slurm]' (or pip install submitit)"
+        ) from None
+    executor = submitit.AutoExecutor(folder=str(out / "slurm" / "%j"), cluster=cluster)
+    params: dict[str, Any] = {"timeout_min": time_min, "gpus_per_node": gpus, "slurm_array_parallelism": parallel}
+    if partition:
+        params["slurm_partition"] = partition
+    if account:
+        params["slurm_account"] = account
+    executor.update_parameters(**{k: v for k, v in params.items() if cluster != "local" or not k.startswith("slurm")})
+    todo = _todo(cells, out, retry_failed)
+    with executor.batch():
+        jobs = [executor.submit(SlurmCell(c, out)) for c in todo]
+    return jobs
+
+
+def status(cells: list[Cell], out: Path) -> list[dict[str, Any]]:
+    return [state(c, out) for c in cells]
+
+
+def status_lines(states: list[dict[str, Any]]) -> list[str]:
+    lines = []
+    for s in states:
+        extra = ""
+        if "epoch" in s:
+            extra += f" epoch {s['epoch']}/{s['epochs']}"
+        if "val_pgd" in s:
+            extra += f" val PGD {s['val_pgd']:.2f}"
+        if s.get("error"):
+            extra += f" — {s['error']}"
+        lines.append(f"{s['state']:10s} {s['cell']}{extra}")
+    counts: dict[str, int] = {}
+    for s in states:
+        counts[s["state"]] = counts.get(s["state"], 0) + 1
+    lines.append("total: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) + f" of {len(states)}")
+    return lines
+
+
+def load_plan(out: Path) -> list[Cell]:
+    path = out / "sweep.json"
+    if not path.is_file():
+        raise IratError(f"{out} holds no sweep (no sweep.json); start one with irat sweep run SWEEP.yaml --out {out}")
+    return [Cell(**c) for c in json.loads(path.read_text())["cells"]]
