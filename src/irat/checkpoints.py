@@ -54,7 +54,10 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             f"{path} is corrupt or not a PyTorch checkpoint ({str(exc).splitlines()[0][:200]})"
         ) from exc
     if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise CheckpointError(f"{path} is not an irat checkpoint (foreign format); irat loads only files it wrote")
+        raise CheckpointError(
+            f"{path} is not an irat checkpoint (foreign format); irat loads only files it wrote — to evaluate "
+            f"weights from elsewhere: irat eval FILE --model ARCH --dataset NAME --eps EPS"
+        )
     if int(data.get("version", -1)) > VERSION:
         raise CheckpointError(
             f"{path} was written by a newer irat (format version {data.get('version')}, "
@@ -129,9 +132,49 @@ def load_model(run: str | Path, checkpoint: str = "best", device: str | torch.de
     return model.to(device).eval()
 
 
+def load_external(
+    path: str | Path,
+    *,
+    arch: str,
+    num_classes: int,
+    in_channels: int,
+    input_size: int,
+    device: str | torch.device = "cpu",
+) -> nn.Module:
+    """A model irat did not train: a plain state dict, or a checkpoint holding one under `state_dict` or
+    `model` (`module.` prefixes of DataParallel removed), for a registry architecture. Loaded with
+    weights_only=True; returned in eval mode, inputs in [0, 1]."""
+    p = Path(path)
+    if not p.is_file():
+        raise CheckpointError(f"{p} does not exist")
+    try:
+        data = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise CheckpointError(f"{p} is not a PyTorch weights file ({str(exc).splitlines()[0][:200]})") from exc
+    if isinstance(data, dict):
+        for key in ("state_dict", "model", "model_state_dict"):
+            if isinstance(data.get(key), dict):
+                data = data[key]
+                break
+    if not isinstance(data, dict) or not data or not all(torch.is_tensor(v) for v in data.values()):
+        raise CheckpointError(f"{p} holds no state dict (a mapping of parameter names to tensors)")
+    state = {k.removeprefix("module."): v for k, v in data.items()}
+    model = create_model(arch, in_channels=in_channels, num_classes=num_classes, input_size=input_size)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise IratError(
+            f"{p}: weights do not fit a {arch} model for {in_channels}×{input_size}×{input_size} inputs "
+            f"and {num_classes} classes ({str(exc).splitlines()[0][:200]})"
+        ) from None
+    meta = {"arch": arch, "in_channels": in_channels, "num_classes": num_classes, "input_size": input_size}
+    setattr(model, "irat_checkpoint", {"path": str(p), "epoch": None, "config": {}, "meta": meta})  # noqa: B010
+    return model.to(device).eval()
+
+
 def checkpoint_info(model: nn.Module) -> dict[str, Any]:
     """What `load_model` recorded about a loaded model: path, epoch, config and metadata."""
-    info = getattr(model, "irat_checkpoint", None)
+    info = getattr(model, "irat_checkpoint", None) or getattr(getattr(model, "module", None), "irat_checkpoint", None)
     if not isinstance(info, dict):
         raise IratError("this model was not loaded by irat.load_model (it has no checkpoint record)")
     return info

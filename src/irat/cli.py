@@ -153,6 +153,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from .distributed import is_main_process
     from .evaluate.run import evaluate_run, print_record
+    from .models.normalize import parse_normalize
     from .plugins import load_plugins
 
     load_plugins(args.plugin)
@@ -174,6 +175,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
         backend=args.backend,
         precision=args.precision,
         sanity=not args.no_sanity,
+        model_arch=args.model_arch,
+        dataset=args.dataset,
+        num_classes=args.num_classes,
+        normalize=parse_normalize(args.normalize) if args.normalize else None,
     )
     if is_main_process():
         print_record(record)
@@ -340,6 +345,17 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0 if all(s["state"] == "done" for s in states) else 1
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import export
+
+    card = export(args.run, args.out, fmt=args.format, checkpoint=args.checkpoint)
+    print(
+        f"wrote {args.out} ({args.format}, {card['architecture']}, epoch {card['epoch']}) and {args.out}.json "
+        f"({len(card['evaluations'])} evaluation records)"
+    )
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -398,6 +414,18 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", help="default: the run's data directory")
     p.add_argument("--split", default="test", choices=["test", "val"])
     p.add_argument("--json", help="write the result record to this JSON file")
+    p.add_argument(
+        "--model",
+        dest="model_arch",
+        help="evaluate weights irat did not train: their architecture "
+        "(a registry name; RUN is then a state-dict file; needs --dataset and --eps)",
+    )
+    p.add_argument("--dataset", help="with --model: the dataset the weights were trained on")
+    p.add_argument("--num-classes", type=int, help="with --model: classes, if not the dataset's")
+    p.add_argument(
+        "--normalize",
+        help="MEAN,...:STD,... when the weights expect (x - mean)/std inputs; attacks stay in [0,1] pixel space",
+    )
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("report", help="paper-style table (mean ± std across seeds) from run directories")
@@ -476,6 +504,13 @@ def make_parser() -> argparse.ArgumentParser:
     q = sweep.add_parser("status", help="one line per cell: pending, running, unfinished (epoch k/n), done, failed")
     q.add_argument("out", help="the sweep's folder")
     q.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("export", help="a run's model as a state dict, TorchScript or safetensors file, with a card")
+    p.add_argument("run", help="run directory")
+    p.add_argument("--out", required=True, help="the model file to write (its card goes to OUT.json)")
+    p.add_argument("--format", default="state-dict", choices=["state-dict", "torchscript", "safetensors"])
+    p.add_argument("--checkpoint", default="best", choices=["best", "last"])
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("methods", help="list methods, parts, presets, models and evaluation attacks")
     _add_plugin_arg(p)

@@ -114,6 +114,7 @@ def evaluate(
     sanity: bool = True,
     backend: str = "irat",
     precision: str = "fp32",
+    normalize: tuple[Sequence[float], Sequence[float]] | None = None,
 ) -> dict:
     """Accuracy (percent) under each attack, attacking only examples still classified correctly.
 
@@ -133,6 +134,10 @@ def evaluate(
         raise IratError(f"norm must be linf or l2, got {norm!r}")
     specs = resolve_attacks(attacks, suite)
     check_options(backend, precision, batch_size, specs)
+    if normalize is not None:  # weights that expect (x − mean)/std: attacked in pixel space through the wrapper
+        from ..models.normalize import Normalized
+
+        model = Normalized(model, *normalize)
     if device is not None:
         model = model.to(device)
     dev = next(model.parameters()).device

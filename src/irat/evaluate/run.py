@@ -14,9 +14,10 @@ import torch
 
 from .. import distributed
 from ..attacks.checks import check_radius
-from ..checkpoints import checkpoint_info, load_model
-from ..data import load_splits
+from ..checkpoints import checkpoint_info, load_external, load_model
+from ..data import get_spec, load_splits
 from ..errors import IratError
+from ..models.normalize import Normalized
 from ..rundir import check_file_writable, check_writable
 from ..tables import results_table
 from ..utils import atomic_write, atomic_write_json, parse_number, resolve_device
@@ -42,21 +43,55 @@ def evaluate_run(
     backend: str = "irat",
     precision: str = "fp32",
     sanity: bool = True,
+    model_arch: str | None = None,
+    dataset: str | None = None,
+    num_classes: int | None = None,
+    normalize: tuple[list[float], list[float]] | None = None,
 ) -> dict:
+    """Evaluate a run (or one of its checkpoints), or — with `model_arch` and `dataset` — weights irat did not
+    train (a state dict for a registry architecture; records go to FILE.irat/eval/). `normalize=(mean, std)`
+    wraps a model whose weights expect normalised inputs, so attacks stay in [0, 1] pixel space."""
     if attacks is None and suite is None:
         attacks = "natural,pgd20,cw"
     specs = resolve_attacks(attacks, suite)  # unknown attacks, options and suites stop here, before any work
     if n is not None and n < 1:
         raise IratError(f"--n must be >= 1, got {n}")
     check_options(backend, precision, batch_size, specs)
-    run_dir = Path(run) if Path(run).is_dir() else Path(run).parent
+    external = model_arch is not None
+    if external and (dataset is None or eps is None):
+        raise IratError("a model irat did not train needs --dataset (the data it was trained on) and --eps")
+    if external:
+        run_dir = Path(str(run) + ".irat")
+        checkpoint = "external"
+    else:
+        run_dir = Path(run) if Path(run).is_dir() else Path(run).parent
     if distributed.is_main_process():  # where the record goes: checked before the model and data are loaded
         check_writable(run_dir / "eval", "the run's eval folder")
         if json_path:
             check_file_writable(Path(json_path), "--json")
     dev = distributed.device_for(resolve_device(device))
-    model = load_model(run, checkpoint, device=dev)
-    info = checkpoint_info(model)
+    if external:
+        assert model_arch is not None and dataset is not None
+        spec = get_spec(dataset)
+        model = load_external(
+            run,
+            arch=model_arch,
+            num_classes=num_classes or spec.num_classes,
+            in_channels=spec.channels,
+            input_size=spec.size,
+            device=dev,
+        )
+        info = checkpoint_info(model)
+        info["config"] = {
+            "method": "external",
+            "attack": {"eps": eps, "norm": norm or "linf"},
+            "data": {"dataset": dataset, "data_dir": data_dir or "~/.cache/irat"},
+        }
+    else:
+        model = load_model(run, checkpoint, device=dev)
+        info = checkpoint_info(model)
+    if normalize is not None:
+        model = Normalized(model, *normalize).to(dev).eval()
     cfg = info["config"]
     eps_v = parse_number(eps) if eps is not None else float(cfg["attack"]["eps"])
     norm_v = norm or cfg["attack"]["norm"]
@@ -101,6 +136,7 @@ def evaluate_run(
             "model": info["meta"]["arch"],
             "seed": seed,
             "train_seed": cfg.get("seed"),
+            "normalize": {"mean": normalize[0], "std": normalize[1]} if normalize else None,
         }
     )
     record["checkpoint_md5"] = _md5(Path(info["path"]))
