@@ -132,3 +132,50 @@ def test_export_loads_back_in_plain_pytorch(run, tmp_path, fmt):
         loaded.eval()
     with torch.no_grad():
         assert torch.allclose(loaded(x), model(x), atol=1e-6)
+
+
+def test_your_own_network_and_your_own_tensors(tmp_path):
+    plugin = tmp_path / "mynet.py"
+    plugin.write_text(
+        "import torch.nn as nn\n"
+        "from irat.models import register\n\n\n"
+        "@register('two-layer', doc='a user network: flatten, 32 hidden units, logits')\n"
+        "def two_layer(in_channels, num_classes, input_size):\n"
+        "    return nn.Sequential(nn.Flatten(), nn.Linear(in_channels * input_size ** 2, 32), nn.ReLU(),\n"
+        "                         nn.Linear(32, num_classes))\n"
+    )
+    g = torch.Generator().manual_seed(0)
+    centers = torch.rand(3, 1, 6, 6, generator=g)
+    y = torch.arange(300) % 3
+    x = (centers[y] + 0.05 * torch.randn(300, 1, 6, 6, generator=g)).clamp(0, 1)
+    t = irat.fit(
+        tmp_path / "run",
+        plugins=(str(plugin),),
+        data=(x[:240], y[:240], x[240:], y[240:]),
+        model="two-layer",
+        eps=0.05,
+        epochs=3,
+        batch_size=32,
+        device="cpu",
+        progress=False,
+        lr=0.05,
+        **{"attack.steps": 3, "data.val_size": 40},
+    )
+    assert t.cfg.data.dataset == "npz" and t.history[-1]["val_nat"] > 60
+    assert (
+        main(
+            [
+                "eval",
+                str(tmp_path / "run"),
+                "--attacks",
+                "natural,pgd5",
+                "--device",
+                "cpu",
+                "--no-sanity",
+                "--json",
+                str(tmp_path / "r.json"),
+            ]
+        )
+        == 0
+    )  # the run recorded its plug-in and its data
+    assert json.loads((tmp_path / "r.json").read_text())["results"]["natural"] > 60

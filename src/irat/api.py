@@ -44,10 +44,17 @@ def fit(
     plugins: tuple[str, ...] = (),
     resume: bool = False,
     overwrite: bool = False,
+    data: tuple[Any, Any, Any, Any] | None = None,
     **settings: Any,
 ) -> Trainer:
-    """Train (or, with resume=True, continue) a run into `out` and return its Trainer."""
+    """Train (or, with resume=True, continue) a run into `out` and return its Trainer.
+
+    data=(x_train, y_train, x_test, y_test): your own images (N×C×H×W or N×H×W×C; uint8, or floats in [0, 1],
+    stored as 8-bit) and integer labels. They are written into the run (RUN/data/*.npz, the `npz` dataset
+    layout) so that resume, irat eval and irat analyze find them again."""
     flat = _flatten(settings)
+    if data is not None and not resume:
+        flat.update({"data.dataset": "npz", "data.data_dir": str(_write_data(Path(out), data))})
     if resume:
         trainer = Trainer(None, out, resume=True, changes=list(flat.items()))  # type: ignore[arg-type]
     else:
@@ -62,6 +69,25 @@ def fit(
         trainer = Trainer(cfg, out, overwrite=overwrite)
     trainer.fit()
     return trainer
+
+
+def _write_data(out: Path, data: tuple[Any, Any, Any, Any]) -> Path:
+    import numpy as np
+
+    from .errors import ConfigError
+    from .rundir import run_files
+
+    if len(data) != 4:
+        raise ConfigError("data must be (x_train, y_train, x_test, y_test)")
+    if run_files(out):
+        raise ConfigError(f"{out} already holds a run: give another out, or resume=True (the data it recorded)")
+    folder = out / "data"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, x, y in (("train", data[0], data[1]), ("test", data[2], data[3])):
+        x = x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)
+        y = y.detach().cpu().numpy() if hasattr(y, "detach") else np.asarray(y)
+        np.savez(folder / f"{name}.npz", x=x, y=y)
+    return folder
 
 
 def _flatten(settings: dict[str, Any]) -> dict[str, Any]:
