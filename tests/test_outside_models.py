@@ -162,20 +162,11 @@ def test_your_own_network_and_your_own_tensors(tmp_path):
         **{"attack.steps": 3, "data.val_size": 40},
     )
     assert t.cfg.data.dataset == "npz" and t.history[-1]["val_nat"] > 60
-    assert (
-        main(
-            [
-                "eval",
-                str(tmp_path / "run"),
-                "--attacks",
-                "natural,pgd5",
-                "--device",
-                "cpu",
-                "--no-sanity",
-                "--json",
-                str(tmp_path / "r.json"),
-            ]
-        )
-        == 0
-    )  # the run recorded its plug-in and its data
+    import subprocess
+    import sys
+
+    argv = [sys.executable, "-m", "irat", "eval", str(tmp_path / "run"), "--attacks", "natural,pgd5", "--device"]
+    argv += ["cpu", "--no-sanity", "--json", str(tmp_path / "r.json")]
+    ev = subprocess.run(argv, capture_output=True, text=True)  # a fresh process: the run recorded plug-in and data
+    assert ev.returncode == 0, ev.stderr
     assert json.loads((tmp_path / "r.json").read_text())["results"]["natural"] > 60
