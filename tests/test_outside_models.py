@@ -170,3 +170,28 @@ def test_your_own_network_and_your_own_tensors(tmp_path):
     ev = subprocess.run(argv, capture_output=True, text=True)  # a fresh process: the run recorded plug-in and data
     assert ev.returncode == 0, ev.stderr
     assert json.loads((tmp_path / "r.json").read_text())["results"]["natural"] > 60
+
+
+def test_methods_filters(capsys):
+    assert main(["methods", "--paper", "mail", "--table", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "mail/cifar10-resnet18/mail-trades" in out and "bilaw/" not in out and "Methods (" not in out
+    assert "mail/cifar10-wrn32/" not in out  # MAIL Table 3
+    assert main(["methods", "gair*"]) == 0
+    out = capsys.readouterr().out
+    assert "gair-fat" in out and "mail-at " not in out and "Models (" not in out
+
+
+def test_a_missing_optional_package_names_its_extra(monkeypatch, tmp_path):
+    import sys
+
+    from irat.analysis.analyze import analyze_run
+    from irat.data import readers
+    from irat.errors import IratError
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    with pytest.raises(IratError, match=r"pip install 'irat\[plots\]'"):
+        analyze_run(tmp_path, tmp_path / "fig")
+    monkeypatch.setitem(sys.modules, "scipy.io", None)
+    with pytest.raises(IratError, match=r"pip install 'irat\[svhn\]'"):
+        readers.read_svhn_mat(tmp_path / "train_32x32.mat")

@@ -255,36 +255,74 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_methods(args: argparse.Namespace) -> int:
+    """Methods, presets, parts, models and attacks; filtered by paper, table or a name pattern, and cut to the
+    terminal's width (`--wide` for every character)."""
+    import fnmatch
+    import shutil
+
     from .evaluate.attacks import attack_table
     from .methods import METHODS
+    from .models import describe
     from .parts import part_table
     from .plugins import load_plugins
-
-    load_plugins(args.plugin)
-    from .models import describe
     from .presets import preset_info, preset_names
     from .tables import results_table
 
-    print("Methods (irat train --method NAME):")
-    print(
-        results_table(
-            [{"method": m.name, "description": m.description, "source": m.source} for m in METHODS.values()],
+    load_plugins(args.plugin)
+    width = None if args.wide or not sys.stdout.isatty() else shutil.get_terminal_size().columns
+
+    def show(title: str, rows: list[dict], cols: list[str]) -> None:
+        if not rows:
+            return
+        if width:  # long text columns share what the short ones leave
+            fixed = sum(max(len(str(r.get(c, ""))) for r in rows) + 2 for c in cols[:1])
+            room = max(20, (width - fixed) // max(len(cols) - 1, 1) - 2)
+            rows = [
+                {c: (v if len(str(v)) <= room or c == cols[0] else str(v)[: room - 1] + "…") for c, v in r.items()}
+                for r in rows
+            ]
+        print(f"\n{title}")
+        print(results_table(rows, cols, fmt="simple"))
+
+    def wanted(name: str, source: str = "") -> bool:
+        if args.pattern and not fnmatch.fnmatchcase(name, args.pattern):
+            return False
+        if args.paper and not name.startswith(args.paper.lower() + "/"):
+            return False
+        return not args.table or f"table {args.table}" in source.lower()
+
+    only_presets = bool(args.paper or args.table)
+    if not only_presets:
+        show(
+            "Methods (irat train --method NAME):",
+            [
+                {"method": m.name, "description": m.description, "source": m.source}
+                for m in METHODS.values()
+                if wanted(m.name)
+            ],
             ["method", "description", "source"],
-            fmt="simple",
         )
+    show(
+        "Presets (irat train --preset NAME):",
+        [i for i in (preset_info(n) for n in preset_names()) if wanted(i["name"], i["source"])],
+        ["name", "method", "source"],
     )
-    print("\nPresets (irat train --preset NAME):")
-    print(results_table([preset_info(n) for n in preset_names()], ["name", "method", "source"], fmt="simple"))
-    print("\nParts (--objective / --weighting / --radius NAME; a plug-in's options: --set SECTION.NAME.KEY=VALUE):")
-    print(results_table(part_table(), ["section", "name", "what", "options"], fmt="simple"))
-    print("\nModels (--model NAME):")
-    print(
-        results_table(
-            [{"model": k, "description": v} for k, v in describe().items()], ["model", "description"], fmt="simple"
+    if not (only_presets or args.pattern):
+        show(
+            "Parts (--objective / --weighting / --radius NAME; a plug-in's options: --set SECTION.NAME.KEY=VALUE):",
+            part_table(),
+            ["section", "name", "what", "options"],
         )
-    )
-    print("\nEvaluation attacks (irat eval --attacks NAME[:KEY=VALUE...]):")
-    print(results_table(attack_table(), ["names", "what", "options (defaults)"], fmt="simple"))
+        show(
+            "Models (--model NAME):",
+            [{"model": k, "description": v} for k, v in describe().items()],
+            ["model", "description"],
+        )
+        show(
+            "Evaluation attacks (irat eval --attacks NAME[:KEY=VALUE...]):",
+            attack_table(),
+            ["names", "what", "options (defaults)"],
+        )
     return 0
 
 
@@ -513,6 +551,10 @@ def make_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("methods", help="list methods, parts, presets, models and evaluation attacks")
+    p.add_argument("pattern", nargs="?", help="only names matching this pattern, e.g. 'mail-*' or 'gairat/*'")
+    p.add_argument("--paper", help="only this paper's presets: mail, gairat, mwpb, bilaw")
+    p.add_argument("--table", help="only the presets of this table number, e.g. 2")
+    p.add_argument("--wide", action="store_true", help="do not cut long text to the terminal's width")
     _add_plugin_arg(p)
     p.set_defaults(func=cmd_methods)
     return parser
@@ -543,6 +585,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"irat: interrupted; {_after_interrupt(args)}", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `irat methods | head`: the reader left; nothing to say
+        sys.stderr.close()
+        return 0
     finally:
         if "distributed" in locals():
             distributed.shutdown()

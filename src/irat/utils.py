@@ -111,3 +111,15 @@ def stepwise_value(table: list, completed_epochs: int, name: str = "schedule") -
         if completed_epochs >= a:
             val = b
     return val
+
+
+def require(module: str, extra: str, what: str) -> Any:
+    """Import an optional dependency, or stop with one message naming the extra that installs it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise IratError(
+            f"{what} needs the {module.split('.')[0]} package: pip install 'irat[{extra}]' (or pip install 'irat[all]')"
+        ) from None

@@ -23,8 +23,7 @@ from ..checkpoints import checkpoint_info, load_model
 from ..data import load_splits
 from ..errors import IratError
 from ..margins import probabilistic_margin
-from ..utils import resolve_device
-from . import figures
+from ..utils import require, resolve_device
 
 
 def read_metrics(run: Path) -> list[dict]:
@@ -80,6 +79,9 @@ def analyze_run(
     path_steps: int = 50,
 ) -> dict:
     """Write every figure the run's data allows into `out`; returns {"written": [...], "skipped": {...}}."""
+    require("matplotlib", "plots", "irat analyze (the papers' figures)")
+    from . import figures
+
     run, out = Path(run), Path(out)
     if not (run / "config.yaml").is_file():
         raise IratError(f"{run} is not an irat run directory (no config.yaml)")

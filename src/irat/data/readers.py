@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
+from ..utils import require
 
 
 def read_idx(path: Path) -> np.ndarray:
@@ -121,7 +122,7 @@ def _labels(y: np.ndarray, f: Path) -> np.ndarray:
 
 def read_svhn_mat(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """Read an SVHN cropped-digits .mat file; label 10 stands for digit 0."""
-    from scipy.io import loadmat
+    loadmat = require("scipy.io", "svhn", "reading SVHN's .mat files").loadmat
 
     try:
         mat = loadmat(str(path))
@@ -134,7 +135,7 @@ def read_svhn_mat(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _read_jpeg(path: Path) -> np.ndarray:
-    from PIL import Image
+    Image = require("PIL.Image", "tiny-imagenet", "reading Tiny ImageNet's JPEG files")
 
     with Image.open(path) as im:
         return np.asarray(im.convert("RGB"), dtype=np.uint8)
