@@ -140,3 +140,16 @@ def test_pgd_defaults_and_a_json_ready_record():
     assert torch.equal(default, explicit)  # α = ε/4 and 10 steps when not given
     rec = irat.evaluate(model, x, y, attacks=["natural", "pgd5", "aa:steps=2:n_queries=20"], eps=0.1)
     assert json.loads(json.dumps({k: v for k, v in rec.items() if k != "per_example"}))["results"] == rec["results"]
+
+
+def test_progress_shows_each_attack_and_autoattack_components_only_when_asked(capsys):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 5))
+    x = torch.rand(32, 1, 4, 4)
+    y = model(x).argmax(1)
+    attacks = ["natural", "pgd5", "aa:steps=2:n_queries=20"]
+    irat.evaluate(model, x, y, attacks=attacks, eps=0.1, sanity=False, progress=True, batch_size=16)
+    err = capsys.readouterr().err
+    assert "pgd5" in err and "ex/s" in err and "aa: robust accuracy after apgd-ce" in err
+    irat.evaluate(model, x, y, attacks=attacks, eps=0.1, sanity=False)
+    assert capsys.readouterr().err == ""

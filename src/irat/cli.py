@@ -179,6 +179,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         dataset=args.dataset,
         num_classes=args.num_classes,
         normalize=parse_normalize(args.normalize) if args.normalize else None,
+        progress=not args.quiet and sys.stderr.isatty(),  # bars with ETA on a terminal only
     )
     if is_main_process():
         print_record(record)
@@ -435,6 +436,7 @@ def make_parser() -> argparse.ArgumentParser:
         help="bf16 autocast is faster on GPUs but may weaken attacks (the record says so)",
     )
     p.add_argument("--no-sanity", action="store_true", help="skip the model checks and the PGD sanity probe")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--checkpoint", default="best", choices=["best", "last"])
     p.add_argument(
         "--n",

@@ -3,12 +3,14 @@ warnings and a JSON-ready record."""
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 import torch.nn as nn
+from tqdm.auto import tqdm
 
 from .. import distributed
 from ..attacks.checks import attack_mode, check_batch, check_eps
@@ -115,6 +117,7 @@ def evaluate(
     backend: str = "irat",
     precision: str = "fp32",
     normalize: tuple[Sequence[float], Sequence[float]] | None = None,
+    progress: bool = False,
 ) -> dict:
     """Accuracy (percent) under each attack, attacking only examples still classified correctly.
 
@@ -181,6 +184,7 @@ def evaluate(
             seed=seed,
             backend=backend,
             generator=gen,
+            progress=progress and ctx.main,
         )
         # every rank's component names, component times and wall time (one exchange); times: the slowest rank
         parts = distributed.gather_objects((sorted(comps), comp_time, time.perf_counter() - t0))
@@ -275,6 +279,7 @@ def _attack_shard(
     seed: int,
     backend: str,
     generator: torch.Generator,
+    progress: bool = False,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor], dict[str, float]]:
     """One attack on these examples (a rank's slice under torchrun): per-example correctness, AutoAttack's
     robustness after each component, and each component's time. Only examples still classified
@@ -285,6 +290,7 @@ def _attack_shard(
     if spec.kind == "natural":
         return correct, comps, comp_time
     todo = (correct & cover).nonzero().squeeze(1)
+    bar = tqdm(total=len(todo), desc=spec.name, unit="ex", disable=not progress, leave=False, file=sys.stderr)
     for i in range(0, len(todo), batch_size):
         sel = todo[i : i + batch_size]
         if spec.kind == "aa" and backend == "autoattack":
@@ -312,4 +318,13 @@ def _attack_shard(
             comps.setdefault(comp, nat_correct.clone())[sel] = rob
         for comp, t in (extra or {}).get("time_s", {}).items():
             comp_time[comp] = comp_time.get(comp, 0.0) + t
+        bar.update(len(sel))
+        bar.set_postfix(robust=f"{100.0 * float(correct[cover].float().mean()):.2f}%")
+    bar.close()
+    if progress and comps:  # as the official package prints: the running robust accuracy after each component
+        for comp, rob in comps.items():
+            tqdm.write(
+                f"  {spec.name}: robust accuracy after {comp}: {100.0 * float(rob[cover].float().mean()):.2f} %",
+                file=sys.stderr,
+            )
     return correct, comps, comp_time

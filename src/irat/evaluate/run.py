@@ -47,6 +47,7 @@ def evaluate_run(
     dataset: str | None = None,
     num_classes: int | None = None,
     normalize: tuple[list[float], list[float]] | None = None,
+    progress: bool = False,
 ) -> dict:
     """Evaluate a run (or one of its checkpoints), or — with `model_arch` and `dataset` — weights irat did not
     train (a state dict for a registry architecture; records go to FILE.irat/eval/). `normalize=(mean, std)`
@@ -123,6 +124,7 @@ def evaluate_run(
         sanity=sanity,
         backend=backend,
         precision=precision,
+        progress=progress,
     )
     record.update(
         {
