@@ -481,3 +481,44 @@ def test_analyze_says_when_the_weights_are_constant(tmp_path):
     res = analyze_run(run, tmp_path / "fig", n=20, device="cpu")
     assert "every weight is 1 in epoch 1" in res["skipped"]["weight_extremes"]
     assert not any("weight_extremes" in w for w in res["written"])
+
+
+def test_an_interrupted_evaluation_continues_to_the_same_record(finished, tmp_path, monkeypatch, capsys):
+    import shutil
+
+    from irat.evaluate import run as er
+
+    a = Path(shutil.copytree(finished, tmp_path / "a"))
+    b = Path(shutil.copytree(finished, tmp_path / "b"))
+    argv = [
+        "--attacks",
+        "natural,pgd5,square:n_queries=30",
+        "--n",
+        "40",
+        "--batch-size",
+        "8",
+        "--device",
+        "cpu",
+        "--no-sanity",
+    ]
+    assert main(["eval", str(a), *argv, "--json", str(tmp_path / "a.json")]) == 0
+    calls = {"n": 0}
+    real_put = er.FileProgress.put
+
+    def put_then_die(self, key, value):
+        real_put(self, key, value)
+        calls["n"] += 1
+        if key.startswith("square"):  # after the first batch of the second attack
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(er.FileProgress, "put", put_then_die)
+    assert main(["eval", str(b), *argv]) == 130
+    monkeypatch.undo()
+    assert list((b / "eval").glob(".*.partial.pt")) and not list((b / "eval").glob("*.json"))
+    capsys.readouterr()
+    assert main(["eval", str(b), *argv, "--json", str(tmp_path / "b.json")]) == 0
+    assert f"continuing an interrupted evaluation ({calls['n']} batches already done)" in capsys.readouterr().err
+    assert calls["n"] >= 2
+    ra, rb = (json.loads((tmp_path / f).read_text()) for f in ("a.json", "b.json"))
+    assert ra["results"] == rb["results"] and ra["worst_case"] == rb["worst_case"]
+    assert not list((b / "eval").glob(".*.partial.pt"))  # removed once the record is written

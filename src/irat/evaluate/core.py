@@ -3,6 +3,7 @@ warnings and a JSON-ready record."""
 
 from __future__ import annotations
 
+import hashlib
 import sys
 import time
 from collections.abc import Sequence
@@ -118,6 +119,7 @@ def evaluate(
     precision: str = "fp32",
     normalize: tuple[Sequence[float], Sequence[float]] | None = None,
     progress: bool = False,
+    store: Progress | None = None,
 ) -> dict:
     """Accuracy (percent) under each attack, attacking only examples still classified correctly.
 
@@ -127,9 +129,10 @@ def evaluate(
     model checks and the PGD probe of `masking.py`; `backend="autoattack"` runs the official package
     for aa / aa-plus / aa-rand; `precision="bf16"` runs model and attacks under bf16 autocast.
 
-    Under torchrun the examples are split across ranks (contiguous slices), each rank attacks its own
-    with its own random stream (seed + 7919·rank), and the per-example results are gathered, so every
-    rank returns the same record. Attacks without random starts give the same per-example results as
+    Each batch of each attack draws from its own generator (`batch_generator`: the seed, the attack, the
+    batch's first example), so an evaluation interrupted and continued through a `store` gives the same
+    record. Under torchrun the examples are split across ranks (contiguous slices), each rank attacks its
+    own, and the per-example results are gathered, so every rank returns the same record. Attacks without random starts give the same per-example results as
     one process; those with random starts differ only in the draws. The sanity probe runs on rank 0.
     """
     check_eps(eps)
@@ -183,8 +186,9 @@ def evaluate(
             batch_size=batch_size,
             seed=seed,
             backend=backend,
-            generator=gen,
             progress=progress and ctx.main,
+            store=store,
+            offset=lo,
         )
         # every rank's component names, component times and wall time (one exchange); times: the slowest rank
         parts = distributed.gather_objects((sorted(comps), comp_time, time.perf_counter() - t0))
@@ -264,6 +268,25 @@ def worst_case(worst: torch.Tensor | Any, ns: list[int], n: int) -> dict[str, An
     return {"worst_case": value if common else 0.0, "worst_case_n": common}
 
 
+class Progress:
+    """Where finished batches of an evaluation are kept, so that an interrupted one continues exactly: each
+    batch draws from its own generator (seeded by the evaluation's seed, the attack and the batch's first
+    example), so skipping finished batches changes nothing in the others."""
+
+    def get(self, key: str) -> dict[str, torch.Tensor] | None:
+        return None
+
+    def put(self, key: str, value: dict[str, torch.Tensor]) -> None:
+        """Called after each finished batch."""
+
+
+def batch_generator(device: torch.device, seed: int, attack: str, first: int) -> torch.Generator:
+    """The generator of one batch: its draws depend on the evaluation's seed, the attack and the batch's
+    first example only (not on the batches before it, which a resumed evaluation skips)."""
+    digest = int.from_bytes(hashlib.sha256(f"{seed}|{attack}|{first}".encode()).digest()[:7], "little")
+    return torch.Generator(device=device).manual_seed(digest)
+
+
 def _attack_shard(
     model: nn.Module,
     x: torch.Tensor,
@@ -278,8 +301,10 @@ def _attack_shard(
     batch_size: int,
     seed: int,
     backend: str,
-    generator: torch.Generator,
+    generator: torch.Generator | None = None,
     progress: bool = False,
+    store: Progress | None = None,
+    offset: int = 0,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor], dict[str, float]]:
     """One attack on these examples (a rank's slice under torchrun): per-example correctness, AutoAttack's
     robustness after each component, and each component's time. Only examples still classified
@@ -291,8 +316,19 @@ def _attack_shard(
         return correct, comps, comp_time
     todo = (correct & cover).nonzero().squeeze(1)
     bar = tqdm(total=len(todo), desc=spec.name, unit="ex", disable=not progress, leave=False, file=sys.stderr)
+    store = store or Progress()
     for i in range(0, len(todo), batch_size):
         sel = todo[i : i + batch_size]
+        key = f"{spec.name}|{offset + int(sel[0])}"  # the batch, by its attack and first (global) example
+        done = store.get(key)
+        if done is not None:  # finished before an interruption: taken as it was
+            correct[sel] = done["correct"].to(correct.device)
+            for comp, rob in done.items():
+                if comp != "correct":
+                    comps.setdefault(comp, nat_correct.clone())[sel] = rob.to(correct.device)
+            bar.update(len(sel))
+            continue
+        gen = batch_generator(x.device, seed, spec.name, offset + int(sel[0])) if generator is None else generator
         if spec.kind == "aa" and backend == "autoattack":
             from .official import run_official
 
@@ -311,13 +347,14 @@ def _attack_shard(
                 None,
             )
         else:
-            xa, extra = run_attack(model, x[sel], y[sel], spec, eps=eps, norm=norm, alpha=alpha, generator=generator)
+            xa, extra = run_attack(model, x[sel], y[sel], spec, eps=eps, norm=norm, alpha=alpha, generator=gen)
         check_bounds(xa, x[sel], eps, norm, spec.name)
         correct[sel] = predict(model, xa, batch_size) == y[sel]
         for comp, rob in (extra or {}).get("robust_after", {}).items():
             comps.setdefault(comp, nat_correct.clone())[sel] = rob
         for comp, t in (extra or {}).get("time_s", {}).items():
             comp_time[comp] = comp_time.get(comp, 0.0) + t
+        store.put(key, {"correct": correct[sel].cpu(), **{c: r[sel].cpu() for c, r in comps.items()}})
         bar.update(len(sel))
         bar.set_postfix(robust=f"{100.0 * float(correct[cover].float().mean()):.2f}%")
     bar.close()

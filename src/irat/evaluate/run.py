@@ -7,6 +7,7 @@ import glob
 import hashlib
 import io
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,7 @@ from ..models.normalize import Normalized
 from ..rundir import check_file_writable, check_writable
 from ..tables import results_table
 from ..utils import atomic_write, atomic_write_json, parse_number, resolve_device
-from .core import check_options, evaluate, resolve_attacks, worst_case
+from .core import Progress, check_options, evaluate, resolve_attacks, worst_case
 
 
 def evaluate_run(
@@ -111,6 +112,30 @@ def evaluate_run(
     )
     data = (splits.test if split == "test" else splits.val).head(n)
     x, y = data.all()
+    stem = f"{checkpoint}_{split}_{norm_v}_eps{eps_v:.6g}_n{len(y)}".replace("/", "-")
+    if precision != "fp32":  # another precision is another evaluation: never merged with the fp32 one
+        stem += f"_{precision}"
+    md5 = _md5(Path(info["path"]))
+    identity = json.dumps(
+        [
+            md5,
+            [sp.config() for sp in specs],
+            eps_v,
+            norm_v,
+            alpha_v,
+            seed,
+            precision,
+            backend,
+            batch_size,
+            data.index.tolist(),
+            distributed.context().world,
+        ],
+        sort_keys=True,
+        default=str,
+    )
+    store = FileProgress(run_dir / "eval" / f".{stem}.partial.pt", identity) if distributed.is_main_process() else None
+    if store is not None and store.resumed:
+        print(f"irat: continuing an interrupted evaluation ({store.resumed} batches already done)", file=sys.stderr)
     record = evaluate(
         model,
         x,
@@ -125,6 +150,7 @@ def evaluate_run(
         backend=backend,
         precision=precision,
         progress=progress,
+        store=store,
     )
     record.update(
         {
@@ -141,17 +167,46 @@ def evaluate_run(
             "normalize": {"mean": normalize[0], "std": normalize[1]} if normalize else None,
         }
     )
-    record["checkpoint_md5"] = _md5(Path(info["path"]))
+    record["checkpoint_md5"] = md5
     per_example = record.pop("per_example")
     if not distributed.is_main_process():  # torchrun: every rank holds the record, rank 0 writes it
         return record
-    stem = f"{checkpoint}_{split}_{norm_v}_eps{eps_v:.6g}_n{len(y)}".replace("/", "-")
-    if precision != "fp32":  # another precision is another evaluation: never merged with the fp32 one
-        stem += f"_{precision}"
     save_record(run_dir / "eval" / f"{stem}.json", record, per_example, data.index.cpu(), y.cpu())
     if json_path:
         atomic_write_json(json_path, record)
+    if store is not None:
+        store.finish()
     return record
+
+
+class FileProgress(Progress):
+    """Finished batches of one evaluation in RUN/eval/.<record>.partial.pt, rewritten after each batch;
+    used again only by the same evaluation (checkpoint, attacks, threat model, seed, examples), and removed
+    once the record is written. An interrupted `irat eval` run again continues where it stopped."""
+
+    def __init__(self, path: Path, identity: str):
+        self.path, self.identity = path, identity
+        self.done: dict[str, dict[str, torch.Tensor]] = {}
+        self.resumed = 0
+        if path.is_file():
+            try:
+                saved = torch.load(path, map_location="cpu", weights_only=True)
+                if saved.get("identity") == identity:
+                    self.done = saved["done"]
+                    self.resumed = len(self.done)
+            except Exception:
+                self.done = {}
+
+    def get(self, key: str) -> dict[str, torch.Tensor] | None:
+        return self.done.get(key)
+
+    def put(self, key: str, value: dict[str, torch.Tensor]) -> None:
+        self.done[key] = value
+        payload = {"identity": self.identity, "done": self.done}
+        atomic_write(self.path, lambda tmp: torch.save(payload, tmp))
+
+    def finish(self) -> None:
+        self.path.unlink(missing_ok=True)
 
 
 def _md5(path: Path) -> str:
