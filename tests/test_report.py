@@ -330,3 +330,29 @@ def test_by_class_aggregates_only_the_same_evaluation(tmp_path):
     assert all(r["natural"]["n"] == 1 for r in rep.rows)  # one run per class row, never a mix of n=20 and n=40
     for r in rep.rows:
         assert r["pgd5"]["mean"] <= r["natural"]["mean"]
+
+
+def test_paper_numbers_beside_ours(tmp_path):
+    import yaml as _yaml
+
+    runs = []
+    for seed, pgd in ((0, 50.0), (1, 52.0)):
+        run = fake_run(
+            tmp_path,
+            f"m{seed}",
+            "mail-at",
+            seed,
+            {"natural": 82.0, "pgd100": pgd, "apgd-ce": 51.0, "cw30": 47.0, "aa": 44.0},
+        )
+        cfg = _yaml.safe_load((run / "config.yaml").read_text())
+        cfg["preset"] = "mail/cifar10-resnet18/mail-at"
+        (run / "config.yaml").write_text(_yaml.safe_dump(cfg))
+        runs.append(run)
+    rep = build_report(runs, paper=True)
+    assert rep.columns[:3] == ["natural", "natural (paper)", "pgd100"]
+    row = rep.rows[0]
+    assert row["pgd100 (paper)"]["mean"] == 55.25 and row["pgd100 (paper)"]["std"] == 0.23  # MAIL Table 2
+    assert row["aa (paper)"]["mean"] == 44.10 and row["pgd100"]["mean"] == 51.0
+    assert any("MAIL Table 2" in n for n in rep.notes)
+    text = render(rep)
+    assert "55.25 ± 0.23" in text and "51.00 ± 1.41" in text

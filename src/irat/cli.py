@@ -192,7 +192,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.by_class:
         rep = by_class(args.runs, checkpoint="last" if args.checkpoint == "last" else "best", group_by=args.group_by)
     else:
-        rep = build_report(args.runs, group_by=args.group_by, checkpoint=args.checkpoint, stat=args.stat)
+        rep = build_report(
+            args.runs, group_by=args.group_by, checkpoint=args.checkpoint, stat=args.stat, paper=args.paper
+        )
     text = render(rep, args.format, args.stat)
     if args.out:
         from .utils import atomic_write_text
@@ -472,6 +474,11 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("runs", nargs="+", help="run directories (each evaluated with irat eval)")
     p.add_argument("--group-by", default="method", help="config key whose value names a row (default method)")
     p.add_argument("--checkpoint", default="best", choices=["best", "last", "both"])
+    p.add_argument(
+        "--paper",
+        action="store_true",
+        help="beside each column, what the paper reports for the row's preset (mean ± std)",
+    )
     p.add_argument("--format", default="md", choices=["md", "csv", "latex"])
     p.add_argument(
         "--stat",

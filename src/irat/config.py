@@ -151,6 +151,7 @@ PART_SECTIONS = ("objective", "weighting", "radius")
 class Config:
     plugins: list = field(default_factory=list)  # plug-in files or modules the run needs (loaded before use)
     method: str = "at"
+    preset: str | None = None  # the shipped preset the run was built from (irat report --paper)
     epochs: int = 10
     batch_size: int = 128
     seed: int = 0

@@ -24,9 +24,15 @@ def load_preset(name: str) -> dict:
         if not p.is_file():
             raise ConfigError(f"unknown preset {name!r}; see `irat methods` for the list, or pass a YAML file path")
         data = load_yaml(p)
-    data.pop("source", None)
-    data.pop("description", None)
+    for key in ("source", "description", "paper"):  # about the preset, not settings
+        data.pop(key, None)
     return data
+
+
+def paper_numbers(name: str) -> dict | None:
+    """What the paper reports for this preset's row (`paper:` in its YAML): table, columns, mean ± std."""
+    path = PRESET_DIR / f"{name}.yaml"
+    return load_yaml(path).get("paper") if path.is_file() else None
 
 
 def preset_config(name: str | None, method: str | None = None):
@@ -40,6 +46,7 @@ def preset_config(name: str | None, method: str | None = None):
     apply_method(cfg, method or preset.get("method", "at"))
     preset.pop("method", None)
     apply_dict(cfg, preset)
+    cfg.preset = name if name and not Path(name).suffix else cfg.preset  # shipped presets are recorded by name
     return cfg
 
 

@@ -152,7 +152,12 @@ class Report:
 
 
 def build_report(
-    run_dirs: list[str | Path], *, group_by: str = "method", checkpoint: str = "best", stat: str = "mean"
+    run_dirs: list[str | Path],
+    *,
+    group_by: str = "method",
+    checkpoint: str = "best",
+    stat: str = "mean",
+    paper: bool = False,
 ) -> Report:
     """Aggregate runs into rows of {column: stats}; `notes` say what is missing or was split apart."""
     if checkpoint not in ("best", "last", "both"):
@@ -198,6 +203,7 @@ def build_report(
                 "group": label,
                 "runs": len(sub),
                 "seeds": ",".join(str(r.config.get("seed")) for r in sub),
+                "_presets": {r.config.get("preset") for r in sub},
             }
             for c in ckpts:
                 per_col: dict[str, list[float]] = {}
@@ -220,7 +226,39 @@ def build_report(
                         columns.append(col)
             rows.append(row)
     order = [c for c in columns if not c.startswith("worst case")] + [c for c in columns if c.startswith("worst case")]
+    if paper:
+        order = _add_paper_columns(rows, order, notes)
+    for row in rows:
+        row.pop("_presets", None)
     return Report(rows, order, notes)
+
+
+def _add_paper_columns(rows: list[dict], columns: list[str], notes: list[str]) -> list[str]:
+    """Beside each column the paper reports for the row's preset: its mean ± std (`X (paper)`)."""
+    from ..presets import paper_numbers
+
+    shown = list(columns)
+    tables = set()
+    for row in rows:
+        presets = row.pop("_presets", set())
+        if len(presets) != 1:
+            notes.append(f"row {row['group']!r}: no paper numbers (runs from {len(presets)} presets, need one)")
+            continue
+        (name,) = presets
+        entry = paper_numbers(name) if name else None
+        if not entry:
+            notes.append(f"row {row['group']!r}: the preset {name!r} carries no paper numbers")
+            continue
+        tables.add(f"{entry['table']}: {entry['columns']}")
+        for col, v in entry["results"].items():
+            if col in columns:
+                key = f"{col} (paper)"
+                trials = int(entry.get("trials", 2))
+                row[key] = {"mean": v["mean"], "std": v["std"], "median": v["mean"], "n": trials, "of": trials}
+                if key not in shown:
+                    shown.insert(shown.index(col) + 1, key)
+    notes += [f"paper numbers from {t}" for t in sorted(tables)]
+    return shown
 
 
 def _split_by_settings(name: str, members: list[RunInfo], notes: list[str]) -> list[tuple[str, list[RunInfo]]]:
