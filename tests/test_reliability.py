@@ -522,3 +522,14 @@ def test_an_interrupted_evaluation_continues_to_the_same_record(finished, tmp_pa
     ra, rb = (json.loads((tmp_path / f).read_text()) for f in ("a.json", "b.json"))
     assert ra["results"] == rb["results"] and ra["worst_case"] == rb["worst_case"]
     assert not list((b / "eval").glob(".*.partial.pt"))  # removed once the record is written
+
+
+def test_analyze_shows_its_stages_only_when_asked(finished, tmp_path, capsys):
+    from irat.analysis.analyze import analyze_run
+
+    analyze_run(finished, tmp_path / "a", n=20, device="cpu", progress=True)
+    assert "irat analyze" in capsys.readouterr().err
+    assert (
+        main(["analyze", str(finished), "--out", str(tmp_path / "b"), "--n", "20", "--device", "cpu", "--quiet"]) == 0
+    )
+    assert "irat analyze" not in capsys.readouterr().err

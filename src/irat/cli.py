@@ -208,7 +208,13 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     from .analysis.analyze import analyze_run
 
     res = analyze_run(
-        args.run, args.out, checkpoint=args.checkpoint, n=args.n, compare=args.compare, device=args.device
+        args.run,
+        args.out,
+        checkpoint=args.checkpoint,
+        n=args.n,
+        compare=args.compare,
+        device=args.device,
+        progress=not args.quiet and sys.stderr.isatty(),
     )
     for p in res["written"]:
         print(f"wrote {p} (+ .pdf)")
@@ -494,6 +500,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("run", help="run directory")
     p.add_argument("--out", required=True, help="folder for the figures")
     p.add_argument("--checkpoint", default="last", choices=["best", "last"])
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--n", type=int, default=1000, help="training examples to analyse (default 1000)")
     p.add_argument("--compare", help="a second run: scatter of the two runs' weights on the same examples")
     p.add_argument("--device")

@@ -10,11 +10,13 @@ Figures whose inputs the run lacks are skipped with the reason and the setting t
 from __future__ import annotations
 
 import json
+import sys
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from ..attacks.checks import attack_mode
 from ..attacks.lm_pgd import lm_pgd
@@ -77,6 +79,7 @@ def analyze_run(
     device: str | None = None,
     path_examples: int = 4,
     path_steps: int = 50,
+    progress: bool = False,
 ) -> dict:
     """Write every figure the run's data allows into `out`; returns {"written": [...], "skipped": {...}}."""
     require("matplotlib", "plots", "irat analyze (the papers' figures)")
@@ -110,6 +113,8 @@ def analyze_run(
     data = splits.train.head(n)
     x, y = data.all()
     written, skipped = [], {}
+    bar = tqdm(total=5, desc="irat analyze", unit="stage", disable=not progress, file=sys.stderr)
+    bar.set_postfix_str(f"κ and margins of {len(y)} examples")
 
     gen = torch.Generator(device=dev).manual_seed(0)
     x_adv, info = pgd(model, x, y, eps=eps, alpha=alpha, steps=steps, norm=a["norm"], return_info=True, generator=gen)
@@ -120,6 +125,8 @@ def analyze_run(
     pm_adv = probabilistic_margin(logits_adv, y).cpu().numpy()
     written.append(figures.lps_vs_pm(out, kappa, pm_adv, steps))
     written.append(figures.kappa_histogram(out, kappa, critical, steps))
+    bar.update(1)
+    bar.set_postfix_str("PGD and LM-PGD loss paths")
 
     if a["norm"] == "linf":
         xs, ys = x[:path_examples], y[:path_examples]
@@ -130,6 +137,8 @@ def analyze_run(
     else:
         skipped["path_dependence"] = "LM-PGD is defined for linf only"
 
+    bar.update(1)
+    bar.set_postfix_str("training curves")
     metrics = read_metrics(run)
     if metrics:
         w = cfg.get("weighting", {})
@@ -142,6 +151,8 @@ def analyze_run(
     else:
         skipped["training_curves"] = skipped["flatness"] = "the run has no metrics.jsonl"
 
+    bar.update(1)
+    bar.set_postfix_str("per-example weights and radii")
     dump = latest_dump(run)
     weight_here = None
     if dump is None:
@@ -200,9 +211,13 @@ def analyze_run(
         else:
             skipped["weights_scatter"] = "give --compare RUN2 (another run with saved per-example values)"
 
+    bar.update(1)
+    bar.set_postfix_str("PCA of the outputs")
     z_nat = logits_nat.float()
     centred = z_nat - z_nat.mean(0)
     _, _, v = torch.linalg.svd(centred, full_matrices=False)
     coords = (centred @ v[:2].T).cpu().numpy()
     written.append(figures.pca_outputs(out, coords, kappa, weight_here))
+    bar.update(1)
+    bar.close()
     return {"written": [str(p) for p in written], "skipped": skipped}
