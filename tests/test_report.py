@@ -356,3 +356,32 @@ def test_paper_numbers_beside_ours(tmp_path):
     assert any("MAIL Table 2" in n for n in rep.notes)
     text = render(rep)
     assert "55.25 ± 0.23" in text and "51.00 ± 1.41" in text
+
+
+def test_paper_numbers_follow_the_checkpoint(tmp_path):
+    import yaml as _yaml
+
+    runs = []
+    for seed in (0, 1):
+        run = fake_run(tmp_path, f"g{seed}", "gairat", seed, {"natural": 85.0, "pgd20": 57.0, "pgdplus": 55.0})
+        (run / "eval" / "last_test_linf_eps0.1_n100.json").write_text(
+            json.dumps(
+                {
+                    "checkpoint": "last",
+                    "split": "test",
+                    "norm": "linf",
+                    "eps": 0.1,
+                    "n": 100,
+                    "results": {"natural": 85.0, "pgd20": 53.0, "pgdplus": 50.0},
+                    "worst_case": 50.0,
+                }
+            )
+        )
+        cfg = _yaml.safe_load((run / "config.yaml").read_text())
+        cfg["preset"] = "gairat/cifar10-wrn32/gairat"
+        (run / "config.yaml").write_text(_yaml.safe_dump(cfg))
+        runs.append(run)
+    row = build_report(runs, checkpoint="both", paper=True, stat="median").rows[0]
+    assert row["pgd20 (best) (paper)"]["mean"] == 57.81 and row["pgd20 (last) (paper)"]["mean"] == 53.76
+    last_only = build_report(runs, checkpoint="last", paper=True).rows[0]
+    assert last_only["pgdplus (paper)"]["mean"] == 50.32  # GAIRAT Table 1, last checkpoint

@@ -204,6 +204,7 @@ def build_report(
                 "runs": len(sub),
                 "seeds": ",".join(str(r.config.get("seed")) for r in sub),
                 "_presets": {r.config.get("preset") for r in sub},
+                "_ckpt": ckpts[0] if len(ckpts) == 1 else None,
             }
             for c in ckpts:
                 per_col: dict[str, list[float]] = {}
@@ -230,11 +231,13 @@ def build_report(
         order = _add_paper_columns(rows, order, notes)
     for row in rows:
         row.pop("_presets", None)
+        row.pop("_ckpt", None)
     return Report(rows, order, notes)
 
 
 def _add_paper_columns(rows: list[dict], columns: list[str], notes: list[str]) -> list[str]:
-    """Beside each column the paper reports for the row's preset: its mean ± std (`X (paper)`)."""
+    """Beside each column the paper reports for the row's preset: its value ± std (`X (paper)`), at the same
+    checkpoint where the paper gives best and last."""
     from ..presets import paper_numbers
 
     shown = list(columns)
@@ -250,13 +253,16 @@ def _add_paper_columns(rows: list[dict], columns: list[str], notes: list[str]) -
             notes.append(f"row {row['group']!r}: the preset {name!r} carries no paper numbers")
             continue
         tables.add(f"{entry['table']}: {entry['columns']}")
-        for col, v in entry["results"].items():
-            if col in columns:
-                key = f"{col} (paper)"
-                trials = int(entry.get("trials", 2))
-                row[key] = {"mean": v["mean"], "std": v["std"], "median": v["mean"], "n": trials, "of": trials}
-                if key not in shown:
-                    shown.insert(shown.index(col) + 1, key)
+        trials = int(entry.get("trials", 2))
+        for ckpt, values in entry["results"].items():
+            for col, v in values.items():
+                for ours in (col, f"{col} ({ckpt})"):
+                    if ours not in columns or (ckpt != "any" and ours == col and row.get("_ckpt") != ckpt):
+                        continue
+                    key = f"{ours} (paper)"
+                    row[key] = {"mean": v["mean"], "std": v["std"], "median": v["mean"], "n": trials, "of": trials}
+                    if key not in shown:
+                        shown.insert(shown.index(ours) + 1, key)
     notes += [f"paper numbers from {t}" for t in sorted(tables)]
     return shown
 
