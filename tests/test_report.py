@@ -385,3 +385,17 @@ def test_paper_numbers_follow_the_checkpoint(tmp_path):
     assert row["pgd20 (best) (paper)"]["mean"] == 57.81 and row["pgd20 (last) (paper)"]["mean"] == 53.76
     last_only = build_report(runs, checkpoint="last", paper=True).rows[0]
     assert last_only["pgdplus (paper)"]["mean"] == 50.32  # GAIRAT Table 1, last checkpoint
+
+
+def test_paper_numbers_without_a_spread_show_the_value_alone(tmp_path):
+    import yaml as _yaml
+
+    run = fake_run(tmp_path, "m", "mwpb-at", 0, {"natural": 83.0, "pgd20": 55.0, "cw20": 52.0, "aa": 49.0})
+    cfg = _yaml.safe_load((run / "config.yaml").read_text())
+    cfg["preset"] = "mwpb/cifar10-rn18/mwpb-at"
+    (run / "config.yaml").write_text(_yaml.safe_dump(cfg))
+    rep = build_report([run], paper=True)
+    assert rep.rows[0]["aa (paper)"]["mean"] == 49.96  # MWPB Table 1 gives no standard deviations
+    import re
+
+    assert re.search(r"\|\s*49\.96\s*\|", render(rep))  # the value alone: no ± where the paper gives none

@@ -138,6 +138,65 @@ PAPER_NUMBERS["gairat/cifar10-wrn34"] = {
 }
 
 
+# MWPB gives no standard deviations ("insignificant (< 0.3)" over three runs): std None.
+PAPER_NUMBERS["mwpb/cifar10-rn18"] = {
+    "table": "MWPB Table 1 (CIFAR-10, ResNet-18; 3 runs)",
+    "columns": "the mwpb suite: natural, pgd20, cw20, aa",
+    "cols": ("natural", "pgd20", "cw20", "aa"),
+    "trials": 3,
+    "rows": {
+        "at": [(84.1, None), (52.72, None), (51.8, None), (47.95, None)],
+        "mwpb-at": [(83.78, None), (56.25, None), (53.02, None), (49.96, None)],
+        "mart": [(80.32, None), (55.15, None), (49.35, None), (47.63, None)],
+        "mwpb-mart": [(82.23, None), (57.1, None), (52.57, None), (49.53, None)],
+        "trades": [(82.65, None), (52.82, None), (51.82, None), (48.96, None)],
+        "mwpb-trades": [(82.89, None), (55.53, None), (53.04, None), (50.73, None)],
+    },
+}
+PAPER_NUMBERS["mwpb/cifar10-wrn34"] = {
+    "table": "MWPB Table 2 (CIFAR-10, WRN-34-10; 3 runs)",
+    "columns": "the mwpb suite: natural, pgd20, cw20, aa, square, spsa",
+    "cols": ("natural", "pgd20", "cw20", "aa", "square", "spsa"),
+    "trials": 3,
+    "rows": {
+        "at": [(86.21, None), (56.12, None), (54.95, None), (51.92, None), (60.12, None), (61.05, None)],
+        "mwpb-at": [(86.82, None), (59.18, None), (57.36, None), (54.16, None), (61.15, None), (63.07, None)],
+        "mart": [(84.17, None), (58.1, None), (54.51, None), (51.11, None), (58.74, None), (58.91, None)],
+        "mwpb-mart": [(85.7, None), (60.65, None), (56.78, None), (53.8, None), (60.83, None), (62.02, None)],
+        "trades": [(84.7, None), (56.3, None), (54.51, None), (53.06, None), (59.16, None), (61.15, None)],
+        "mwpb-trades": [(86.09, None), (59.1, None), (57.04, None), (54.38, None), (60.77, None), (62.19, None)],
+    },
+}
+PAPER_NUMBERS["mwpb/svhn-rn18"] = {
+    "table": "MWPB Table 3 (SVHN, ResNet-18; 3 runs)",
+    "columns": "the mwpb suite: natural, pgd20, cw20, aa",
+    "cols": ("natural", "pgd20", "cw20", "aa"),
+    "trials": 3,
+    "rows": {
+        "at": [(92.67, None), (55.67, None), (52.92, None), (45.94, None)],
+        "mwpb-at": [(91.45, None), (61.81, None), (55.89, None), (49.73, None)],
+        "mart": [(91.59, None), (58.78, None), (52.79, None), (43.6, None)],
+        "mwpb-mart": [(91.51, None), (61.87, None), (55.11, None), (48.45, None)],
+        "trades": [(90.65, None), (57.27, None), (53.59, None), (46.45, None)],
+        "mwpb-trades": [(90.3, None), (60.25, None), (55.03, None), (50.11, None)],
+    },
+}
+PAPER_NUMBERS["mwpb/tiny-imagenet-rn18"] = {
+    "table": "MWPB Table 4 (Tiny ImageNet, ResNet-18; 3 runs)",
+    "columns": "the mwpb suite: natural, pgd20, cw20, aa",
+    "cols": ("natural", "pgd20", "cw20", "aa"),
+    "trials": 3,
+    "rows": {
+        "at": [(48.83, None), (23.96, None), (21.85, None), (17.91, None)],
+        "mwpb-at": [(51.21, None), (25.07, None), (23.11, None), (19.75, None)],
+        "mart": [(46.01, None), (26.03, None), (21.78, None), (19.18, None)],
+        "mwpb-mart": [(47.39, None), (27.15, None), (22.89, None), (20.51, None)],
+        "trades": [(49.11, None), (22.82, None), (17.79, None), (16.82, None)],
+        "mwpb-trades": [(52.12, None), (24.6, None), (19.85, None), (18.15, None)],
+    },
+}
+
+
 def paper_entry(name: str) -> dict[str, Any] | None:
     """The paper's numbers for a preset row, as stored in its YAML (`paper:`): per checkpoint (`any` where
     the paper does not say), per suite column, mean (or median) and std; None if the paper has none."""
@@ -152,7 +211,7 @@ def paper_entry(name: str) -> dict[str, Any] | None:
     return {
         "table": table["table"],
         "columns": table["columns"],
-        "trials": 5,
+        "trials": table.get("trials", 5),
         "stat": table.get("stat", "mean"),
         "results": results,
     }

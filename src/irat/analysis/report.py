@@ -260,7 +260,8 @@ def _add_paper_columns(rows: list[dict], columns: list[str], notes: list[str]) -
                     if ours not in columns or (ckpt != "any" and ours == col and row.get("_ckpt") != ckpt):
                         continue
                     key = f"{ours} (paper)"
-                    row[key] = {"mean": v["mean"], "std": v["std"], "median": v["mean"], "n": trials, "of": trials}
+                    n = trials if v["std"] is not None else 1  # no spread given: the value alone
+                    row[key] = {"mean": v["mean"], "std": v["std"] or 0.0, "median": v["mean"], "n": n, "of": n}
                     if key not in shown:
                         shown.insert(shown.index(ours) + 1, key)
     notes += [f"paper numbers from {t}" for t in sorted(tables)]
