@@ -22,6 +22,13 @@ def shared_datasets() -> Path:
     return SHARED
 
 
+# `irat train` arguments for a seconds-long run on the digits (tests add --epochs and their own --set)
+QUICK_ARGS = [
+    "--dataset", "digits", "--model", "tinycnn", "--eps", "0.1", "--batch-size", "64", "--device", "cpu",
+    "--quiet", "--set", "attack.steps=3", "--set", "val_n=50", "--set", "data.train_subset=256",
+]  # fmt: skip
+
+
 def quick_config(**over):
     """A seconds-long AT config on the digits with the tiny CNN."""
     from irat.config import Config, apply_dict

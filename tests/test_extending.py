@@ -8,32 +8,13 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import QUICK_ARGS
 from irat.cli import main
 from irat.config import Config
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "docs" / "examples"
-QUICK = [
-    "--dataset",
-    "digits",
-    "--model",
-    "tinycnn",
-    "--eps",
-    "0.1",
-    "--epochs",
-    "2",
-    "--batch-size",
-    "64",
-    "--device",
-    "cpu",
-    "--quiet",
-    "--set",
-    "attack.steps=3",
-    "--set",
-    "val_n=50",
-    "--set",
-    "data.train_subset=256",
-]
+QUICK = [*QUICK_ARGS, "--epochs", "2"]
 
 
 @pytest.mark.parametrize("name", ["focal_weighting.py", "mixed_objective.py", "ramp_radius.py", "fgsm_attack.py"])

@@ -9,30 +9,11 @@ import torch
 import torch.nn as nn
 
 import irat
+from conftest import QUICK_ARGS
 from irat.cli import main
 from irat.models import create_model
 
-QUICK = [
-    "--dataset",
-    "digits",
-    "--model",
-    "tinycnn",
-    "--eps",
-    "0.1",
-    "--epochs",
-    "1",
-    "--batch-size",
-    "64",
-    "--device",
-    "cpu",
-    "--quiet",
-    "--set",
-    "attack.steps=3",
-    "--set",
-    "val_n=30",
-    "--set",
-    "data.train_subset=256",
-]
+QUICK = [*QUICK_ARGS, "--epochs", "1"]
 EVAL = ["--attacks", "natural,pgd5", "--n", "40", "--device", "cpu", "--no-sanity"]
 
 

@@ -14,30 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import QUICK_ARGS
 from irat.checkpoints import load_checkpoint
 from irat.cli import main
 
-QUICK = [
-    "--dataset",
-    "digits",
-    "--model",
-    "tinycnn",
-    "--eps",
-    "0.1",
-    "--batch-size",
-    "64",
-    "--device",
-    "cpu",
-    "--quiet",
-    "--set",
-    "attack.steps=3",
-    "--set",
-    "val_n=50",
-    "--set",
-    "val_steps=3",
-    "--set",
-    "data.train_subset=256",
-]
+QUICK = [*QUICK_ARGS, "--set", "val_steps=3"]
 
 
 def train(out: Path, *extra: str, epochs: int = 2) -> int:
