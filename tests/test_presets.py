@@ -84,3 +84,34 @@ def test_table_values_follow_the_papers():
     assert p["gairat/ablation-lr-schedule/gairat-cosine"]["weighting"]["burn_in"] == 100
     assert p["gairat/ablation-train-eps/at-eps16"]["attack"]["eps"] == "16/255"
     assert p["mail/cifar10-resnet18-lm/trades-logit-adv"]["weighting"]["mail_margin"] == "logit-adv"
+
+
+def test_every_main_table_row_carries_the_papers_numbers():
+    from irat.presets import paper_numbers
+
+    tables = (
+        "mail/cifar10-resnet18/",
+        "mail/cifar10-wrn32/",
+        "mail/cifar10-resnet18-pm/",
+        "mail/svhn-resnet18/",
+        "mail/cifar100-resnet18/",
+        "gairat/cifar10-wrn32/",
+        "gairat/cifar10-wrn34/",
+        "mwpb/cifar10-rn18/",
+        "mwpb/cifar10-wrn34/",
+        "mwpb/svhn-rn18/",
+        "mwpb/tiny-imagenet-rn18/",
+        "mwpb/cifar10-wrn34-baselines/",
+        "mwpb/cifar10-wrn34-alpha/",
+        "bilaw/mnist-",
+        "bilaw/fmnist-",
+        "bilaw/cifar10-smallcnn-",
+        "bilaw/cifar10-wrn32-",
+        "bilaw/cifar100-",
+    )
+    rows = [n for n in NAMES if n.startswith(tables)]
+    assert len(rows) > 150
+    missing = [n for n in rows if not paper_numbers(n)]
+    assert missing == []
+    assert paper_numbers("bilaw/cifar10-wrn32-linf8/bilaw-trades")["results"]["any"]["aa"]["mean"] == 53.6
+    assert paper_numbers("mail/svhn-resnet18/gairat")["results"]["any"]["aa"] == {"mean": 37.0, "std": 0.3}

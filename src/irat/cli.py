@@ -342,7 +342,19 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     if args.sweep_command == "status":
         out = Path(args.out)
-        print("\n".join(sweep.status_lines(sweep.status(sweep.load_plan(out), out))))
+        states = sweep.status(sweep.load_plan(out), out)
+        print("\n".join(sweep.status_lines(states)))
+        if sys.stdout.isatty():  # the whole sweep at a glance: cells done, epochs done
+            from tqdm.auto import tqdm
+
+            epochs = sum(s.get("epochs", 0) for s in states) or len(states)
+            done = sum(s.get("epoch", 0) for s in states)
+            tqdm(
+                total=epochs,
+                initial=min(done, epochs),
+                desc=f"{sum(s['state'] == 'done' for s in states)}/{len(states)} cells done; epochs",
+                unit="ep",
+            ).close()
         return 0
     out = Path(args.out)
     if args.spec:

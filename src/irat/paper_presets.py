@@ -197,6 +197,319 @@ PAPER_NUMBERS["mwpb/tiny-imagenet-rn18"] = {
 }
 
 
+# MAIL Tables 1 and 4: NAT, PGD-100, AA (mean ± std of 5 trials).
+_MAIL_NPA = ("natural", "pgd100", "aa")
+PAPER_NUMBERS["mail/cifar10-resnet18-pm"] = {
+    "table": "MAIL Table 1 (CIFAR-10, ResNet-18; LPS vs PM; 5 trials)",
+    "columns": "NAT, PGD-100, AA (the mail suite)",
+    "cols": _MAIL_NPA,
+    "rows": {
+        "at-lps": [(82.26, 0.6), (54.14, 0.15), (36.32, 0.57)],
+        "at-pm-nat": [(82.5, 0.2), (55.0, 0.32), (44.25, 0.45)],
+        "at-pm-adv": [(83.15, 0.46), (55.25, 0.23), (44.1, 0.21)],
+        "mart-lps": [(84.45, 0.17), (53.16, 0.26), (46.0, 0.26)],
+        "mart-pm-nat": [(83.75, 0.09), (53.63, 0.21), (46.7, 0.1)],
+        "mart-pm-adv": [(84.12, 0.46), (53.65, 0.23), (47.2, 0.21)],
+        "trades-lps": [(78.52, 0.2), (51.67, 0.54), (44.4, 0.2)],
+        "trades-pm-nat": [(82.71, 0.52), (52.37, 0.65), (49.52, 0.11)],
+        "trades-pm-adv": [(80.49, 0.18), (53.67, 0.14), (49.54, 0.51)],
+    },
+}
+PAPER_NUMBERS["mail/svhn-resnet18"] = {
+    "table": "MAIL Table 4 (SVHN, ResNet-18; 5 trials)",
+    "columns": "NAT, PGD-100, AA (the mail suite)",
+    "cols": _MAIL_NPA,
+    "rows": {
+        "at": [(93.55, 0.65), (54.76, 0.3), (46.58, 0.46)],
+        "trades": [(93.65, 0.29), (55.12, 0.68), (45.74, 0.31)],
+        "mart": [(92.57, 0.14), (55.45, 0.26), (43.52, 0.43)],
+        "fat": [(93.68, 0.31), (53.81, 0.77), (41.68, 0.49)],
+        "gairat": [(90.47, 0.77), (64.67, 0.26), (37.0, 0.3)],
+        "mail-at": [(93.68, 0.25), (65.54, 0.16), (41.12, 0.3)],
+        "mail-trades": [(89.68, 0.19), (58.4, 0.21), (49.1, 0.22)],
+    },
+}
+PAPER_NUMBERS["mail/cifar100-resnet18"] = {
+    "table": "MAIL Table 4 (CIFAR-100, ResNet-18; 5 trials)",
+    "columns": "NAT, PGD-100, AA (the mail suite)",
+    "cols": _MAIL_NPA,
+    "rows": {
+        "at": [(60.13, 0.39), (28.69, 0.24), (24.76, 0.25)],
+        "trades": [(60.73, 0.33), (29.83, 0.25), (24.9, 0.33)],
+        "mart": [(54.08, 0.6), (29.94, 0.21), (25.3, 0.5)],
+        "fat": [(66.74, 0.28), (23.25, 0.55), (20.88, 0.13)],
+        "gairat": [(58.43, 0.28), (25.74, 0.51), (17.54, 0.33)],
+        "mail-at": [(60.74, 0.15), (27.62, 0.27), (22.44, 0.53)],
+        "mail-trades": [(60.13, 0.25), (30.28, 0.19), (24.8, 0.25)],
+    },
+}
+
+
+PAPER_NUMBERS["mwpb/cifar10-wrn34-baselines"] = {
+    "table": "MWPB Table 5 (CIFAR-10, WRN-34-10; 3 runs)",
+    "columns": "the mwpb suite: natural, pgd20, cw20, aa, spsa",
+    "cols": ("natural", "pgd20", "cw20", "aa", "spsa"),
+    "trials": 3,
+    "rows": {
+        "mma": [(86.29, None), (57.12, None), (57.59, None), (44.52, None), (59.87, None)],
+        "wat": [(85.13, None), (56.63, None), (53.97, None), (50.01, None), (60.75, None)],
+        "mail": [(86.81, None), (60.49, None), (51.45, None), (47.11, None), (59.25, None)],
+        "mwpb-at": [(86.85, None), (59.18, None), (57.36, None), (54.16, None), (63.07, None)],
+        "gairat": [(85.41, None), (60.76, None), (45.02, None), (42.29, None), (52.32, None)],
+        "awp": [(85.36, None), (58.04, None), (55.92, None), (53.92, None), (62.57, None)],
+        "mwpb-awp": [(87.61, None), (61.56, None), (58.54, None), (56.02, None), (64.11, None)],
+        "st-at": [(84.91, None), (57.52, None), (55.11, None), (53.54, None), (61.34, None)],
+    },
+}
+
+
+# Ablation tables with numbers (BiLAW Tables 6-8: Clean, PGD-20; MWPB Table 8: Natural, PGD-20, AA).
+PAPER_NUMBERS["bilaw/cifar10-wrn32-capacity"] = {
+    "table": "BiLAW Table 6 (CIFAR-10, weight-net capacity)",
+    "columns": "Clean, PGD-20",
+    "cols": ("natural", "pgd20"),
+    "trials": 1,
+    "rows": {
+        "h128": [(86.1, None), (58.9, None)],
+        "h64": [(83.6, None), (57.4, None)],
+        "h64-64": [(85.8, None), (58.6, None)],
+        "h256": [(85.7, None), (57.7, None)],
+    },
+}
+PAPER_NUMBERS["bilaw/cifar10-wrn32-trades-beta"] = {
+    "table": "BiLAW Table 7 (CIFAR-10, BiLAW-TRADES 1/lambda)",
+    "columns": "Clean, PGD-20",
+    "cols": ("natural", "pgd20"),
+    "trials": 1,
+    "rows": {
+        "beta-6": [(86.1, None), (58.9, None)],
+        "beta-1": [(87.4, None), (52.5, None)],
+        "beta-5": [(86.9, None), (57.6, None)],
+        "beta-10": [(83.8, None), (57.9, None)],
+    },
+}
+PAPER_NUMBERS["bilaw/cifar10-wrn32-input"] = {
+    "table": "BiLAW Table 8 (CIFAR-10, weight-net input)",
+    "columns": "Clean, PGD-20",
+    "cols": ("natural", "pgd20"),
+    "trials": 1,
+    "rows": {
+        "multiclass-margin": [(86.1, None), (58.9, None)],
+        "margin": [(84.1, None), (54.6, None)],
+        "adv-loss": [(86.9, None), (57.9, None)],
+        "loss-diff": [(85.4, None), (53.8, None)],
+    },
+}
+PAPER_NUMBERS["mwpb/cifar10-wrn34-alpha"] = {
+    "table": "MWPB Table 8 (CIFAR-10, WRN-34-10, MWPB-AT alpha; 3 runs)",
+    "columns": "Natural, PGD-20, AA",
+    "cols": ("natural", "pgd20", "aa"),
+    "trials": 3,
+    "rows": {
+        "alpha-0.1": [(88.93, None), (56.25, None), (51.67, None)],
+        "alpha-0.2": [(88.56, None), (56.85, None), (51.88, None)],
+        "alpha-0.3": [(88.18, None), (57.8, None), (52.58, None)],
+        "alpha-0.4": [(87.72, None), (58.11, None), (52.85, None)],
+        "alpha-0.5": [(87.4, None), (58.78, None), (53.64, None)],
+        "alpha-0.58": [(86.82, None), (59.18, None), (54.16, None)],
+        "alpha-0.7": [(85.55, None), (59.12, None), (54.14, None)],
+        "alpha-0.85": [(85.11, None), (59.39, None), (54.02, None)],
+        "alpha-1.2": [(83.75, None), (59.69, None), (53.5, None)],
+    },
+}
+
+
+# BiLAW: one run per cell, no spread; columns Clean, PGD-20, AA on the first 1000 test examples (the bilaw suite).
+_BILAW_COLS = ("natural", "pgd20", "aa")
+PAPER_NUMBERS["bilaw/mnist-tinycnn-linf"] = {
+    "table": "BiLAW Table 1 (MNIST, tinycnn-linf)",
+    "columns": "Clean, PGD-20, AA on 1000 test examples (the bilaw suite)",
+    "cols": _BILAW_COLS,
+    "trials": 1,
+    "rows": {
+        "plain": [(99.1, None), (21.7, None), (9.1, None)],
+        "at": [(99.0, None), (95.9, None), (93.7, None)],
+        "gairat": [(99.1, None), (96.7, None), (91.1, None)],
+        "wmmr": [(98.8, None), (94.3, None), (90.2, None)],
+        "mail": [(98.6, None), (95.1, None), (91.4, None)],
+        "bilaw": [(99.2, None), (96.7, None), (91.7, None)],
+    },
+}
+PAPER_NUMBERS["bilaw/mnist-tinycnn-l2"] = {
+    "table": "BiLAW Table 1 (MNIST, tinycnn-l2)",
+    "columns": "Clean, PGD-20, AA on 1000 test examples (the bilaw suite)",
+    "cols": _BILAW_COLS,
+    "trials": 1,
+    "rows": {
+        "plain": [(99.2, None), (96.9, None), (36.4, None)],
+        "at": [(99.1, None), (98.2, None), (96.1, None)],
+        "gairat": [(99.2, None), (98.8, None), (90.3, None)],
+        "wmmr": [(99.0, None), (98.5, None), (91.7, None)],
+        "mail": [(98.7, None), (98.6, None), (95.4, None)],
+        "bilaw": [(99.2, None), (98.9, None), (95.4, None)],
+    },
+}
+PAPER_NUMBERS["bilaw/mnist-fc1-linf"] = {
+    "table": "BiLAW Table 1 (MNIST, fc1-linf)",
+    "columns": "Clean, PGD-20, AA on 1000 test examples (the bilaw suite)",
+    "cols": _BILAW_COLS,
+    "trials": 1,
+    "rows": {
+        "plain": [(98.4, None), (1.7, None), (0.0, None)],
+        "at": [(98.4, None), (92.9, None), (90.4, None)],
+        "gairat": [(99.0, None), (93.2, None), (89.7, None)],
+        "wmmr": [(98.9, None), (92.8, None), (89.4, None)],
+        "mail": [(98.4, None), (93.1, None), (91.3, None)],
+        "bilaw": [(99.1, None), (93.1, None), (91.6, None)],
+    },
+}
+PAPER_NUMBERS["bilaw/mnist-fc1-l2"] = {
+    "table": "BiLAW Table 1 (MNIST, fc1-l2)",
+    "columns": "Clean, PGD-20, AA on 1000 test examples (the bilaw suite)",
+    "cols": _BILAW_COLS,
+    "trials": 1,
+    "rows": {
+        "plain": [(98.3, None), (90.3, None), (16.1, None)],
+        "at": [(8.8, None), (97.4, None), (95.3, None)],
+        "gairat": [(98.8, None), (97.6, None), (89.2, None)],
+        "wmmr": [(98.2, None), (97.2, None), (89.8, None)],
+        "mail": [(98.1, None), (97.4, None), (94.2, None)],
+        "bilaw": [(98.6, None), (97.6, None), (94.4, None)],
+    },
+}
+PAPER_NUMBERS["bilaw/fmnist-tinycnn-linf"] = {
+    "table": "BiLAW Table 1 (F-MNIST, tinycnn-linf)",
+    "columns": "Clean, PGD-20, AA on 1000 test examples (the bilaw suite)",
+    "cols": _BILAW_COLS,
+    "trials": 1,
+    "rows": {
+        "plain": [(89.6, None), (1.5, None), (0.0, None)],
+        "at": [(86.4, None), (70.1, None), (68.3, None)],
+        "gairat": [(86.4, None), (77.6, None), (64.3, None)],
+        "wmmr": [(86.2, None), (77.3, None), (64.1, None)],
+        "mail": [(86.4, None), (76.9, None), (68.6, None)],
+        "bilaw": [(86.6, None), (77.4, None), (68.8, None)],
+    },
+}
+PAPER_NUMBERS["bilaw/fmnist-tinycnn-l2"] = {
+    "table": "BiLAW Table 1 (F-MNIST, tinycnn-l2)",
+    "columns": "Clean, PGD-20, AA on 1000 test examples (the bilaw suite)",
+    "cols": _BILAW_COLS,
+    "trials": 1,
+    "rows": {
+        "plain": [(89.7, None), (42.9, None), (0.0, None)],
+        "at": [(91.9, None), (79.6, None), (77.9, None)],
+        "gairat": [(92.3, None), (81.1, None), (70.3, None)],
+        "wmmr": [(92.1, None), (80.6, None), (71.4, None)],
+        "mail": [(92.2, None), (80.5, None), (76.2, None)],
+        "bilaw": [(92.4, None), (81.3, None), (76.6, None)],
+    },
+}
+PAPER_NUMBERS["bilaw/fmnist-fc1-linf"] = {
+    "table": "BiLAW Table 1 (F-MNIST, fc1-linf)",
+    "columns": "Clean, PGD-20, AA on 1000 test examples (the bilaw suite)",
+    "cols": _BILAW_COLS,
+    "trials": 1,
+    "rows": {
+        "plain": [(98.5, None), (0.0, None), (0.0, None)],
+        "at": [(87.0, None), (68.7, None), (66.3, None)],
+        "gairat": [(87.1, None), (70.2, None), (61.4, None)],
+        "wmmr": [(86.9, None), (68.4, None), (61.3, None)],
+        "mail": [(90.1, None), (69.3, None), (66.4, None)],
+        "bilaw": [(87.3, None), (70.6, None), (66.7, None)],
+    },
+}
+PAPER_NUMBERS["bilaw/fmnist-fc1-l2"] = {
+    "table": "BiLAW Table 1 (F-MNIST, fc1-l2)",
+    "columns": "Clean, PGD-20, AA on 1000 test examples (the bilaw suite)",
+    "cols": _BILAW_COLS,
+    "trials": 1,
+    "rows": {
+        "plain": [(89.3, None), (57.2, None), (0.0, None)],
+        "at": [(89.8, None), (80.1, None), (76.0, None)],
+        "gairat": [(91.1, None), (81.0, None), (70.4, None)],
+        "wmmr": [(91.1, None), (78.4, None), (70.9, None)],
+        "mail": [(90.6, None), (79.3, None), (75.9, None)],
+        "bilaw": [(91.4, None), (80.9, None), (76.1, None)],
+    },
+}
+PAPER_NUMBERS["bilaw/cifar10-smallcnn-linf2"] = {
+    "table": "BiLAW Table 2 (CIFAR-10, smallcnn-linf2)",
+    "columns": "Clean, PGD-20, AA on 1000 test examples (the bilaw suite)",
+    "cols": _BILAW_COLS,
+    "trials": 1,
+    "rows": {
+        "gairat": [(79.0, None), (54.7, None), (48.1, None)],
+        "wmmr": [(78.7, None), (58.9, None), (51.2, None)],
+        "mail": [(76.8, None), (64.3, None), (59.2, None)],
+        "at": [(78.7, None), (58.7, None), (56.6, None)],
+        "trades": [(79.2, None), (58.9, None), (56.8, None)],
+        "non-parametric": [(79.7, None), (60.0, None), (47.3, None)],
+        "bilaw": [(79.7, None), (63.6, None), (56.7, None)],
+        "bilaw-trades": [(79.1, None), (64.8, None), (61.5, None)],
+    },
+}
+PAPER_NUMBERS["bilaw/cifar10-smallcnn-linf8"] = {
+    "table": "BiLAW Table 2 (CIFAR-10, smallcnn-linf8)",
+    "columns": "Clean, PGD-20, AA on 1000 test examples (the bilaw suite)",
+    "cols": _BILAW_COLS,
+    "trials": 1,
+    "rows": {
+        "gairat": [(79.0, None), (55.6, None), (40.7, None)],
+        "wmmr": [(81.7, None), (49.1, None), (39.1, None)],
+        "mail": [(81.9, None), (53.3, None), (40.6, None)],
+        "at": [(79.6, None), (45.6, None), (42.9, None)],
+        "trades": [(78.9, None), (54.8, None), (51.7, None)],
+        "non-parametric": [(81.3, None), (52.2, None), (40.6, None)],
+        "bilaw": [(80.4, None), (55.4, None), (45.3, None)],
+        "bilaw-trades": [(80.2, None), (56.2, None), (52.6, None)],
+    },
+}
+PAPER_NUMBERS["bilaw/cifar10-wrn32-linf2"] = {
+    "table": "BiLAW Table 2 (CIFAR-10, wrn32-linf2)",
+    "columns": "Clean, PGD-20, AA on 1000 test examples (the bilaw suite)",
+    "cols": _BILAW_COLS,
+    "trials": 1,
+    "rows": {
+        "gairat": [(86.4, None), (73.6, None), (63.1, None)],
+        "wmmr": [(85.9, None), (70.9, None), (67.4, None)],
+        "mail": [(84.3, None), (74.1, None), (73.7, None)],
+        "at": [(85.9, None), (71.3, None), (69.5, None)],
+        "trades": [(84.6, None), (73.9, None), (73.1, None)],
+        "non-parametric": [(86.4, None), (73.7, None), (62.3, None)],
+        "bilaw": [(87.1, None), (74.2, None), (71.3, None)],
+        "bilaw-trades": [(86.2, None), (74.8, None), (74.2, None)],
+    },
+}
+PAPER_NUMBERS["bilaw/cifar10-wrn32-linf8"] = {
+    "table": "BiLAW Table 2 (CIFAR-10, wrn32-linf8)",
+    "columns": "Clean, PGD-20, AA on 1000 test examples (the bilaw suite)",
+    "cols": _BILAW_COLS,
+    "trials": 1,
+    "rows": {
+        "gairat": [(84.7, None), (56.8, None), (43.4, None)],
+        "wmmr": [(80.6, None), (49.5, None), (40.6, None)],
+        "mail": [(83.2, None), (53.7, None), (52.0, None)],
+        "at": [(85.9, None), (52.0, None), (48.0, None)],
+        "trades": [(83.1, None), (53.9, None), (52.1, None)],
+        "non-parametric": [(86.6, None), (52.8, None), (42.9, None)],
+        "bilaw": [(87.4, None), (58.6, None), (51.4, None)],
+        "bilaw-trades": [(86.1, None), (58.9, None), (53.6, None)],
+    },
+}
+PAPER_NUMBERS["bilaw/cifar100-wrn32-linf8"] = {
+    "table": "BiLAW Table 3 (CIFAR-100, WRN-32-10, linf 0.031)",
+    "columns": "Clean, PGD-20, AA on 1000 test examples (the bilaw suite)",
+    "cols": _BILAW_COLS,
+    "trials": 1,
+    "rows": {
+        "bilaw-trades": [(62.8, None), (31.4, None), (27.2, None)],
+        "at": [(57.9, None), (28.9, None), (24.7, None)],
+        "trades": [(62.4, None), (25.3, None), (22.2, None)],
+    },
+}
+
+
 def paper_entry(name: str) -> dict[str, Any] | None:
     """The paper's numbers for a preset row, as stored in its YAML (`paper:`): per checkpoint (`any` where
     the paper does not say), per suite column, mean (or median) and std; None if the paper has none."""
