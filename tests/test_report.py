@@ -349,13 +349,15 @@ def test_paper_numbers_beside_ours(tmp_path):
         (run / "config.yaml").write_text(_yaml.safe_dump(cfg))
         runs.append(run)
     rep = build_report(runs, paper=True)
-    assert rep.columns[:3] == ["natural", "natural (paper)", "pgd100"]
+    assert rep.columns[:4] == ["natural", "natural (paper)", "natural (Δ)", "pgd100"]
     row = rep.rows[0]
     assert row["pgd100 (paper)"]["mean"] == 55.25 and row["pgd100 (paper)"]["std"] == 0.23  # MAIL Table 2
     assert row["aa (paper)"]["mean"] == 44.10 and row["pgd100"]["mean"] == 51.0
     assert any("MAIL Table 2" in n for n in rep.notes)
+    assert row["pgd100 (Δ)"]["text"] == "-4.25*"  # 51.00 vs 55.25: beyond √(1.41² + 0.23²)
+    assert row["natural (Δ)"]["text"] == "-1.15*" and row["aa (Δ)"]["text"] == "-0.10"  # 44.0 vs 44.10 ± 0.21
     text = render(rep)
-    assert "55.25 ± 0.23" in text and "51.00 ± 1.41" in text
+    assert "55.25 ± 0.23" in text and "51.00 ± 1.41" in text and "-4.25*" in text
 
 
 def test_paper_numbers_follow_the_checkpoint(tmp_path):

@@ -375,6 +375,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         spec.setdefault("set", {})[k.strip()] = v.strip()
     if args.attacks:
         spec.setdefault("eval", {})["attacks"] = args.attacks
+    if args.shorten:
+        spec["shorten"] = args.shorten
     cells = sweep.expand(spec)
     sweep.plan(cells, out)
     if args.sweep_command == "plan":
@@ -556,6 +558,12 @@ def make_parser() -> argparse.ArgumentParser:
         q.add_argument("--seeds", type=int, help="seeds 0..N-1 (default: each preset's `seeds`)")
         q.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="common override")
         q.add_argument("--attacks", help="what to evaluate (default: each preset's suite)")
+        q.add_argument(
+            "--shorten",
+            type=int,
+            help="train N epochs, each preset's schedule (milestones, burn-in, "
+            "warm-ups, tables) scaled with it; recorded as shortened_from",
+        )
         if name == "run":
             q.add_argument("--executor", default="local", choices=["local", "slurm"])
             q.add_argument("--jobs", type=int, default=1, help="local: runs at a time (threads split between them)")

@@ -152,6 +152,7 @@ class Config:
     plugins: list = field(default_factory=list)  # plug-in files or modules the run needs (loaded before use)
     method: str = "at"
     preset: str | None = None  # the shipped preset the run was built from (irat report --paper)
+    shortened_from: int | None = None  # the preset's epochs when a sweep shortened the schedule (scaled tables)
     epochs: int = 10
     batch_size: int = 128
     seed: int = 0

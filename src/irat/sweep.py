@@ -40,7 +40,7 @@ from .rundir import RunLock
 from .utils import atomic_write_json, atomic_write_text
 
 FAILED = ".irat-failed"  # a cell's run directory holds this (the last error line) after a failed attempt
-SPEC_KEYS = ("presets", "methods", "seeds", "grid", "set", "eval")
+SPEC_KEYS = ("presets", "methods", "seeds", "grid", "set", "eval", "shorten")
 
 
 @dataclass
@@ -53,6 +53,7 @@ class Cell:
     seed: int
     overrides: dict[str, Any] = field(default_factory=dict)
     eval_args: list[str] = field(default_factory=list)
+    shorten: int | None = None  # train for this many epochs, the schedule scaled with it
 
     def config(self) -> Config:
         cfg = preset_config(self.preset, self.method)
@@ -60,8 +61,36 @@ class Cell:
             set_key(cfg, k, v)
         cfg.seed = self.seed
         cfg.progress = False
+        if self.shorten:
+            shorten(cfg, self.shorten)
         check_method_name(cfg)  # a grid that changes a method's parts names the run after them, as training will
         return cfg
+
+
+def shorten(cfg: Config, epochs: int) -> None:
+    """Scale a schedule to `epochs`: learning-rate milestones, burn-in, MWPB's first phase, AWP's warm-up and
+    the τ / λ tables by epochs/E (a quick check of a table's direction); `shortened_from` records E."""
+    from .schedules import milestones
+
+    full = cfg.shortened_from or cfg.epochs
+    if epochs < 1:
+        raise ConfigError(f"shorten must be a number of epochs >= 1, got {epochs}")
+    if epochs >= cfg.epochs:
+        return
+    f = epochs / cfg.epochs
+
+    def at(e: float) -> int:
+        return min(epochs, max(1, round(float(e) * f))) if e else 0
+
+    cfg.optim.milestones = [at(m) for m in milestones(cfg.optim, cfg.epochs)]
+    cfg.optim.warmup_epochs = at(cfg.optim.warmup_epochs)
+    cfg.weighting.burn_in = min(at(cfg.weighting.burn_in), epochs - 1) if cfg.weighting.burn_in else 0
+    cfg.radius.phase1_epochs = min(at(cfg.radius.phase1_epochs), epochs - 1) if cfg.radius.phase1_epochs else 0
+    cfg.awp.warmup = min(at(cfg.awp.warmup), epochs - 1) if cfg.awp.warmup else 0
+    cfg.objective.fat_tau = [[at(a) if a else 0, t] for a, t in cfg.objective.fat_tau]
+    if cfg.weighting.gair_lambda_table:
+        cfg.weighting.gair_lambda_table = [[at(a) if a else 0, v] for a, v in cfg.weighting.gair_lambda_table]
+    cfg.epochs, cfg.shortened_from = epochs, full
 
 
 def load_spec(path: str | Path) -> dict[str, Any]:
@@ -91,7 +120,9 @@ def expand(spec: dict[str, Any]) -> list[Cell]:
         sources.append((None, str(m)))
     grid = spec.get("grid") or {}
     if not isinstance(grid, dict) or not all(isinstance(v, list) and v for v in grid.values()):
-        raise ConfigError("sweep: `grid` maps config keys to non-empty lists of values")
+        raise ConfigError("sweep: `grid` maps config keys to non-empty lists of values, e.g. {optim.lr: [0.1, 0.05]}")
+    if spec.get("shorten") is not None and (not isinstance(spec["shorten"], int) or spec["shorten"] < 1):
+        raise ConfigError(f"sweep: `shorten` is a number of epochs >= 1, got {spec['shorten']!r}")
     common = dict(_flat(spec.get("set") or {}))
     ev = spec.get("eval") or {}
     cells = []
@@ -105,7 +136,7 @@ def expand(spec: dict[str, Any]) -> list[Cell]:
             base = (preset or str(method)).replace("/", "_")
             tag = "".join(f"__{k}={v}" for k, v in zip(grid, point)).replace("/", "-")
             for seed in seed_list:
-                cell = Cell(f"{base}{tag}/seed{seed}", preset, method, seed, over)
+                cell = Cell(f"{base}{tag}/seed{seed}", preset, method, seed, over, shorten=spec.get("shorten"))
                 cfg = cell.config()
                 if cfg.method not in ("rst", "gair-rst"):  # RST's data and teacher are checked when it starts
                     validate_config(cfg)
@@ -137,6 +168,13 @@ def _eval_args(ev: dict[str, Any], cfg: Config) -> list[str]:
 
 def plan(cells: list[Cell], out: Path) -> None:
     """Write the expanded sweep: OUT/sweep.json and one resolved configuration per cell in OUT/plan/."""
+    from .rundir import check_writable, run_files
+
+    if run_files(out):
+        raise IratError(
+            f"--out {out} is a run directory ({', '.join(run_files(out))}), not a sweep's folder; choose another --out"
+        )
+    check_writable(out, "--out")
     for c in cells:
         atomic_write_text(
             out / "plan" / f"{c.name.replace('/', '__')}.yaml", yaml.safe_dump(c.config().to_dict(), sort_keys=False)
@@ -281,16 +319,34 @@ def run_slurm(
             "--executor slurm needs submitit: pip install 'irat[slurm]' (or pip install submitit)"
         ) from None
     executor = submitit.AutoExecutor(folder=str(out / "slurm" / "%j"), cluster=cluster)
-    params: dict[str, Any] = {"timeout_min": time_min, "gpus_per_node": gpus, "slurm_array_parallelism": parallel}
-    if partition:
-        params["slurm_partition"] = partition
-    if account:
-        params["slurm_account"] = account
-    executor.update_parameters(**{k: v for k, v in params.items() if cluster != "local" or not k.startswith("slurm")})
+    params = slurm_parameters(partition=partition, time_min=time_min, gpus=gpus, account=account, parallel=parallel)
+    executor.update_parameters(
+        **{k: v for k, v in params.items() if cluster in (None, "slurm") or not k.startswith("slurm")}
+    )
     todo = _todo(cells, out, retry_failed)
     with executor.batch():
         jobs = [executor.submit(SlurmCell(c, out)) for c in todo]
     return jobs
+
+
+def slurm_parameters(
+    *, partition: str | None, time_min: int, gpus: int, account: str | None, parallel: int
+) -> dict[str, Any]:
+    """What each job of the array asks Slurm for (submitit's AutoExecutor parameters)."""
+    if time_min < 1 or gpus < 0 or parallel < 1:
+        raise ConfigError("--time-min and --parallel must be >= 1 and --gpus >= 0")
+    params: dict[str, Any] = {
+        "timeout_min": time_min,
+        "gpus_per_node": gpus,
+        "slurm_array_parallelism": parallel,
+        "tasks_per_node": 1,
+        "nodes": 1,
+    }
+    if partition:
+        params["slurm_partition"] = partition
+    if account:
+        params["slurm_account"] = account
+    return params
 
 
 def status(cells: list[Cell], out: Path) -> list[dict[str, Any]]:

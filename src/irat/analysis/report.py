@@ -10,6 +10,7 @@ The standard deviation is the sample one (ddof = 1; 0 for a single run).
 from __future__ import annotations
 
 import json
+import math
 import statistics
 import zipfile
 from collections import Counter
@@ -199,6 +200,9 @@ def build_report(
     rows, columns = [], []
     for name, members in groups.items():
         for label, sub in _split_by_settings(name, members, notes):
+            shortened = {(r.config.get("epochs"), r.config.get("shortened_from")) for r in sub}
+            if len(shortened) == 1 and next(iter(shortened))[1]:
+                label += " (shortened: {}/{} epochs)".format(*next(iter(shortened)))
             row: dict[str, Any] = {
                 "group": label,
                 "runs": len(sub),
@@ -262,9 +266,27 @@ def _add_paper_columns(rows: list[dict], columns: list[str], notes: list[str]) -
                     key = f"{ours} (paper)"
                     n = trials if v["std"] is not None else 1  # no spread given: the value alone
                     row[key] = {"mean": v["mean"], "std": v["std"] or 0.0, "median": v["mean"], "n": n, "of": n}
-                    if key not in shown:
-                        shown.insert(shown.index(ours) + 1, key)
+                    mine = row.get(ours)
+                    if isinstance(mine, dict):  # ours − paper, marked (*) beyond the combined spread
+                        delta = mine["mean"] - v["mean"]
+                        spread = math.hypot(mine.get("std", 0.0), v["std"] or 0.0)
+                        mark = "*" if abs(delta) > spread else ""
+                        row[f"{ours} (Δ)"] = {
+                            "mean": delta,
+                            "std": 0.0,
+                            "median": delta,
+                            "n": 1,
+                            "text": f"{delta:+.2f}{mark}",
+                        }
+                    for k in (key, f"{ours} (Δ)"):
+                        if k in row and k not in shown:
+                            shown.insert(shown.index(ours) + 1 + (k.endswith("(Δ)")), k)
     notes += [f"paper numbers from {t}" for t in sorted(tables)]
+    if tables:
+        notes.append(
+            "(Δ) = ours − the paper's, in points; * marks a difference beyond the combined spread "
+            "√(std_ours² + std_paper²) (0 where only one run or no spread is given)"
+        )
     return shown
 
 
@@ -311,6 +333,8 @@ def render(report: Report, fmt: str = "md", stat: str = "mean", digits: int = 2)
 
     def cell(v: dict) -> str:
         """mean ± std over the runs; a single value has no spread, and fewer runs than the row's say so."""
+        if "text" in v:
+            return str(v["text"])
         text = f"{v[stat]:.{digits}f}" + (f" {pm} {v['std']:.{digits}f}" if v["n"] > 1 else "")
         return text + (f" (n={v['n']})" if v["n"] < v.get("of", v["n"]) else "")
 
