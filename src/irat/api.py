@@ -17,10 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .config import set_key
-from .methods import parts_of
-from .plugins import load_plugins
-from .presets import preset_config
+from .presets import build_config
 from .train import Trainer
 
 SHORT = {
@@ -58,14 +55,7 @@ def fit(
     if resume:
         trainer = Trainer(None, out, resume=True, changes=list(flat.items()))  # type: ignore[arg-type]
     else:
-        specs = load_plugins(list(plugins))
-        cfg = preset_config(preset, method)
-        chosen = parts_of(cfg)
-        for key, value in flat.items():
-            set_key(cfg, key, value)
-        cfg.plugins = list(dict.fromkeys([*cfg.plugins, *specs]))
-        if parts_of(cfg) != chosen:  # settings changed the method's parts: the run is named after them
-            cfg.method = "+".join(p for p in parts_of(cfg) if p)
+        cfg = build_config(preset, method, list(flat.items()), list(plugins))
         trainer = Trainer(cfg, out, overwrite=overwrite)
     trainer.fit()
     return trainer

@@ -85,8 +85,13 @@ def explicit_settings(args: argparse.Namespace) -> list[tuple[str, object]]:
         "data.download": False if args.no_download else None,
         "progress": False if args.quiet else None,
     }
-    out: list[tuple[str, object]] = [(k, v) for k, v in flags.items() if v is not None]
-    for s in args.set:
+    return [(k, v) for k, v in flags.items() if v is not None] + set_pairs(args.set)
+
+
+def set_pairs(sets: list[str]) -> list[tuple[str, object]]:
+    """`--set key=value` options as (key, value) pairs, in order."""
+    out: list[tuple[str, object]] = []
+    for s in sets:
         if "=" not in s:
             raise IratError(f"--set expects key=value, got {s!r}")
         k, v = s.split("=", 1)
@@ -96,20 +101,9 @@ def explicit_settings(args: argparse.Namespace) -> list[tuple[str, object]]:
 
 def build_config(args: argparse.Namespace):
     """defaults < method < preset < explicit flags < --set."""
-    from .config import set_key
-    from .methods import parts_of
-    from .plugins import load_plugins
-    from .presets import preset_config
+    from .presets import build_config as build
 
-    plugins = load_plugins(args.plugin)
-    cfg = preset_config(args.preset, args.method)
-    chosen = parts_of(cfg)
-    for k, v in explicit_settings(args):
-        set_key(cfg, k, v)
-    cfg.plugins = list(dict.fromkeys([*cfg.plugins, *plugins]))
-    if parts_of(cfg) != chosen:  # the flags changed the method's parts: name the run by what it trains
-        cfg.method = "+".join(p for p in parts_of(cfg) if p)
-    return cfg
+    return build(args.preset, args.method, explicit_settings(args), args.plugin)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -368,11 +362,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         raise IratError("irat sweep: give a sweep YAML, or --presets / --methods")
     if args.seeds is not None:
         spec["seeds"] = args.seeds
-    for s in args.set:
-        if "=" not in s:
-            raise IratError(f"--set expects key=value, got {s!r}")
-        k, v = s.split("=", 1)
-        spec.setdefault("set", {})[k.strip()] = v.strip()
+    for k, v in set_pairs(args.set):
+        spec.setdefault("set", {})[k] = v
     if args.attacks:
         spec.setdefault("eval", {})["attacks"] = args.attacks
     if args.shorten:

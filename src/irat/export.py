@@ -19,7 +19,7 @@ import torch
 
 from .checkpoints import checkpoint_info, load_model
 from .errors import IratError
-from .utils import atomic_write, atomic_write_json
+from .utils import atomic_write, atomic_write_json, file_md5
 
 FORMATS = ("state-dict", "torchscript", "safetensors")
 
@@ -47,7 +47,7 @@ def export(run: str | Path, out: str | Path, *, fmt: str = "state-dict", checkpo
         example = torch.rand(1, meta["in_channels"], meta["input_size"], meta["input_size"])
         scripted = torch.jit.trace(model, example, check_trace=False)
         atomic_write(out, lambda tmp: torch.jit.save(scripted, tmp))
-    md5 = _md5(Path(info["path"]))
+    md5 = file_md5(info["path"])
     records = []
     for f in sorted((run_dir / "eval").glob(f"{checkpoint}_*.json")) if run_dir.is_dir() else []:
         rec = json.loads(f.read_text())
@@ -96,11 +96,3 @@ def export(run: str | Path, out: str | Path, *, fmt: str = "state-dict", checkpo
     }
     atomic_write_json(Path(str(out) + ".json"), card)
     return card
-
-
-def _md5(path: Path) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from .config import load_yaml
 from .errors import ConfigError
@@ -58,3 +60,22 @@ def preset_info(name: str) -> dict:
         "description": data.get("description", ""),
         "method": data.get("method", ""),
     }
+
+
+def build_config(preset: str | None, method: str | None, settings: list[tuple[str, Any]], plugins: Sequence[str] = ()):
+    """The command line's and `irat.fit`'s configuration: defaults < method < preset < settings (dotted keys, in
+    order), with the plug-ins it needs recorded; settings that change the method's parts name the run after them
+    (`at+mail`)."""
+    from .config import set_key
+    from .methods import parts_of
+    from .plugins import load_plugins
+
+    specs = load_plugins(list(plugins))
+    cfg = preset_config(preset, method)
+    chosen = parts_of(cfg)
+    for key, value in settings:
+        set_key(cfg, key, value)
+    cfg.plugins = list(dict.fromkeys([*cfg.plugins, *specs]))
+    if parts_of(cfg) != chosen:
+        cfg.method = "+".join(p for p in parts_of(cfg) if p)
+    return cfg

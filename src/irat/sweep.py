@@ -32,7 +32,7 @@ from typing import Any
 import yaml
 
 from .checkpoints import RECOVERY, load_checkpoint
-from .config import Config, load_yaml, set_key
+from .config import Config, flatten, load_yaml, set_key
 from .errors import CheckpointError, ConfigError, IratError
 from .methods import apply_method, check_method_name
 from .presets import load_preset, preset_config, preset_names
@@ -123,7 +123,7 @@ def expand(spec: dict[str, Any]) -> list[Cell]:
         raise ConfigError("sweep: `grid` maps config keys to non-empty lists of values, e.g. {optim.lr: [0.1, 0.05]}")
     if spec.get("shorten") is not None and (not isinstance(spec["shorten"], int) or spec["shorten"] < 1):
         raise ConfigError(f"sweep: `shorten` is a number of epochs >= 1, got {spec['shorten']!r}")
-    common = dict(_flat(spec.get("set") or {}))
+    common = flatten(spec.get("set") or {})
     ev = spec.get("eval") or {}
     cells = []
     for preset, method in sources:
@@ -143,16 +143,6 @@ def expand(spec: dict[str, Any]) -> list[Cell]:
                 cell.eval_args = _eval_args(ev, cfg)
                 cells.append(cell)
     return cells
-
-
-def _flat(d: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
-    out: list[tuple[str, Any]] = []
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out += _flat(v, f"{prefix}{k}.")
-        else:
-            out.append((f"{prefix}{k}", v))
-    return out
 
 
 def _eval_args(ev: dict[str, Any], cfg: Config) -> list[str]:
@@ -224,7 +214,7 @@ def state(cell: Cell, out: Path) -> dict[str, Any]:
 
 def _differences(have: dict[str, Any], want: dict[str, Any]) -> list[str]:
     ignore = {"progress", "device", "epochs", "data.data_dir", "data.download"}
-    a, b = dict(_flat(have)), dict(_flat(want))
+    a, b = flatten(have), flatten(want)
     return [k for k in sorted(set(a) | set(b)) if k not in ignore and a.get(k) != b.get(k)]
 
 

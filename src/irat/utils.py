@@ -123,3 +123,14 @@ def require(module: str, extra: str, what: str) -> Any:
         raise IratError(
             f"{what} needs the {module.split('.')[0]} package: pip install 'irat[{extra}]' (or pip install 'irat[all]')"
         ) from None
+
+
+def file_md5(path: str | Path) -> str:
+    """The MD5 of a file, read in 1 MiB blocks (checkpoint fingerprints in records and cards)."""
+    import hashlib
+
+    h = hashlib.md5()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

@@ -21,9 +21,11 @@ from typing import Any
 import numpy as np
 import yaml
 
+from ..config import flatten
 from ..errors import IratError
 from ..evaluate.run import per_example_file
 from ..tables import results_table
+from ..utils import file_md5
 
 # config keys that may differ between seeds of one setting
 IGNORED_KEYS = {
@@ -48,17 +50,6 @@ class RunInfo:
     path: Path
     config: dict
     evals: dict[str, list[dict]] = field(default_factory=dict)  # checkpoint → eval records
-
-
-def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(_flatten(v, key + "."))
-        else:
-            out[key] = v
-    return out
 
 
 def load_run(path: str | Path) -> RunInfo:
@@ -101,7 +92,7 @@ def stale(run: RunInfo, rec: dict, cache: dict[Path, str | None]) -> str | None:
         return None
     path = run.path / f"{rec.get('checkpoint', 'best')}.pt"
     if path not in cache:
-        cache[path] = _md5(path) if path.is_file() else None
+        cache[path] = file_md5(path) if path.is_file() else None
     if cache[path] == want:
         return None
     what = "is gone" if cache[path] is None else "has changed since (a resume or a new best epoch)"
@@ -112,18 +103,8 @@ def stale(run: RunInfo, rec: dict, cache: dict[Path, str | None]) -> str | None:
     )
 
 
-def _md5(path: Path) -> str:
-    import hashlib
-
-    h = hashlib.md5()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def group_key(config: dict, by: str) -> str:
-    flat = _flatten(config)
+    flat = flatten(config)
     if by not in flat:
         raise IratError(f"--group-by {by!r} is not a config key; e.g. method, model.arch, weighting.scheme")
     return str(flat[by])
@@ -131,7 +112,7 @@ def group_key(config: dict, by: str) -> str:
 
 def settings_diff(configs: list[dict]) -> dict[str, list]:
     """Config keys (other than IGNORED_KEYS) whose values differ across the given runs."""
-    flats = [_flatten(c) for c in configs]
+    flats = [flatten(c) for c in configs]
     keys = set().union(*flats) - IGNORED_KEYS
     return {k: [f.get(k) for f in flats] for k in sorted(keys) if len({json.dumps(f.get(k)) for f in flats}) > 1}
 
@@ -297,7 +278,7 @@ def _split_by_settings(name: str, members: list[RunInfo], notes: list[str]) -> l
     keys = list(diff)
     subs: dict[str, list[RunInfo]] = {}
     for m in members:
-        flat = _flatten(m.config)
+        flat = flatten(m.config)
         label = f"{name} [" + ", ".join(f"{k}={flat.get(k)}" for k in keys[:3]) + ("…" if len(keys) > 3 else "") + "]"
         subs.setdefault(label, []).append(m)
     notes.append(

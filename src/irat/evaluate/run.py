@@ -21,7 +21,7 @@ from ..errors import IratError
 from ..models.normalize import Normalized
 from ..rundir import check_file_writable, check_writable
 from ..tables import results_table
-from ..utils import atomic_write, atomic_write_json, parse_number, resolve_device
+from ..utils import atomic_write, atomic_write_json, file_md5, parse_number, resolve_device
 from .core import Progress, check_options, evaluate, resolve_attacks, worst_case
 
 
@@ -115,7 +115,7 @@ def evaluate_run(
     stem = f"{checkpoint}_{split}_{norm_v}_eps{eps_v:.6g}_n{len(y)}".replace("/", "-")
     if precision != "fp32":  # another precision is another evaluation: never merged with the fp32 one
         stem += f"_{precision}"
-    md5 = _md5(Path(info["path"]))
+    md5 = file_md5(info["path"])
     identity = json.dumps(
         [
             md5,
@@ -207,14 +207,6 @@ class FileProgress(Progress):
 
     def finish(self) -> None:
         self.path.unlink(missing_ok=True)
-
-
-def _md5(path: Path) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 _META_ARRAYS = ("index", "label", "checkpoint_md5")

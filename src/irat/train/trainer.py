@@ -22,7 +22,7 @@ from .. import distributed
 from ..attacks.checks import check_radius, frozen_bn_stats
 from ..attacks.noise import draw_noise
 from ..checkpoints import BEST, LAST, RECOVERY, load_checkpoint, run_state, save_checkpoint
-from ..config import Config, from_dict, set_key
+from ..config import Config, flatten, from_dict, set_key
 from ..data import Splits, load_splits
 from ..data.unlabeled import build_unlabeled, mixed_batches, n_mixed_batches
 from ..errors import CheckpointError, ConfigError, IratError
@@ -58,11 +58,15 @@ RESUMABLE = (
 def apply_resume_changes(cfg: Config, changes: list[tuple[str, Any]]) -> dict[str, list[Any]]:
     """Apply the settings asked for on --resume; refuse, listing them, any that would make it another run.
     Returns {key: [before, after]} for the settings that changed."""
-    before = cfg.to_dict()
+    before = flatten(cfg.to_dict())
     for key, value in changes:
         set_key(cfg, key, value)
-    after = cfg.to_dict()
-    diff = {k: [a, b] for k, (a, b) in _flat_pairs(before, after).items() if a != b}
+    after = flatten(cfg.to_dict())
+    diff = {
+        k: [before.get(k), after.get(k)]
+        for k in [*before, *(k for k in after if k not in before)]
+        if before.get(k) != after.get(k)
+    }
     bad = [k for k in diff if not any(k == r or (r.endswith(".") and k.startswith(r)) for r in RESUMABLE)]
     if bad:
         raise IratError(
@@ -71,17 +75,6 @@ def apply_resume_changes(cfg: Config, changes: list[tuple[str, Any]]) -> dict[st
             + f". A resume may change: {', '.join(r.rstrip('.') + ('.*' if r.endswith('.') else '') for r in RESUMABLE)}"
         )
     return diff
-
-
-def _flat_pairs(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> dict[str, tuple[Any, Any]]:
-    out: dict[str, tuple[Any, Any]] = {}
-    for k in [*a, *(k for k in b if k not in a)]:
-        va, vb = a.get(k), b.get(k)
-        if isinstance(va, dict) and isinstance(vb, dict) and k != "options":
-            out.update(_flat_pairs(va, vb, f"{prefix}{k}."))
-        else:
-            out[prefix + k] = (va, vb)
-    return out
 
 
 class Trainer:
