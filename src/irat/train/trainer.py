@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from .. import distributed
 from ..attacks.checks import check_radius, frozen_bn_stats
-from ..attacks.noise import draw_noise
+from ..attacks.noise import Noise, draw_noise
 from ..checkpoints import BEST, LAST, RECOVERY, load_checkpoint, run_state, save_checkpoint
 from ..config import Config, flatten, from_dict, set_key
 from ..data import Splits, load_splits
@@ -264,7 +264,7 @@ class Trainer:
         epoch: int,
         *,
         global_n: int | None = None,
-        noise: Any = draw_noise,
+        noise: Noise = draw_noise,
     ) -> dict[str, torch.Tensor]:
         """Radius → the objective's attack → weights → loss → (AWP) step (DESIGN.md). Returns per-batch
         device stats. global_n / noise: the global batch this is a slice of, and its per-example draws."""
