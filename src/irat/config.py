@@ -177,7 +177,7 @@ class Config:
     save_per_example: list = field(default_factory=list)  # epochs whose per-example values are saved
     flatness_n: int = 0  # per-epoch loss flatness ‖∇ₓℓ‖ on the first N training examples (GAIRAT Fig. 4)
     tensorboard: bool = False  # also log scalars and histograms to RUN/tensorboard (needs `tensorboard`)
-    precision: str = "fp32"  # fp32 or bf16 (autocast for training and its attack steps; eval stays fp32)
+    precision: str = "fp32"  # fp32; bf16 (autocast for training and its attack steps; eval stays fp32); fp64 (float64 training: numerical checks)
     channels_last: bool = False  # NHWC memory format for model and batches (faster convolutions on GPUs)
     compile: bool = False  # torch.compile the training forward (falls back to eager if it fails)
     sync_bn: bool = False  # torchrun on GPUs: SyncBatchNorm (BN statistics of the global batch, not the shard)

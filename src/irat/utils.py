@@ -7,7 +7,8 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,17 @@ def parse_number(text: str | float | int) -> float:
         return float(s)
     except (ValueError, ZeroDivisionError) as exc:
         raise ConfigError(f"cannot read {text!r} as a number (examples: 8/255, 0.031, 0.3)") from exc
+
+
+@contextmanager
+def default_dtype(dtype: torch.dtype) -> Iterator[None]:
+    """PyTorch's default float type set to `dtype` for the block, restored after it (even on errors)."""
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(before)
 
 
 def resolve_device(name: str | None) -> torch.device:

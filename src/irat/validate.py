@@ -28,7 +28,7 @@ def _positive(value, key: str, allow_zero: bool = False) -> None:
 def validate_config(cfg: Config) -> None:
     check_types(cfg)
     _positive(cfg.flatness_n, "flatness_n", allow_zero=True)
-    _choice(cfg.precision, ("fp32", "bf16"), "precision")
+    _choice(cfg.precision, ("fp32", "bf16", "fp64"), "precision")
     _validate_unlabeled(cfg)
     if cfg.tensorboard:
         try:

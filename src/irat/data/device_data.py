@@ -44,7 +44,7 @@ class DeviceData:
         return self.subset(torch.arange(n, device=self.x.device))
 
     def get(self, idx: torch.Tensor | slice) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.x[idx].float().mul_(self.scale), self.y[idx]
+        return self.x[idx].to(torch.get_default_dtype()).mul_(self.scale), self.y[idx]  # float32 unless precision=fp64
 
     def all(self) -> tuple[torch.Tensor, torch.Tensor]:
         return self.get(slice(None))

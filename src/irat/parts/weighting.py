@@ -62,7 +62,7 @@ def gair_weight(kappa: torch.Tensor, steps: int, lam: float, fn: str = "tanh") -
     for K = 10 (for other K its slope in κ is 1 instead of 10/K).
     λ = +∞ gives ω ≡ 1 (standard AT). The released code writes ⌊K/2⌋ for K/2: identical for even K.
     """
-    k = kappa.float()
+    k = kappa.to(torch.get_default_dtype())
     if fn == "linear":
         return 1.0 - k / (steps + 1)
     if math.isinf(lam) and lam > 0:

@@ -33,7 +33,7 @@ from ..parts import Crafted, RunContext, Step, build_parts, idle_parts
 from ..plugins import load_plugins
 from ..rundir import RunLock, check_writable, clean_tmp, remove_run_files, run_files, sync_metrics
 from ..schedules import learning_rate
-from ..utils import atomic_write_text, resolve_device
+from ..utils import atomic_write_text, default_dtype, resolve_device
 from ..validate import validate_config
 from .awp import AWP
 from .callbacks import Callback, EpochStats, Flatness, StepRecord, TensorBoard
@@ -139,6 +139,13 @@ class Trainer:
         if cfg.sync_bn and self.dist.enabled and self.device.type != "cuda":
             raise ConfigError("sync_bn needs CUDA GPUs (PyTorch's SyncBatchNorm does not run on CPU); drop it on CPU")
         self.resume_state = state["data"] if (resume and state is not None) else None
+        # precision=fp64: float64 weights, batches and parts' tensors (numerical checks: fingerprints, devices)
+        self.dtype = torch.float64 if cfg.precision == "fp64" else torch.get_default_dtype()
+        with default_dtype(self.dtype):
+            self._build(cfg, splits)
+
+    def _build(self, cfg: Config, splits: Splits | None) -> None:
+        """Data, model, parts, optimizer and observers of the run (in the run's float type)."""
         self.splits = (
             splits
             if splits is not None
@@ -372,7 +379,8 @@ class Trainer:
         the run directory's lock throughout: a second process training into it is refused."""
         lock = RunLock(self.out).acquire() if self.dist.main else None
         try:
-            return self._fit(max_epochs)
+            with default_dtype(self.dtype):
+                return self._fit(max_epochs)
         finally:
             if lock is not None:
                 lock.release()
