@@ -52,8 +52,111 @@ def test_released_gair_rst_weight_equals_eq6_only_for_ten_steps():
     assert gair_weight(k[1:2], 10, -1.0, "tanh").item() == pytest.approx(0.8807970779778824, abs=1e-6)
     assert gair_weight(k[2:], 20, -1.0, "tanh-rst").item() == pytest.approx(0.002472623156634768, abs=1e-7)
     assert gair_weight(k[2:], 20, -1.0, "tanh").item() == pytest.approx(0.01798620996209155, abs=1e-6)
-    p = table_presets()["gairat/cifar10-rst-released/gair-rst"]
-    assert p["weighting"] == {"gair_lambda": 3.0, "gair_fn": "tanh-rst", "burn_in": 100} and p["epochs"] == 200
+
+
+def _preset_cfg(name: str) -> Config:
+    from irat.presets import preset_config
+
+    return preset_config(name)
+
+
+def _first_weighted_epoch(cfg: Config) -> int:
+    """The first (1-based) epoch in which the run's weighting part says its weights apply."""
+    from irat.parts import WEIGHTINGS
+
+    part = WEIGHTINGS.get(cfg.weighting.name)(cfg)
+    return next(e for e in range(1, 1000) if part.active(e))
+
+
+def test_released_gair_rst_preset_weights_from_epoch_100_on_rst_optimisation():
+    """run_training.sh: lam(epoch) gives Λ once epoch >= 0.5 * epochs, epochs counted from 1 → epoch 100;
+    GAIRAT App. C.10: GAIR-RST uses RST's training settings (cosine lr, batch 256, wd 5e-4, Nesterov)."""
+    cfg = _preset_cfg("gairat/cifar10-rst-released/gair-rst")
+    released_first = next(e for e in range(1, 201) if e >= 0.5 * 200)
+    assert _first_weighted_epoch(cfg) == released_first == 100
+    assert cfg.weighting.gair_lambda == 3.0 and cfg.weighting.gair_fn == "tanh-rst" and cfg.epochs == 200
+    o = cfg.optim
+    assert (o.schedule, o.lr, o.weight_decay, o.nesterov, cfg.batch_size) == ("cosine", 0.1, 5e-4, True, 256)
+    assert cfg.unlabeled.epoch == "rst" and cfg.unlabeled.fraction == 0.5
+    old = _preset_cfg("gairat/cifar10-rst-released/gair-rst-gairat-optim")  # the previous form, named for what it is
+    assert _first_weighted_epoch(old) == 100 and old.optim.milestones == [100, 150] and old.batch_size == 128
+
+
+def test_rst_epoch_is_ceil_50000_over_256_mixed_batches():
+    from irat.data.device_data import DeviceData
+    from irat.data.unlabeled import mixed_batches, n_mixed_batches
+
+    assert n_mixed_batches(50000, 256, 0.5, "rst") == 196  # RST's sampler: 10.0 M examples over 200 epochs
+    assert n_mixed_batches(50000, 256, 0.5) == 391  # one pass over the labeled set, 128 labeled a batch
+    lab = DeviceData(torch.zeros(100, 1, 2, 2, dtype=torch.uint8), torch.zeros(100), 1 / 255)
+    unl = DeviceData(torch.zeros(30, 1, 2, 2, dtype=torch.uint8), torch.ones(30), 1 / 255)
+    unl.index = unl.index + 100
+    batches = list(mixed_batches(lab, unl, 16, 0.5, generator=torch.Generator().manual_seed(0), epoch="rst"))
+    assert len(batches) == 7 and all(len(y) == 16 and int(y.sum()) == 8 for _, y, _ in batches)
+    labeled_seen = torch.cat([i[i < 100] for _, _, i in batches])
+    assert len(labeled_seen) == len(set(labeled_seen.tolist())) == 56  # without replacement within the epoch
+    one_pass = list(mixed_batches(lab, unl, 16, 0.5, generator=torch.Generator().manual_seed(0)))
+    assert sorted(torch.cat([i[i < 100] for _, _, i in one_pass]).tolist()) == list(range(100))
+
+
+def test_gair_mart_weights_from_epoch_75():
+    """GAIRAT App. C.7: GAIR-MART uses the weights 'from Epoch 75 onward'."""
+    assert _first_weighted_epoch(_cfg("gair-mart")) == 75
+
+
+def test_mail_weights_start_with_the_first_learning_rate_drop():
+    """MAIL §4.1: the weights start 'when the learning rate dropped at the first time'."""
+    from irat.presets import preset_names
+
+    names = [n for n in preset_names() if n.startswith("mail/") and "released" not in n]
+    checked = 0
+    for name in names:
+        cfg = _preset_cfg(name)
+        if cfg.weighting.name == "none":
+            continue
+        lrs = [learning_rate(cfg.optim, cfg.epochs, e - 1) for e in range(1, cfg.epochs + 1)]
+        first_drop = next(e for e in range(2, cfg.epochs + 1) if lrs[e - 1] < lrs[e - 2])
+        assert _first_weighted_epoch(cfg) == first_drop == 76, name
+        checked += 1
+    assert checked >= 20
+    for m in ("mail-at", "mail-trades", "mail-mart"):
+        assert _cfg(m).weighting.burn_in == 75
+
+
+def test_default_milestones_never_drop_twice_at_once():
+    for epochs in range(1, 121):
+        opt = OptimConfig()
+        lrs = [learning_rate(opt, epochs, e) for e in range(epochs)]
+        assert all(b >= a * opt.gamma * 0.999 for a, b in zip(lrs, lrs[1:])), epochs
+    assert [round(learning_rate(OptimConfig(), 3, e), 6) for e in range(3)] == [0.1, 0.1, 0.01]
+
+
+def test_trades_mix_crafts_no_cw_example_while_no_weights_apply():
+    """Released GAIR-RST: plain TRADES in the first half, no CW example crafted or forwarded."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
+    x, y = torch.rand(8, 1, 4, 4), torch.randint(0, 3, (8,))
+    obj = make_objective("trades-mix", cfg=_cfg("gair-trades-rst"))
+    step = dict(net=net, model=net, x=x, y=y, idx=torch.arange(8), epoch=1, eps=0.1, alpha=0.025, lr=0.1, global_n=8)
+    assert obj.craft(Step(**step, weights_active=False)).x_adv2 is None
+    assert obj.craft(Step(**step)).x_adv2 is not None
+    nat, adv = torch.randn(8, 3), torch.randn(8, 3)
+    trades = make_objective("trades", 6.0)
+    assert torch.equal(obj.combine(obj.terms(nat, adv, y)), trades.combine(trades.terms(nat, adv, y)))
+
+
+def test_gair_rst_burn_in_trains_exactly_like_trades(tmp_path):
+    """During the burn-in, trades-mix is TRADES to the bit: same attack, draws, BN statistics and steps."""
+    from conftest import quick_config
+    from irat.train import Trainer
+
+    states = {}
+    for method in ("gair-trades-rst", "trades"):
+        cfg = quick_config(method=method, epochs=1, weighting={"burn_in": 1} if method != "trades" else {})
+        Trainer(cfg, tmp_path / method).fit()
+        states[method] = torch.load(tmp_path / method / "last.pt", weights_only=True)["model"]
+    a, b = states.values()
+    assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_awp_presets_follow_the_released_scripts():

@@ -107,6 +107,8 @@ class UnlabeledConfig:
     teacher: str | None = None  # run directory or checkpoint of the pseudo-labelling model (`standard`)
     teacher_checkpoint: str = "best"  # best or last, for a run directory
     fraction: float = 0.5  # share of each batch drawn from the pseudo-labelled set (RST: 0.5)
+    epoch: str = "labeled-pass"  # labeled-pass: every labeled example once, each batch topped up; rst: as the
+    # released RST sampler, ⌈N_labeled / batch_size⌉ mixed batches (about half of the labeled set an epoch)
 
 
 @dataclass
@@ -126,7 +128,7 @@ class AWPConfig:
 
     enabled: bool = False
     gamma: float = 0.01  # 0.01 (AT-AWP); 0.005 (TRADES-AWP)
-    warmup: int = 0  # epochs without AWP (TRADES-AWP: 10)
+    warmup: int = 0  # epochs without AWP (TRADES-AWP: 9, i.e. AWP from epoch 10)
     proxy_lr: float = 0.01  # SGD step of the proxy model
 
 

@@ -143,16 +143,19 @@ _m(
 )
 _m(
     "gair-mart",
-    "GAIR-MART: GAIR weights on the CE part of MART's BCE only; burn-in 75",
-    "GAIRAT App. C.7, Eq. 10",
+    "GAIR-MART: GAIR weights on the CE part of MART's BCE only; weights from epoch 75 (burn-in 74)",
+    "GAIRAT App. C.7 ('from Epoch 75 onward'), Eq. 10",
     objective={"name": "mart", "beta": 6.0},
-    weighting=dict(_GAIR, burn_in=75),
+    weighting=dict(_GAIR, burn_in=74),
 )
 
-# MAIL: sigmoid(−γ(PM − β)) on PM-adv, mean-one (paper Alg. 1), burn-in until the first LR drop.
+# MAIL: sigmoid(−γ(PM − β)) on PM-adv, mean-one (paper Alg. 1). MAIL §4.1: the weights start "when the learning
+# rate dropped at the first time", i.e. with milestone 75 in epoch 76, the epoch the released train.py (0-based
+# `epoch >= 75`) first trains at lr/10; its "initial 74 epochs" is that loop's last burn-in index, 0..74.
+# So burn-in 75: the weights and the first drop coincide.
 _m(
     "mail-at",
-    "MAIL-AT: ω = sigmoid(−γ(PM-adv − β)), γ = 30, β = −0.07, burn-in 74 epochs",
+    "MAIL-AT: ω = sigmoid(−γ(PM-adv − β)), γ = 30, β = −0.07, burn-in 75 epochs (to the first LR drop)",
     "MAIL §3.2, §4.1",
     objective={"name": "at"},
     weighting={
@@ -160,13 +163,13 @@ _m(
         "mail_margin": "pm-adv",
         "mail_gamma": 30.0,
         "mail_bias": -0.07,
-        "burn_in": 74,
+        "burn_in": 75,
         "normalization": "mean-one",
     },
 )
 _m(
     "mail-trades",
-    "MAIL-TRADES: CE + β·mean ω·KL, β = 5; γ = 5, bias 0.05, burn-in 74",
+    "MAIL-TRADES: CE + β·mean ω·KL, β = 5; γ = 5, bias 0.05, burn-in 75",
     "MAIL Eq. 10, §4.1",
     objective={"name": "trades", "beta": 5.0},
     weighting={
@@ -174,13 +177,13 @@ _m(
         "mail_margin": "pm-adv",
         "mail_gamma": 5.0,
         "mail_bias": 0.05,
-        "burn_in": 74,
+        "burn_in": 75,
         "normalization": "mean-one",
     },
 )
 _m(
     "mail-mart",
-    "MAIL-MART: ω on all of MART's BCE, β = 6; γ = 5, bias 0.05, burn-in 74",
+    "MAIL-MART: ω on all of MART's BCE, β = 6; γ = 5, bias 0.05, burn-in 75",
     "MAIL App. C, Alg. 4",
     objective={"name": "mart", "beta": 6.0},
     weighting={
@@ -188,7 +191,7 @@ _m(
         "mail_margin": "pm-adv",
         "mail_gamma": 5.0,
         "mail_bias": 0.05,
-        "burn_in": 74,
+        "burn_in": 75,
         "normalization": "mean-one",
     },
 )

@@ -39,24 +39,26 @@ MAIL_RN18 = {
     "optim": {"lr": 0.01, "momentum": 0.9, "weight_decay": 3.5e-3, "milestones": [75, 90]},
 }
 MAIL_WRN = _merge(MAIL_RN18, {"model": {"arch": "wrn-32-10"}, "optim": {"lr": 0.1, "weight_decay": 7e-4}})
-_BURN74 = {"weighting": {"burn_in": 74}}
+# MAIL §4.1: weights start "when the learning rate dropped at the first time" (milestone 75: epoch 76, the
+# released train.py's 0-based `epoch >= 75`), for every reweighting row; "the initial 74 epochs" counts 0..74.
+_FIRST_DROP = {"weighting": {"burn_in": 75}}
 MAIL_ROWS = {  # row: (method, extra overrides)
     "at": ("at", {}),
     "trades": ("trades", {}),
     "mart": ("mart", {}),
     "fat": ("fat", {}),
-    "gairat": ("gairat", _BURN74),
+    "gairat": ("gairat", _FIRST_DROP),
     "mail-at": ("mail-at", {}),
     "mail-trades": ("mail-trades", {}),
 }
 MAIL_T1 = {
-    "at-lps": ("gairat", _BURN74),
+    "at-lps": ("gairat", _FIRST_DROP),
     "at-pm-nat": ("mail-at", {"weighting": {"mail_margin": "pm-nat"}}),
     "at-pm-adv": ("mail-at", {}),
-    "mart-lps": ("gair-mart", _BURN74),
+    "mart-lps": ("gair-mart", _FIRST_DROP),
     "mart-pm-nat": ("mail-mart", {"weighting": {"mail_margin": "pm-nat"}}),
     "mart-pm-adv": ("mail-mart", {}),
-    "trades-lps": ("gair-trades", _BURN74),
+    "trades-lps": ("gair-trades", _FIRST_DROP),
     "trades-pm-nat": ("mail-trades", {"weighting": {"mail_margin": "pm-nat"}}),
     "trades-pm-adv": ("mail-trades", {}),
 }
@@ -824,7 +826,12 @@ def table_presets() -> dict[str, dict]:
         a = p["attack"]
         desc = (
             f"{method} on {p['data']['dataset']} with {p['model']['arch']}, {a['norm']} eps {a['eps']}, "
-            f"{p['epochs']} epochs, lr {p['optim']['lr']} (milestones {p['optim']['milestones']})"
+            f"{p['epochs']} epochs, lr {p['optim']['lr']} "
+            + (
+                f"({p['optim']['schedule']})"
+                if p["optim"].get("schedule", "piecewise") != "piecewise"
+                else f"(milestones {p['optim']['milestones']})"
+            )
         )
         burn = p.get("weighting", {}).get("burn_in")
         if burn:
@@ -859,16 +866,42 @@ def table_presets() -> dict[str, dict]:
                 "attack": {"eps": "0.031", "alpha": "0.007", "start": "normal"},
             },
         )
+    # Released GAIR-RST (run_training.sh, losses.py, robust_self_training.py): lam(epoch) gives the weights once
+    # epoch >= 0.5 * 200 with epochs counted from 1, so from epoch 100 (burn-in 99); RST's optimisation, as
+    # GAIRAT App. C.10 says GAIR-RST uses: cosine lr 0.1, batch 256, weight decay 5e-4, Nesterov momentum, and
+    # an epoch of ceil(50000 / 256) batches of the half-labelled, half-pseudo-labelled stream.
+    rst_weights = {"weighting": {"gair_lambda": 3.0, "gair_fn": "tanh-rst", "burn_in": 99}}
+    wrn28 = _merge(GAIRAT_WRN32, {"model": {"arch": "wrn-28-10"}, "epochs": 200})
     add(
         "gairat/cifar10-rst-released/gair-rst",
-        "released GAIR-RST run (run_training.sh, losses.py): lambda 3, plain TRADES for the first half, weight "
-        "tanh(lambda + K/2 - kappa), eps 0.031",
+        "released GAIR-RST run (run_training.sh, losses.py) on RST's optimisation: lambda 3, plain TRADES for "
+        "epochs 1-99, weight tanh(lambda + K/2 - kappa) from epoch 100, eps 0.031; cosine lr 0.1, batch 256, "
+        "weight decay 5e-4, Nesterov, ceil(50000/256) mixed batches an epoch",
         _merge(
-            GAIRAT_WRN32,
-            {"model": {"arch": "wrn-28-10"}, "epochs": 200, "optim": {"milestones": [100, 150], "milestone_lrs": None}},
+            wrn28,
+            {
+                "batch_size": 256,
+                "optim": {
+                    "schedule": "cosine",
+                    "milestones": None,
+                    "milestone_lrs": None,
+                    "weight_decay": 5e-4,
+                    "nesterov": True,
+                },
+                "unlabeled": {"epoch": "rst"},
+            },
         ),
         "gair-rst",
-        {"weighting": {"gair_lambda": 3.0, "gair_fn": "tanh-rst", "burn_in": 100}},
+        rst_weights,
+    )
+    add(
+        "gairat/cifar10-rst-released/gair-rst-gairat-optim",
+        "the released GAIR-RST loss and weights (lambda 3, tanh(lambda + K/2 - kappa) from epoch 100) on GAIRAT's "
+        "WRN optimisation instead of RST's: lr 0.1 divided by 10 after epochs 100 and 150, batch 128, weight "
+        "decay 2e-4, every labeled example once an epoch",
+        _merge(wrn28, {"optim": {"milestones": [100, 150], "milestone_lrs": None}}),
+        "gair-rst",
+        rst_weights,
     )
     for row, (m, ex) in GAIRAT_T1.items():
         add(f"gairat/cifar10-wrn32/{row}", f"GAIRAT Table 1, row {row}", GAIRAT_WRN32, m, ex)

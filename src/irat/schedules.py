@@ -14,7 +14,8 @@ SCHEDULES = ("piecewise", "cosine", "cyclic", "constant")
 
 def milestones(opt: OptimConfig, epochs: int) -> list[float]:
     if opt.milestones is None:  # 50 % and 75 % of the run, never before the first epoch (a 1-epoch run keeps its lr)
-        return [max(1, round(epochs * 0.5)), max(1, round(epochs * 0.75))]
+        first = max(1, round(epochs * 0.5))
+        return [first, max(first + 1, round(epochs * 0.75))]  # distinct: never two drops at once (3 epochs: 2, 3)
     return [float(m) for m in opt.milestones]
 
 

@@ -107,5 +107,6 @@ def _validate_unlabeled(cfg: Config) -> None:
     if not Path(u.teacher).expanduser().exists():
         raise ConfigError(f"unlabeled.teacher: {u.teacher} does not exist")
     _choice(u.teacher_checkpoint, ("best", "last"), "unlabeled.teacher_checkpoint")
+    _choice(u.epoch, ("labeled-pass", "rst"), "unlabeled.epoch")
     if not isinstance(u.fraction, (int, float)) or not 0 < u.fraction < 1:
         raise ConfigError(f"unlabeled.fraction must lie strictly between 0 and 1, got {u.fraction!r}")

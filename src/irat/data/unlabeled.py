@@ -130,17 +130,26 @@ def mixed_batches(
     *,
     generator: torch.Generator | None = None,
     augment: bool = False,
+    epoch: str = "labeled-pass",
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """One pass over the labeled set, each batch topped up with pseudo-labelled examples.
+    """One epoch of labeled batches, each topped up with pseudo-labelled examples.
 
-    The pseudo-labelled set is drawn without replacement, reshuffled each time it runs out.
+    `epoch="labeled-pass"`: every labeled example once; `"rst"`: ⌈N_labeled / batch_size⌉ batches, as
+    the released RST sampler counts an epoch (its labeled part a fresh shuffle's first examples). Both
+    sets are drawn without replacement, reshuffled each time they run out.
     """
     n_l, n_u = split_batch(batch_size, fraction)
-    n_batches = math.ceil(len(labeled) / n_l)
+    n_batches = n_mixed_batches(len(labeled), batch_size, fraction, epoch)
     dev = labeled.device
-    order_l = torch.randperm(len(labeled), device=dev, generator=generator)
-    reps = math.ceil(n_batches * n_u / len(unlabeled))
-    order_u = torch.cat([torch.randperm(len(unlabeled), device=dev, generator=generator) for _ in range(reps)])
+
+    def order(n: int, need: int) -> torch.Tensor:
+        reps = max(1, math.ceil(need / n))
+        return torch.cat([torch.randperm(n, device=dev, generator=generator) for _ in range(reps)])
+
+    order_l = order(
+        len(labeled), len(labeled) if epoch == "labeled-pass" else n_batches * n_l
+    )  # one pass: last batch short
+    order_u = order(len(unlabeled), n_batches * n_u)
     for b in range(n_batches):
         sl, su = order_l[b * n_l : (b + 1) * n_l], order_u[b * n_u : (b + 1) * n_u]
         (xl, yl), (xu, yu) = labeled.get(sl), unlabeled.get(su)
@@ -150,5 +159,7 @@ def mixed_batches(
         yield x, torch.cat([yl, yu]), torch.cat([labeled.index[sl], unlabeled.index[su]])
 
 
-def n_mixed_batches(n_labeled: int, batch_size: int, fraction: float) -> int:
+def n_mixed_batches(n_labeled: int, batch_size: int, fraction: float, epoch: str = "labeled-pass") -> int:
+    if epoch == "rst":
+        return math.ceil(n_labeled / batch_size)
     return math.ceil(n_labeled / split_batch(batch_size, fraction)[0])

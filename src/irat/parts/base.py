@@ -55,6 +55,7 @@ class Step:
     noise: Noise = draw_noise  # per-example random draws (a rank's slice of the global draw)
     want_info: bool = False  # the attack should return its PGDInfo (κ, iterates)
     record_kappa_iterate: bool = False  # ... including the iterate at κ (MAIL's PM-dif, saved values)
+    weights_active: bool = True  # whether instance weights apply in this step (False: burn-in, no weighting)
 
     @property
     def share(self) -> float:

@@ -250,7 +250,11 @@ class FATMart(MART):
 @register_objective("trades-mix")
 class TradesMix(TRADES):
     """Released GAIR-RST loss: CE + β·mean[w·KL(x, x_kl) + (1 − w)·KL(x, x_cw)], x_cw from a CW attack
-    started at x + 0.001·N(0,I) (`pgd_generate(..., category="trades")`; objective.mix_cw_start)."""
+    started at x + 0.001·N(0,I) (`pgd_generate(..., category="trades")`; objective.mix_cw_start).
+
+    While no weights apply (burn-in: the released run's plain-TRADES first half, or no weighting) x_cw
+    would enter with weight 1 − 1 = 0: as in the released code it is then neither crafted nor forwarded
+    (same loss and gradient, one 10-step attack fewer per batch, BN statistics of x and x_kl alone)."""
 
     second_example = True
 
@@ -263,19 +267,18 @@ class TradesMix(TRADES):
 
     def craft(self, step: Step) -> Crafted:
         crafted = super().craft(step)
+        if not step.weights_active:
+            return crafted
         start = self.cfg.objective.mix_cw_start
         kw2 = dict(self.attack_kwargs(step), loss="cw", start=start, record_step=None, tau=None)
         crafted.x_adv2 = pgd(step.net, step.x, step.y, **kw2)
         return crafted
 
     def terms(self, logits_nat, logits_adv, y, logits_adv2=None, mask=None):
-        assert logits_nat is not None and logits_adv2 is not None
-        p_nat = F.softmax(logits_nat, 1)
-        return {
-            "nat_ce": F.cross_entropy(logits_nat, y, reduction="none"),
-            "kl": self.beta * kl_per_example(p_nat, logits_adv),
-            "kl_cw": self.beta * kl_per_example(p_nat, logits_adv2),
-        }
+        terms = super().terms(logits_nat, logits_adv, y)
+        if logits_adv2 is not None:  # None while no weights apply: plain TRADES
+            terms["kl_cw"] = self.beta * kl_per_example(F.softmax(logits_nat, 1), logits_adv2)
+        return terms
 
     def weight_targets(self, weighting: Any) -> list[str]:
         return ["kl"]
@@ -283,7 +286,8 @@ class TradesMix(TRADES):
     def combine(self, terms, weights=None):
         """w on KL(x, x_kl), 1 − w on KL(x, x_cw); ω ≡ 1 gives TRADES."""
         weights = dict(weights or {})
-        weights["kl_cw"] = 1.0 - weights.get("kl", torch.ones_like(terms["kl"]))
+        if "kl_cw" in terms:
+            weights["kl_cw"] = 1.0 - weights.get("kl", torch.ones_like(terms["kl"]))
         return super().combine(terms, weights)
 
 

@@ -293,11 +293,10 @@ class Trainer:
             noise=noise,
             want_info=weighting.needs_kappa or records,
             record_kappa_iterate=weighting.record_kappa_iterate or records,
+            weights_active=weighting.active(epoch),
         )
         crafted = parts.objective.craft(step)
-        w_raw = (
-            weighting.before_loss(step, crafted, parts.objective, parts.targets) if weighting.active(epoch) else None
-        )
+        w_raw = weighting.before_loss(step, crafted, parts.objective, parts.targets) if step.weights_active else None
         awp_on = self.awp is not None and epoch > self.cfg.awp.warmup
         if awp_on:
             assert self.awp is not None
@@ -368,6 +367,7 @@ class Trainer:
                 cfg.unlabeled.fraction,
                 generator=self.generator,
                 augment=self.splits.augment,
+                epoch=cfg.unlabeled.epoch,
             )
         return self.splits.train.batches(
             cfg.batch_size, shuffle=True, generator=self.generator, augment=self.splits.augment
@@ -404,7 +404,7 @@ class Trainer:
         n_batches = (
             math.ceil(len(self.splits.train) / cfg.batch_size)
             if self.unlabeled is None
-            else n_mixed_batches(len(self.splits.train), cfg.batch_size, cfg.unlabeled.fraction)
+            else n_mixed_batches(len(self.splits.train), cfg.batch_size, cfg.unlabeled.fraction, cfg.unlabeled.epoch)
         )
         if self.unlabeled_info is not None and main:
             atomic_write_text(self.out / "unlabeled.json", json.dumps(self.unlabeled_info, indent=1) + "\n")
