@@ -173,7 +173,7 @@ def evaluate(
         t0 = time.perf_counter()
         cover = torch.zeros(n, dtype=torch.bool, device=dev)
         cover[: spec.options.get("n") or n] = True
-        correct, comps, comp_time = _attack_shard(
+        correct, comps, comp_time, reused_s = _attack_shard(
             model,
             xs,
             ys,
@@ -191,7 +191,8 @@ def evaluate(
             offset=lo,
         )
         # every rank's component names, component times and wall time (one exchange); times: the slowest rank
-        parts = distributed.gather_objects((sorted(comps), comp_time, time.perf_counter() - t0))
+        # (a continued evaluation adds the time its stored batches took before the interruption)
+        parts = distributed.gather_objects((sorted(comps), comp_time, time.perf_counter() - t0 + reused_s))
         elapsed = max(p[2] for p in parts)
         if ctx.enabled:
             correct = distributed.gather_cat(correct)
@@ -247,7 +248,7 @@ def evaluate(
         "n": n,
         "eps": eps,
         "norm": norm,
-        "alpha": alpha,
+        "alpha": alpha if any(a.get("alpha") == alpha for a in configs.values()) else None,  # the default α, if used
         "seed": seed,
         "precision": precision,
         "backend": backend,
@@ -305,15 +306,17 @@ def _attack_shard(
     progress: bool = False,
     store: Progress | None = None,
     offset: int = 0,
-) -> tuple[torch.Tensor, dict[str, torch.Tensor], dict[str, float]]:
+) -> tuple[torch.Tensor, dict[str, torch.Tensor], dict[str, float], float]:
     """One attack on these examples (a rank's slice under torchrun): per-example correctness, AutoAttack's
-    robustness after each component, and each component's time. Only examples still classified
-    correctly (and covered by the attack's `n`) are attacked, in batches."""
+    robustness after each component, each component's time, and the seconds that batches taken from the
+    `store` took when they ran. Only examples still classified correctly (and covered by the attack's
+    `n`) are attacked, in batches."""
     correct = nat_correct.clone()
     comps: dict[str, torch.Tensor] = {}
     comp_time: dict[str, float] = {}
+    reused_s = 0.0
     if spec.kind == "natural":
-        return correct, comps, comp_time
+        return correct, comps, comp_time, reused_s
     todo = (correct & cover).nonzero().squeeze(1)
     bar = tqdm(total=len(todo), desc=spec.name, unit="ex", disable=not progress, leave=False, file=sys.stderr)
     store = store or Progress()
@@ -323,11 +326,13 @@ def _attack_shard(
         done = store.get(key)
         if done is not None:  # finished before an interruption: taken as it was
             correct[sel] = done["correct"].to(correct.device)
+            reused_s += float(done.get("time_s", torch.tensor(0.0)))
             for comp, rob in done.items():
-                if comp != "correct":
+                if comp not in ("correct", "time_s"):
                     comps.setdefault(comp, nat_correct.clone())[sel] = rob.to(correct.device)
             bar.update(len(sel))
             continue
+        t_batch = time.perf_counter()
         gen = batch_generator(x.device, seed, spec.name, offset + int(sel[0])) if generator is None else generator
         if spec.kind == "aa" and backend == "autoattack":
             from .official import run_official
@@ -354,7 +359,8 @@ def _attack_shard(
             comps.setdefault(comp, nat_correct.clone())[sel] = rob
         for comp, t in (extra or {}).get("time_s", {}).items():
             comp_time[comp] = comp_time.get(comp, 0.0) + t
-        store.put(key, {"correct": correct[sel].cpu(), **{c: r[sel].cpu() for c, r in comps.items()}})
+        took = torch.tensor(time.perf_counter() - t_batch, dtype=torch.float64)
+        store.put(key, {"correct": correct[sel].cpu(), "time_s": took, **{c: r[sel].cpu() for c, r in comps.items()}})
         bar.update(len(sel))
         bar.set_postfix(robust=f"{100.0 * float(correct[cover].float().mean()):.2f}%")
     bar.close()
@@ -364,4 +370,4 @@ def _attack_shard(
                 f"  {spec.name}: robust accuracy after {comp}: {100.0 * float(rob[cover].float().mean()):.2f} %",
                 file=sys.stderr,
             )
-    return correct, comps, comp_time
+    return correct, comps, comp_time, reused_s

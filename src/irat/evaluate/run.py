@@ -59,6 +59,13 @@ def evaluate_run(
     if n is not None and n < 1:
         raise IratError(f"--n must be >= 1, got {n}")
     check_options(backend, precision, batch_size, specs)
+    own = [sp.name for sp in specs if sp.attack.uses_alpha and sp.alpha_for(1.0, -1.0) != -1.0]
+    if alpha is not None and suite and own:  # a suite's own step sizes are not silently overridden
+        raise IratError(
+            f"--alpha {alpha} would not be used by {', '.join(own)}: suite {suite} sets their step sizes "
+            f"(the paper's protocol); to change one, name the attack with its option instead of the suite, "
+            f"e.g. --attacks {own[0].split('#')[0]}:alpha={alpha}"
+        )
     external = model_arch is not None
     if external and (dataset is None or eps is None):
         raise IratError("a model irat did not train needs --dataset (the data it was trained on) and --eps")
@@ -116,24 +123,29 @@ def evaluate_run(
     if precision != "fp32":  # another precision is another evaluation: never merged with the fp32 one
         stem += f"_{precision}"
     md5 = file_md5(info["path"])
-    identity = json.dumps(
-        [
-            md5,
-            [sp.config() for sp in specs],
-            eps_v,
-            norm_v,
-            alpha_v,
-            seed,
-            precision,
-            backend,
-            batch_size,
-            data.index.tolist(),
-            distributed.context().world,
-        ],
-        sort_keys=True,
-        default=str,
+    identity = evaluation_identity(
+        checkpoint_md5=md5,
+        normalize=normalize,
+        dataset=d["dataset"],
+        data_dir=data_dir or d["data_dir"],
+        split=split,
+        index=data.index,
+        eps=eps_v,
+        norm=norm_v,
+        precision=precision,
+        backend=backend,
     )
-    store = FileProgress(run_dir / "eval" / f".{stem}.partial.pt", identity) if distributed.is_main_process() else None
+    stem = record_stem(run_dir / "eval", stem, identity)
+    # the interrupted-evaluation store also keys on everything that changes a batch's result
+    partial = {
+        **identity,
+        "attacks": [sp.config() for sp in specs],
+        "alpha": alpha_v,
+        "seed": seed,
+        "batch_size": batch_size,
+        "world": distributed.context().world,
+    }
+    store = FileProgress(run_dir / "eval", partial) if distributed.is_main_process() else None
     if store is not None and store.resumed:
         print(f"irat: continuing an interrupted evaluation ({store.resumed} batches already done)", file=sys.stderr)
     record = evaluate(
@@ -164,7 +176,8 @@ def evaluate_run(
             "model": info["meta"]["arch"],
             "seed": seed,
             "train_seed": cfg.get("seed"),
-            "normalize": {"mean": normalize[0], "std": normalize[1]} if normalize else None,
+            "normalize": identity["normalize"],
+            "identity": identity,
         }
     )
     record["checkpoint_md5"] = md5
@@ -179,19 +192,99 @@ def evaluate_run(
     return record
 
 
-class FileProgress(Progress):
-    """Finished batches of one evaluation in RUN/eval/.<record>.partial.pt, rewritten after each batch;
-    used again only by the same evaluation (checkpoint, attacks, threat model, seed, examples), and removed
-    once the record is written. An interrupted `irat eval` run again continues where it stopped."""
+def evaluation_identity(
+    *,
+    checkpoint_md5: str,
+    normalize: tuple[list[float], list[float]] | None,
+    dataset: str,
+    data_dir: str,
+    split: str,
+    index: torch.Tensor,
+    eps: float,
+    norm: str,
+    precision: str,
+    backend: str,
+) -> dict:
+    """Everything that decides what an evaluation measures: the weights (checkpoint content and input
+    normalisation), the data (dataset, its folder, split and examples) and the threat model, precision and
+    backend. Records merge, and interrupted evaluations continue, only within one identity."""
+    idx = index.cpu().numpy().astype(np.int64)
+    return {
+        "checkpoint_md5": checkpoint_md5,
+        "normalize": {"mean": list(normalize[0]), "std": list(normalize[1])} if normalize else None,
+        "dataset": dataset,
+        "data_dir": str(Path(data_dir).expanduser().resolve()),
+        "split": split,
+        "examples": f"{len(idx)}:{hashlib.sha256(idx.tobytes()).hexdigest()[:16]}",
+        "eps": float(eps),
+        "norm": norm,
+        "precision": precision,
+        "backend": backend,
+    }
 
-    def __init__(self, path: Path, identity: str):
-        self.path, self.identity = path, identity
+
+def _identity_of(record: dict) -> dict:
+    """A record's identity (records of earlier releases: the fields they kept)."""
+    if "identity" in record:
+        return record["identity"]
+    keys = ("checkpoint_md5", "normalize", "dataset", "split", "eps", "norm", "precision", "backend")
+    return {k: record.get(k) for k in keys if k in record}
+
+
+def identity_differences(a: dict, b: dict) -> list[str]:
+    """The fields two identities both hold and disagree on, said as `field (a vs b)`."""
+    return [f"{k} ({a[k]} vs {b[k]})" for k in a if k in b and a[k] != b[k]]
+
+
+def _digest(obj: object) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:10]
+
+
+def record_stem(folder: Path, stem: str, identity: dict) -> str:
+    """The record's file stem: `stem`, unless a record of another identity holds that name; then a stem of
+    its own (`stem_<digest>`), said once, so that the two are never merged."""
+    path = folder / f"{stem}.json"
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return stem
+    # a new checkpoint of the same run replaces its record as before (reports leave stale ones out)
+    differs = [d for d in identity_differences(identity, _identity_of(old)) if not d.startswith("checkpoint_md5")]
+    if not differs:
+        return stem
+    own = f"{stem}_{_digest(identity)}"
+    print(
+        f"irat: {path} holds an evaluation with another {', '.join(differs)}; this one is recorded apart "
+        f"as {own}.json (never merged)",
+        file=sys.stderr,
+    )
+    return own
+
+
+class FileProgress(Progress):
+    """Finished batches of one evaluation in RUN/eval/.<digest>.partial.pt, rewritten after each
+    batch, one file per identity (checkpoint, normalisation, data, attacks, threat model, seed, examples):
+    an interrupted `irat eval` run again with the same settings continues where it stopped, and never from
+    another identity's batches. Removed once the record is written."""
+
+    def __init__(self, folder: Path, identity: dict):
+        self.identity = identity
+        self.path = folder / f".{_digest(identity)}.partial.pt"
         self.done: dict[str, dict[str, torch.Tensor]] = {}
         self.resumed = 0
-        if path.is_file():
+        for other in sorted(folder.glob(".*.partial.pt")):
+            if other != self.path:
+                theirs = _saved_identity(other)
+                if theirs is not None and theirs.get("checkpoint_md5") == identity["checkpoint_md5"]:
+                    print(
+                        f"irat: {other.name} holds an interrupted evaluation with another "
+                        f"{', '.join(identity_differences(identity, theirs)) or 'setting'}: kept, not continued",
+                        file=sys.stderr,
+                    )
+        if self.path.is_file():
             try:
-                saved = torch.load(path, map_location="cpu", weights_only=True)
-                if saved.get("identity") == identity:
+                saved = torch.load(self.path, map_location="cpu", weights_only=True)
+                if json.loads(saved.get("identity", "null")) == identity:
                     self.done = saved["done"]
                     self.resumed = len(self.done)
             except Exception:
@@ -202,11 +295,18 @@ class FileProgress(Progress):
 
     def put(self, key: str, value: dict[str, torch.Tensor]) -> None:
         self.done[key] = value
-        payload = {"identity": self.identity, "done": self.done}
+        payload = {"identity": json.dumps(self.identity, sort_keys=True, default=str), "done": self.done}
         atomic_write(self.path, lambda tmp: torch.save(payload, tmp))
 
     def finish(self) -> None:
         self.path.unlink(missing_ok=True)
+
+
+def _saved_identity(path: Path) -> dict | None:
+    try:
+        return json.loads(torch.load(path, map_location="cpu", weights_only=True)["identity"])
+    except Exception:
+        return None
 
 
 _META_ARRAYS = ("index", "label", "checkpoint_md5")
@@ -230,6 +330,8 @@ def save_record(
     """
     md5 = record["checkpoint_md5"]
     old, arrays = _earlier(json_path, md5, index.numpy())
+    if old is not None and identity_differences(record.get("identity", {}), _identity_of(old)):
+        old, arrays = None, {}  # another identity (record_stem keeps them apart; never merged)
     if old is not None:
         record["results"] = {
             **{k: v for k, v in old.get("results", {}).items() if k not in record["results"]},
@@ -248,6 +350,8 @@ def save_record(
         flags = np.logical_and.reduce([v for k, v in arrays.items() if k not in _META_ARRAYS])
         ns = [int(a.get("n", len(flags))) for a in record["attacks"].values()]
         record.update(worst_case(flags, ns, len(flags)))
+        seen = {w["message"] for w in record["warnings"]}  # the masking checks across the merged calls
+        record["warnings"] += [w for w in merged_warnings(record, arrays) if w["message"] not in seen]
     buf = io.BytesIO()
     np.savez(buf, **arrays)  # type: ignore[arg-type]
     blob = buf.getvalue()
@@ -262,6 +366,29 @@ def save_record(
     for f in [json_path.with_suffix(".npz"), *json_path.parent.glob(f"{glob.escape(json_path.stem)}.*.npz")]:
         if f.name != name and f.exists():
             f.unlink()
+
+
+def merged_warnings(record: dict, arrays: dict[str, np.ndarray]) -> list[dict]:
+    """The cross-attack masking checks over every attack of a merged record (each with the settings it ran)."""
+    from .attacks import ATTACKS, AttackSpec
+    from .masking import attack_warnings
+
+    n = len(arrays["index"])
+    specs, per_example, covered = [], {}, {}
+    for name, cfg in record["attacks"].items():
+        if name not in arrays or cfg.get("kind") not in ATTACKS:
+            continue
+        options = {k: v for k, v in cfg.items() if k not in ("name", "kind")}
+        specs.append(AttackSpec(name, cfg["kind"], options))
+        per_example[name] = torch.from_numpy(arrays[name].astype(bool))
+        covered[name] = torch.arange(n) < int(cfg.get("n") or n)
+    nat = torch.from_numpy(arrays["natural"].astype(bool)) if "natural" in arrays else None
+    if nat is None or len(specs) < 2:
+        return []
+    try:
+        return attack_warnings(specs, per_example, covered, nat, {})
+    except (KeyError, TypeError):  # a record of an earlier release without some option: no cross-call check
+        return []
 
 
 def _earlier(json_path: Path, md5: str, index: np.ndarray) -> tuple[dict | None, dict[str, np.ndarray]]:
@@ -283,6 +410,16 @@ def _earlier(json_path: Path, md5: str, index: np.ndarray) -> tuple[dict | None,
     return (old, arrays) if same else (None, {})
 
 
+def step_sizes(record: dict) -> str:
+    """The step size each attack ran with (one value when they agree; none when no attack takes one)."""
+    used = {k: a["alpha"] for k, a in record["attacks"].items() if a.get("alpha") is not None}
+    if not used:
+        return "no step size"
+    if len(set(used.values())) == 1:
+        return f"alpha={next(iter(used.values())):.5g}"
+    return "alpha: " + ", ".join(f"{k} {v:.5g}" for k, v in used.items())
+
+
 def print_record(record: dict) -> None:
     row = {
         "checkpoint": f"{record.get('checkpoint', '')} (epoch {record.get('epoch', '?')})",
@@ -295,7 +432,8 @@ def print_record(record: dict) -> None:
     }
     print(
         f"{record.get('method', '')} on {record.get('dataset', '')}: n={record['n']}, {record['norm']} "
-        f"eps={record['eps']:.5g}, alpha={record['alpha']:.5g}"
+        f"eps={record['eps']:.5g}, {step_sizes(record)}"
+        + (f", normalize={record['normalize']}" if record.get("normalize") else "")
     )
     print(results_table([row], list(row)))
     timing = {
