@@ -148,7 +148,9 @@ def test_your_own_network_and_your_own_tensors(tmp_path):
 
     argv = [sys.executable, "-m", "irat", "eval", str(tmp_path / "run"), "--attacks", "natural,pgd5", "--device"]
     argv += ["cpu", "--no-sanity", "--json", str(tmp_path / "r.json")]
-    ev = subprocess.run(argv, capture_output=True, text=True)  # a fresh process: the run recorded plug-in and data
+    ev = subprocess.run(argv, capture_output=True, text=True)  # a fresh process: no code imported unless named
+    assert ev.returncode == 2 and f"add --plugin {plugin}" in ev.stderr
+    ev = subprocess.run([*argv, "--plugin", str(plugin)], capture_output=True, text=True)  # named: it runs
     assert ev.returncode == 0, ev.stderr
     assert json.loads((tmp_path / "r.json").read_text())["results"]["natural"] > 60
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import kill_mid_run
+from conftest import QUICK_ARGS, kill_mid_run
 from irat.checkpoints import load_checkpoint
 from irat.cli import main
 from irat.errors import ConfigError
@@ -61,13 +61,11 @@ def test_plugin_scheme_trains_resumes_after_kill_and_evaluates(tmp_path):
     cmd = [sys.executable, "-m", "irat"]
     subprocess.run(cmd + TRAIN + ["--out", str(tmp_path / "full")], check=True, env=env, capture_output=True)
     kill_mid_run(cmd + TRAIN + ["--out", str(tmp_path / "killed")], tmp_path / "killed", env)
-    # resume names no plug-in: the run recorded it, and its options
-    out = subprocess.run(
-        cmd + ["train", "--out", str(tmp_path / "killed"), "--resume", "--quiet"],
-        env=env,
-        capture_output=True,
-        text=True,
-    )
+    # the run recorded its plug-in and options, but irat imports no code the user did not name
+    resume = cmd + ["train", "--out", str(tmp_path / "killed"), "--resume", "--quiet"]
+    out = subprocess.run(resume, env=env, capture_output=True, text=True)
+    assert out.returncode == 2 and f"add --plugin {PLUGIN}" in out.stderr and "IRAT_TRUST_PLUGINS=1" in out.stderr
+    out = subprocess.run([*resume, "--plugin", str(PLUGIN)], env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     full, killed = _weights(tmp_path / "full" / "last.pt"), _weights(tmp_path / "killed" / "last.pt")
     assert all(torch.equal(full[k], killed[k]) for k in full)
@@ -88,6 +86,8 @@ def test_plugin_scheme_trains_resumes_after_kill_and_evaluates(tmp_path):
             str(tmp_path / "killed"),
             "--plugin",
             str(ATTACK),
+            "--plugin",
+            str(PLUGIN),
             "--attacks",
             "natural,fgsm:loss=cw,pgd10",
             "--n",
@@ -104,7 +104,8 @@ def test_plugin_scheme_trains_resumes_after_kill_and_evaluates(tmp_path):
     assert ev.returncode == 0, ev.stderr
     res = json.loads((tmp_path / "rec.json").read_text())["results"]
     assert res["fgsm"] <= res["natural"] and res["pgd10"] <= res["natural"] and res["fgsm"] < 100
-    rep = subprocess.run(cmd + ["report", str(tmp_path / "killed")], env=env, capture_output=True, text=True)
+    trusted = dict(env, IRAT_TRUST_PLUGINS="1")  # the documented trust setting: recorded plug-ins are loaded
+    rep = subprocess.run(cmd + ["report", str(tmp_path / "killed")], env=trusted, capture_output=True, text=True)
     assert rep.returncode == 0 and "at+focal-margin" in rep.stdout and "fgsm" in rep.stdout
 
 
@@ -153,3 +154,39 @@ def test_missing_or_broken_plugin_gives_one_message(tmp_path, capsys):
         import irat
 
         irat.register_weighting("gair")(type("Other", (irat.Weighting,), {}))
+
+
+def test_a_shared_run_never_runs_its_recorded_plugin_unasked(tmp_path):
+    """A run directory (or preset) from someone else whose recorded plug-in would write a file if imported:
+    eval, load_model, resume and train --preset refuse with one message and import nothing."""
+    from irat.checkpoints import load_checkpoint, save_checkpoint
+
+    out = tmp_path / "run"
+    assert main(["train", *QUICK_ARGS, "--epochs", "1", "--out", str(out)]) == 0
+    evil = tmp_path / "evil.py"
+    marker = tmp_path / "executed"
+    evil.write_text(f"open({str(marker)!r}, 'w').write('ran')\n")
+    for name in ("best.pt", "last.pt", "recovery.pt"):  # the recipient's run records a plug-in and a plug-in model
+        data = load_checkpoint(out / name)
+        data["config"]["plugins"] = [str(evil)]
+        data["meta"]["arch"] = "evil-net"
+        save_checkpoint(out / name, {k: v for k, v in data.items() if k not in ("format", "version")})
+    cfg = yaml.safe_load((out / "config.yaml").read_text())
+    cfg["plugins"] = [str(evil)]
+    (out / "config.yaml").write_text(yaml.safe_dump(cfg))
+    preset = tmp_path / "preset.yaml"
+    preset.write_text(yaml.safe_dump({"method": "at", "plugins": [str(evil)]}))
+    calls = [
+        ["eval", str(out), "--attacks", "natural", "--device", "cpu"],
+        ["train", "--out", str(out), "--resume", "--epochs", "2"],
+        ["train", "--preset", str(preset), *QUICK_ARGS, "--epochs", "1", "--out", str(tmp_path / "p")],
+    ]
+    for argv in calls:
+        res = subprocess.run([sys.executable, "-m", "irat", *argv], capture_output=True, text=True)
+        assert res.returncode == 2 and "irat imports no code you did not name" in res.stderr, (argv, res.stderr)
+        assert not marker.exists(), argv
+    import irat
+
+    with pytest.raises(irat.errors.IratError, match="imports no code you did not name"):
+        irat.load_model(out)
+    assert not marker.exists()

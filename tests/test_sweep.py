@@ -144,7 +144,12 @@ def test_a_run_directory_is_not_a_sweep_folder(tmp_path, capsys):
 def test_a_shortened_sweep_scales_the_schedule_and_the_report_says_so(tmp_path):
     cells = sweep.expand({"presets": ["mail/cifar10-resnet18/mail-at"], "seeds": [0], "shorten": 12})
     cfg = cells[0].config()
-    assert (cfg.epochs, cfg.shortened_from, cfg.optim.milestones, cfg.weighting.burn_in) == (12, 120, [8, 9], 7)
+    assert (cfg.epochs, cfg.shortened_from, cfg.optim.milestones, cfg.weighting.burn_in) == (
+        12,
+        120,
+        [8, 9],
+        8,
+    )  # burn-in 75 → 8: still the epoch of the first drop
     from irat.analysis.report import build_report
 
     out = tmp_path / "out"

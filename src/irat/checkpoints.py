@@ -8,6 +8,8 @@ from a run directory or a checkpoint file; `run_state` says what a run directory
 
 from __future__ import annotations
 
+import hashlib
+import io
 import pickle
 import zipfile
 from pathlib import Path
@@ -17,8 +19,8 @@ import torch
 import torch.nn as nn
 
 from .errors import CheckpointError, ConfigError, IratError
-from .models import create_model
-from .plugins import load_plugins
+from .models import canonical_or_none, create_model
+from .plugins import load_entry_points, require_recorded
 from .utils import atomic_write
 
 FORMAT = "irat-checkpoint"
@@ -34,12 +36,23 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load and check a checkpoint: every entry's CRC (one flipped byte is refused), then the content with
     weights_only=True (nothing in the file is executed), then its layout."""
+    return read_checkpoint(path, map_location)[0]
+
+
+def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[dict[str, Any], str]:
+    """`load_checkpoint` and the MD5 of the very bytes it loaded (read once: a file replaced meanwhile, e.g.
+    by a run still training, cannot give weights of one checkpoint and the fingerprint of another)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
-    _check_integrity(path)
     try:
-        data = torch.load(path, map_location=map_location, weights_only=True)
+        blob = path.read_bytes()
+    except OSError as exc:
+        raise CheckpointError(f"{path} cannot be read ({exc})") from exc
+    md5 = hashlib.md5(blob).hexdigest()
+    _check_integrity(path, blob)
+    try:
+        data = torch.load(io.BytesIO(blob), map_location=map_location, weights_only=True)
     except (
         pickle.UnpicklingError,
         RuntimeError,
@@ -75,16 +88,16 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         bad.append("epoch must be a whole number")
     if bad:
         raise CheckpointError(f"{path} is a damaged irat checkpoint ({', '.join(bad)})")
-    return data
+    return data, md5
 
 
 META_KEYS = ("arch", "in_channels", "num_classes", "input_size")
 
 
-def _check_integrity(path: Path) -> None:
+def _check_integrity(path: Path, blob: bytes | None = None) -> None:
     """The zip container's CRC-32 of every entry (torch.load itself does not verify them)."""
     try:
-        with zipfile.ZipFile(path) as z:
+        with zipfile.ZipFile(io.BytesIO(blob) if blob is not None else path) as z:
             bad = z.testzip()
     except (zipfile.BadZipFile, OSError, EOFError) as exc:
         raise CheckpointError(f"{path} is corrupt or not a PyTorch checkpoint ({exc})") from exc
@@ -117,9 +130,12 @@ def load_model(run: str | Path, checkpoint: str = "best", device: str | torch.de
         if checkpoint not in ("best", "last"):
             raise ConfigError(f"checkpoint must be best or last, got {checkpoint!r}")
         path = path / (BEST if checkpoint == "best" else LAST)
-    data = load_checkpoint(path, map_location="cpu")
-    load_plugins(data["config"].get("plugins") or [])  # a model registered by a plug-in
+    data, md5 = read_checkpoint(path)
     meta = data["meta"]
+    load_entry_points()
+    recorded = data["config"].get("plugins") or []
+    if recorded and canonical_or_none(meta["arch"]) is None:  # a model registered by a plug-in: only if named
+        require_recorded(recorded, f"{path} ({meta['arch']})")
     model = create_model(
         meta["arch"], in_channels=meta["in_channels"], num_classes=meta["num_classes"], input_size=meta["input_size"]
     )
@@ -127,7 +143,7 @@ def load_model(run: str | Path, checkpoint: str = "best", device: str | torch.de
         model.load_state_dict(data["model"])
     except RuntimeError as exc:
         raise IratError(f"{path}: weights do not fit a {meta['arch']} model ({str(exc).splitlines()[0]})") from exc
-    info = {"path": str(path), "epoch": data["epoch"], "config": data["config"], "meta": meta}
+    info = {"path": str(path), "epoch": data["epoch"], "config": data["config"], "meta": meta, "md5": md5}
     setattr(model, "irat_checkpoint", info)  # noqa: B010  # a plain dict beside the module's tensors
     return model.to(device).eval()
 
@@ -148,7 +164,8 @@ def load_external(
     if not p.is_file():
         raise CheckpointError(f"{p} does not exist")
     try:
-        data = torch.load(p, map_location="cpu", weights_only=True)
+        blob = p.read_bytes()  # read once: the fingerprint is of the very bytes loaded
+        data = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
     except Exception as exc:
         raise CheckpointError(f"{p} is not a PyTorch weights file ({str(exc).splitlines()[0][:200]})") from exc
     if isinstance(data, dict):
@@ -168,7 +185,8 @@ def load_external(
             f"and {num_classes} classes ({str(exc).splitlines()[0][:200]})"
         ) from None
     meta = {"arch": arch, "in_channels": in_channels, "num_classes": num_classes, "input_size": input_size}
-    setattr(model, "irat_checkpoint", {"path": str(p), "epoch": None, "config": {}, "meta": meta})  # noqa: B010
+    info = {"path": str(p), "epoch": None, "config": {}, "meta": meta, "md5": hashlib.md5(blob).hexdigest()}
+    setattr(model, "irat_checkpoint", info)  # noqa: B010
     return model.to(device).eval()
 
 

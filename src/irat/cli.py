@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from .errors import IratError
 
@@ -106,15 +107,50 @@ def build_config(args: argparse.Namespace):
     return build(args.preset, args.method, explicit_settings(args), args.plugin)
 
 
+def _check_resume_names(args: argparse.Namespace) -> None:
+    """`--resume` with `--method`/`--preset`: accepted when they name the run's own (the same command again
+    with --resume appended); else refused, naming only what differs."""
+    if not (args.method or args.preset):
+        return
+    from .checkpoints import run_state
+    from .config import flatten, load_yaml
+    from .methods import get_method
+
+    state = run_state(Path(args.out))
+    if state is None:
+        return  # the Trainer says there is nothing to resume
+    cfg = state["data"]["config"]
+    differ = []
+    if args.method:
+        try:
+            name = get_method(args.method).name
+        except IratError:
+            name = args.method
+        if cfg.get("method") not in (args.method, name):
+            differ.append(f"--method {args.method} (the run's: {cfg.get('method')})")
+    if args.preset:
+        same = args.preset == cfg.get("preset")
+        if not same and Path(args.preset).suffix in (".yaml", ".yml"):
+            run = flatten(cfg)
+            given = {k: v for k, v in flatten(load_yaml(args.preset)).items() if k in run}
+            same = all(str(run[k]) == str(v) for k, v in given.items())
+        if not same:
+            differ.append(f"--preset {args.preset} (the run's: {cfg.get('preset') or 'none'})")
+    if differ:
+        raise IratError(
+            f"--resume continues the run in --out with its own method and preset; these differ: {'; '.join(differ)}"
+        )
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from .distributed import is_main_process
     from .train import Trainer
 
     if args.resume:  # settings named on the command line change the run where a resume may (else: refused)
-        if args.method or args.preset:
-            raise IratError(
-                "--resume continues the run in --out with its own method and preset; drop --method/--preset"
-            )
+        from .plugins import load_plugins
+
+        load_plugins(args.plugin)  # the plug-ins the user names (a run's recorded ones are not imported unasked)
+        _check_resume_names(args)
         changes = [(k, v) for k, v in explicit_settings(args) if k != "progress"]
         trainer = Trainer(None, args.out, resume=True, changes=changes)  # type: ignore[arg-type]
         if args.quiet:
@@ -165,6 +201,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
         split=args.split,
         json_path=args.json,
+        overwrite=args.overwrite,
         suite=args.suite,
         backend=args.backend,
         precision=args.precision,
@@ -182,6 +219,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from .analysis.report import build_report, by_class, render
+    from .rundir import check_output
+
+    if args.out:  # before any work: never a run's own file, an existing one only with --overwrite
+        check_output(args.out, "--out", overwrite=args.overwrite)
 
     if args.by_class:
         rep = by_class(args.runs, checkpoint="last" if args.checkpoint == "last" else "best", group_by=args.group_by)
@@ -193,13 +234,19 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.out:
         from .utils import atomic_write_text
 
-        atomic_write_text(args.out, text)
+        atomic_write_text(args.out, text)  # checked (not a run's file, not existing unless --overwrite) in main
     print(text)
     return 0
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
     from .analysis.analyze import analyze_run
+    from .rundir import check_writable, run_file_owner
+
+    owner = run_file_owner(Path(args.out) / "figure.png")
+    if owner is not None:  # figures never go among a run's own files (eval records, per-example files)
+        raise IratError(f"--out {args.out} is inside the run {owner}'s own folders; choose another folder")
+    check_writable(Path(args.out), "--out")
 
     res = analyze_run(
         args.run,
@@ -400,9 +447,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from .export import export
 
-    card = export(args.run, args.out, fmt=args.format, checkpoint=args.checkpoint)
+    card = export(args.run, args.out, fmt=args.format, checkpoint=args.checkpoint, overwrite=args.overwrite)
     print(
-        f"wrote {args.out} ({args.format}, {card['architecture']}, epoch {card['epoch']}) and {args.out}.json "
+        f"wrote {args.out} ({card['format']}, {card['architecture']}, epoch {card['epoch']}) and {args.out}.json "
         f"({len(card['evaluations'])} evaluation records)"
     )
     return 0
@@ -467,6 +514,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", help="default: the run's data directory")
     p.add_argument("--split", default="test", choices=["test", "val"])
     p.add_argument("--json", help="write the result record to this JSON file")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
     p.add_argument(
         "--model",
         dest="model_arch",
@@ -499,6 +547,7 @@ def make_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--by-class", action="store_true", help="per-class natural and robust accuracy")
     p.add_argument("--out", help="also write the table to this file")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("analyze", help="the papers' analysis figures (PNG + PDF) from a run")
@@ -573,8 +622,13 @@ def make_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="a run's model as a state dict, TorchScript or safetensors file, with a card")
     p.add_argument("run", help="run directory")
     p.add_argument("--out", required=True, help="the model file to write (its card goes to OUT.json)")
-    p.add_argument("--format", default="state-dict", choices=["state-dict", "torchscript", "safetensors"])
+    p.add_argument(
+        "--format",
+        choices=["state-dict", "torchscript", "safetensors"],
+        help="default: from the file name (.pt/.pth state dict, .ts TorchScript, .safetensors)",
+    )
     p.add_argument("--checkpoint", default="best", choices=["best", "last"])
+    p.add_argument("--overwrite", action="store_true", help="replace an existing file and card")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("methods", help="list methods, parts, presets, models and evaluation attacks")

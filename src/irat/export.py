@@ -19,15 +19,94 @@ import torch
 
 from .checkpoints import checkpoint_info, load_model
 from .errors import IratError
-from .utils import atomic_write, atomic_write_json, file_md5
+from .rundir import check_output
+from .utils import atomic_write, atomic_write_json
 
 FORMATS = ("state-dict", "torchscript", "safetensors")
+_SUFFIXES = {".safetensors": "safetensors", ".pt": "state-dict", ".pth": "state-dict", ".bin": "state-dict"}
+_SUFFIXES.update({".ts": "torchscript", ".jit": "torchscript", ".torchscript": "torchscript"})
+_CARD_KEYS: tuple[str, ...] = (
+    "split",
+    "n",
+    "norm",
+    "eps",
+    "precision",
+    "backend",
+    "normalize",
+    "results",
+    "worst_case",
+)
+_CARD_KEYS += ("worst_case_n", "warnings", "checkpoint_md5")
 
 
-def export(run: str | Path, out: str | Path, *, fmt: str = "state-dict", checkpoint: str = "best") -> dict[str, Any]:
-    """Write the model of `run` to `out` in `fmt`, and its card to `out` + '.json'; returns the card."""
+def export_format(out: str | Path, fmt: str | None) -> str:
+    """The format to write: `fmt`, or the one the file name says (`.safetensors`, `.pt`/`.pth`, `.ts`); a
+    name that says another format than `fmt` is refused (a pickle named .safetensors misleads its reader)."""
+    said = _SUFFIXES.get(Path(out).suffix.lower())
+    if fmt is None:
+        if said is None:
+            raise IratError(
+                f"--format is needed: {Path(out).name} does not say one ({', '.join(sorted(_SUFFIXES))}); "
+                f"formats: {', '.join(FORMATS)}"
+            )
+        return said
     if fmt not in FORMATS:
         raise IratError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    if said is not None and said != fmt:
+        raise IratError(f"{Path(out).name} names a {said} file but --format is {fmt}; rename it or drop --format")
+    return fmt
+
+
+def card_figures(records: list[dict], norm: str, eps: float) -> dict[str, Any]:
+    """The card's headline figures, each from a record of its own threat model (norm, ε), the test split,
+    fp32, no input normalisation and an official AutoAttack version — the one with most examples — and where
+    each came from; None (with the reason) when no record fits."""
+
+    def fits(r: dict) -> bool:
+        return (
+            r.get("split") == "test"
+            and r.get("norm") == norm
+            and abs(float(r.get("eps", -1)) - float(eps)) <= 1e-9 * max(1.0, abs(float(eps)))
+            and r.get("precision", "fp32") == "fp32"
+            and not r.get("normalize")
+        )
+
+    out: dict[str, Any] = {"clean_acc": None, "autoattack_acc": None, "sources": {}}
+    good = [r for r in records if fits(r)]
+    with_nat = [r for r in good if "natural" in r.get("results", {})]
+    if with_nat:
+        r = max(with_nat, key=lambda r: r.get("n") or 0)
+        out["clean_acc"] = r["results"]["natural"]
+        out["sources"]["clean_acc"] = {"record": r["file"], "n": r.get("n")}
+    aa = [(r, k) for r in good for k in r.get("results", {}) if k in ("aa", "aa-standard")]
+    if aa:
+        r, k = max(aa, key=lambda rk: rk[0].get("n") or 0)
+        out["autoattack_acc"] = r["results"][k]
+        out["sources"]["autoattack_acc"] = {
+            "record": r["file"],
+            "n": r.get("n"),
+            "attack": k,
+            "backend": r.get("backend"),
+        }
+    for key in ("clean_acc", "autoattack_acc"):
+        if out[key] is None:
+            out["sources"][key] = f"no evaluation of this checkpoint at {norm} eps {eps:.6g} on the test split in fp32"
+    return out
+
+
+def export(
+    run: str | Path,
+    out: str | Path,
+    *,
+    fmt: str | None = None,
+    checkpoint: str = "best",
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """Write the model of `run` to `out` (format from `fmt` or the file name), and its card to `out` +
+    '.json'; returns the card. Neither may be a run's own file, nor an existing file without `overwrite`."""
+    fmt = export_format(out, fmt)
+    out = check_output(out, "--out", overwrite=overwrite)
+    card_path = check_output(Path(str(out) + ".json"), "the card", overwrite=overwrite)
     if fmt == "safetensors":
         try:
             from safetensors.torch import save_file
@@ -37,7 +116,6 @@ def export(run: str | Path, out: str | Path, *, fmt: str = "state-dict", checkpo
     model = load_model(run_dir, checkpoint, device="cpu")
     info = checkpoint_info(model)
     meta, cfg = info["meta"], info["config"]
-    out = Path(out)
     state = {k: v.contiguous() for k, v in model.state_dict().items()}
     if fmt == "state-dict":
         atomic_write(out, lambda tmp: torch.save(state, tmp))
@@ -47,38 +125,24 @@ def export(run: str | Path, out: str | Path, *, fmt: str = "state-dict", checkpo
         example = torch.rand(1, meta["in_channels"], meta["input_size"], meta["input_size"])
         scripted = torch.jit.trace(model, example, check_trace=False)
         atomic_write(out, lambda tmp: torch.jit.save(scripted, tmp))
-    md5 = file_md5(info["path"])
+    md5 = info["md5"]  # of the very bytes the exported weights came from
     records = []
     for f in sorted((run_dir / "eval").glob(f"{checkpoint}_*.json")) if run_dir.is_dir() else []:
         rec = json.loads(f.read_text())
         if rec.get("checkpoint_md5") == md5:  # only evaluations of exactly this checkpoint
-            records.append(
-                {
-                    k: rec.get(k)
-                    for k in (
-                        "split",
-                        "n",
-                        "norm",
-                        "eps",
-                        "precision",
-                        "results",
-                        "worst_case",
-                        "worst_case_n",
-                        "warnings",
-                        "checkpoint_md5",
-                    )
-                }
-            )
-    best = max(records, key=lambda r: r.get("n") or 0) if records else {}
-    results = best.get("results", {})
+            records.append({"file": f.name, **{k: rec.get(k) for k in _CARD_KEYS}})
+    norm = cfg.get("attack", {}).get("norm", "linf")
+    eps = float(cfg.get("attack", {}).get("eps"))
+    figures = card_figures(records, norm, eps)
     card = {
         "name": run_dir.name,
         "architecture": meta["arch"],
         "dataset": cfg.get("data", {}).get("dataset"),
-        "threat_model": {"linf": "Linf", "l2": "L2"}.get(cfg.get("attack", {}).get("norm", "linf")),
-        "eps": cfg.get("attack", {}).get("eps"),
-        "clean_acc": results.get("natural"),
-        "autoattack_acc": next((v for k, v in results.items() if k.startswith("aa")), None),
+        "threat_model": {"linf": "Linf", "l2": "L2"}.get(norm),
+        "eps": eps,
+        "clean_acc": figures["clean_acc"],
+        "autoattack_acc": figures["autoattack_acc"],
+        "figures_from": figures["sources"],
         "method": cfg.get("method"),
         "epoch": info["epoch"],
         "input": {
@@ -94,5 +158,5 @@ def export(run: str | Path, out: str | Path, *, fmt: str = "state-dict", checkpo
         "evaluations": records,
         "config": cfg,
     }
-    atomic_write_json(Path(str(out) + ".json"), card)
+    atomic_write_json(card_path, card)
     return card

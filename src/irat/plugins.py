@@ -6,7 +6,10 @@ evaluation attacks, models) when imported.
 
 An installed package registers itself through the entry-point group `irat.plugins` (the entry point
 names a module, or a function that is called). A run records the plug-ins it was trained with
-(`plugins` in config.yaml), and resume, `irat eval` and `irat.load_model` load them again first.
+(`plugins` in config.yaml). Loading never imports code that the user did not name: resume, `irat eval`,
+`irat.load_model` and `irat train --preset FILE` use a recorded plug-in only when the same plug-in is named
+on this command line (`--plugin`; `plugins=` in Python), or when the user trusts recorded plug-ins
+explicitly (`IRAT_TRUST_PLUGINS=1`); otherwise one message lists what the run needs.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import hashlib
 import importlib
 import importlib.metadata
 import importlib.util
+import os
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -88,3 +92,33 @@ def load_plugins(specs: list[str] | tuple[str, ...] = ()) -> list[str]:
     for spec in specs:
         load_plugin(spec)
     return [resolve(s) for s in specs]
+
+
+TRUST_ENV = "IRAT_TRUST_PLUGINS"
+
+
+def trusted() -> bool:
+    """Whether the user trusts the plug-ins recorded in runs and presets (IRAT_TRUST_PLUGINS=1)."""
+    return os.environ.get(TRUST_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+def missing(specs: list[str] | tuple[str, ...]) -> list[str]:
+    """The recorded plug-ins not loaded in this process (not named by the user)."""
+    return [s for s in specs if resolve(s) not in _LOADED and s not in _LOADED]
+
+
+def require_recorded(specs: list[str] | tuple[str, ...], what: str) -> None:
+    """Make sure the plug-ins a run or preset records are loaded — only those the user named (or all, when
+    trusted); any other is refused with one message before it is imported."""
+    load_entry_points()
+    todo = missing(specs)
+    if not todo:
+        return
+    if trusted():
+        load_plugins(todo)
+        return
+    raise ConfigError(
+        f"{what} was made with the plug-in{'s' if len(todo) > 1 else ''} {', '.join(todo)}; irat imports no code "
+        f"you did not name: add {' '.join(f'--plugin {t}' for t in todo)} (Python: plugins=[...]) if you trust "
+        f"{'them' if len(todo) > 1 else 'it'}, or set {TRUST_ENV}=1 to trust the plug-ins runs and presets record"
+    )

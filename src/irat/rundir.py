@@ -72,6 +72,34 @@ def check_file_writable(path: Path, what: str) -> None:
         raise IratError(f"{what} {path} is not writable (permission denied)")
 
 
+def run_file_owner(path: Path) -> Path | None:
+    """The run directory whose own file `path` is (a checkpoint, config, metrics, lock, or anything in its
+    eval / per_example / tensorboard folders), or None."""
+    p = path.expanduser().absolute()
+    parent = p.parent
+    if p.name in (*RUN_FILES, LOCK, "metrics.jsonl.broken") and (parent / "config.yaml").exists():
+        return parent
+    for up in (parent, *parent.parents):
+        if up.name in RUN_DIRS and (up.parent / "config.yaml").exists():
+            return up.parent
+        if up == up.parent:
+            break
+    return None
+
+
+def check_output(path: str | Path, what: str, *, overwrite: bool = False) -> Path:
+    """A file a command will write (export, its card, eval --json, report --out): never a run's own file,
+    not an existing file unless `overwrite`, and writable — checked before any work. Returns the path."""
+    p = Path(path)
+    owner = run_file_owner(p)
+    if owner is not None:
+        raise IratError(f"{what} {path} is a file of the run {owner}; write it outside the run's own files")
+    if p.exists() and not p.is_dir() and not overwrite:
+        raise IratError(f"{what} {path} exists; pass --overwrite to replace it, or choose another name")
+    check_file_writable(p, what)
+    return p
+
+
 def clean_tmp(out: Path) -> list[str]:
     """Remove the temporary files of atomic writes a kill interrupted (`.NAME.*.tmp`); returns their names."""
     removed = []

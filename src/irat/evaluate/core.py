@@ -14,7 +14,7 @@ import torch.nn as nn
 from tqdm.auto import tqdm
 
 from .. import distributed
-from ..attacks.checks import attack_mode, check_batch, check_eps
+from ..attacks.checks import attack_mode, check_batch, check_eps, check_radius
 from ..attacks.pgd import per_example_norm
 from ..errors import IratError
 from .attacks import AttackSpec, _components, parse_attack, run_attack
@@ -135,15 +135,16 @@ def evaluate(
     own, and the per-example results are gathered, so every rank returns the same record. Attacks without random starts give the same per-example results as
     one process; those with random starts differ only in the draws. The sanity probe runs on rank 0.
     """
-    check_eps(eps)
     if norm not in ("linf", "l2"):
         raise IratError(f"norm must be linf or l2, got {norm!r}")
+    # the command line's checks: a radius on the [0, 1] scale for these inputs (8 for 8/255 is refused)
+    check_radius(float(eps), norm, tuple(x.shape[1:]), "eps")
     specs = resolve_attacks(attacks, suite)
     check_options(backend, precision, batch_size, specs)
     if normalize is not None:  # weights that expect (x − mean)/std: attacked in pixel space through the wrapper
-        from ..models.normalize import Normalized
+        from ..models.normalize import Normalized, check_normalize
 
-        model = Normalized(model, *normalize)
+        model = Normalized(model, *check_normalize(normalize))
     if device is not None:
         model = model.to(device)
     dev = next(model.parameters()).device

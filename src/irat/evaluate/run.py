@@ -19,7 +19,7 @@ from ..checkpoints import checkpoint_info, load_external, load_model
 from ..data import get_spec, load_splits
 from ..errors import IratError
 from ..models.normalize import Normalized
-from ..rundir import check_file_writable, check_writable
+from ..rundir import check_output, check_writable
 from ..tables import results_table
 from ..utils import atomic_write, atomic_write_json, file_md5, parse_number, resolve_device
 from .core import Progress, check_options, evaluate, resolve_attacks, worst_case
@@ -40,6 +40,7 @@ def evaluate_run(
     data_dir: str | None = None,
     split: str = "test",
     json_path: str | None = None,
+    overwrite: bool = False,
     suite: str | None = None,
     backend: str = "irat",
     precision: str = "fp32",
@@ -76,8 +77,8 @@ def evaluate_run(
         run_dir = Path(run) if Path(run).is_dir() else Path(run).parent
     if distributed.is_main_process():  # where the record goes: checked before the model and data are loaded
         check_writable(run_dir / "eval", "the run's eval folder")
-        if json_path:
-            check_file_writable(Path(json_path), "--json")
+        if json_path:  # never a run's own file (a checkpoint, a record), nor an existing file unasked
+            check_output(json_path, "--json", overwrite=overwrite)
     dev = distributed.device_for(resolve_device(device))
     if external:
         assert model_arch is not None and dataset is not None
@@ -122,7 +123,7 @@ def evaluate_run(
     stem = f"{checkpoint}_{split}_{norm_v}_eps{eps_v:.6g}_n{len(y)}".replace("/", "-")
     if precision != "fp32":  # another precision is another evaluation: never merged with the fp32 one
         stem += f"_{precision}"
-    md5 = file_md5(info["path"])
+    md5 = info.get("md5") or file_md5(info["path"])  # of the bytes the weights were loaded from
     identity = evaluation_identity(
         checkpoint_md5=md5,
         normalize=normalize,

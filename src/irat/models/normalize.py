@@ -22,10 +22,7 @@ class Normalized(nn.Module):
 
     def __init__(self, module: nn.Module, mean: Sequence[float], std: Sequence[float]):
         super().__init__()
-        if len(mean) != len(std) or not len(mean):
-            raise ConfigError(f"normalize: one mean and one std per channel, got {len(mean)} and {len(std)}")
-        if any(s <= 0 for s in std):
-            raise ConfigError(f"normalize: every std must be > 0, got {list(std)}")
+        mean, std = check_normalize((mean, std))
         self.module = module
         self.register_buffer("mean", torch.tensor([float(m) for m in mean]).view(1, -1, 1, 1))
         self.register_buffer("std", torch.tensor([float(s) for s in std]).view(1, -1, 1, 1))
@@ -38,10 +35,35 @@ class Normalized(nn.Module):
         return self.module((x - self.mean) / self.std)
 
 
+def check_normalize(value: object) -> tuple[list[float], list[float]]:
+    """(mean, std) as two equally long lists of finite numbers, every std > 0 — or one clear message (the
+    command line's --normalize and Python's normalize= are checked alike)."""
+    import math
+
+    try:
+        pair = list(value)  # type: ignore[call-overload]
+        if len(pair) != 2:
+            raise ValueError
+        mean_l, std_l = [float(v) for v in pair[0]], [float(v) for v in pair[1]]
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"normalize expects (mean, std), each a list of one value per channel, e.g. ([0.1307], [0.3081]) "
+            f"or --normalize 0.1307:0.3081; got {value!r}"
+        ) from None
+    if len(mean_l) != len(std_l) or not mean_l:
+        raise ConfigError(f"normalize: one mean and one std per channel, got {len(mean_l)} and {len(std_l)}")
+    if not all(math.isfinite(v) for v in mean_l + std_l):
+        raise ConfigError(f"normalize: mean and std must be finite numbers, got {mean_l} and {std_l}")
+    if any(s <= 0 for s in std_l):
+        raise ConfigError(f"normalize: every std must be > 0, got {std_l}")
+    return mean_l, std_l
+
+
 def parse_normalize(text: str) -> tuple[list[float], list[float]]:
-    """'0.4914,0.4822,0.4465:0.2471,0.2435,0.2616' → (means, stds)."""
+    """'0.4914,0.4822,0.4465:0.2471,0.2435,0.2616' → (means, stds), checked."""
     try:
         mean, std = text.split(":")
-        return [float(v) for v in mean.split(",")], [float(v) for v in std.split(",")]
+        values = [float(v) for v in mean.split(",")], [float(v) for v in std.split(",")]
     except ValueError:
         raise ConfigError(f"--normalize expects MEAN,...:STD,... (one value per channel), got {text!r}") from None
+    return check_normalize(values)

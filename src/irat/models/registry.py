@@ -14,8 +14,17 @@ _ALIASES: dict[str, str] = {}
 _DOCS: dict[str, str] = {}
 
 
-def register(name: str, *aliases: str, doc: str = "") -> Callable[[Factory], Factory]:
+def register(name: str, *aliases: str, doc: str = "", replace: bool = False) -> Callable[[Factory], Factory]:
+    """Decorator: register a model factory under `name` (and aliases); an existing name — a built-in or
+    another plug-in's — is refused unless replace=True, so a plug-in never silently swaps a model."""
+
     def deco(fn: Factory) -> Factory:
+        for n in (name, *aliases):
+            taken = canonical_or_none(n)
+            if taken is not None and _MODELS[taken] is not fn and not replace:
+                raise ConfigError(
+                    f"a model named {n!r} is already registered ({taken}); choose another name or pass replace=True"
+                )
         _MODELS[name] = fn
         _DOCS[name] = doc or (fn.__doc__ or "").strip().splitlines()[0]
         for a in aliases:
@@ -32,6 +41,14 @@ def canonical(name: str) -> str:
         if n.replace("_", "-") == key:
             return n
     raise ConfigError(f"unknown model {name!r}; known: {', '.join(available())}")
+
+
+def canonical_or_none(name: str) -> str | None:
+    """The registered name `name` resolves to, or None if no model has it."""
+    try:
+        return canonical(name)
+    except ConfigError:
+        return None
 
 
 def available() -> list[str]:

@@ -30,7 +30,7 @@ from ..evaluate.core import evaluate
 from ..methods import check_method_name
 from ..models import create_model
 from ..parts import Crafted, RunContext, Step, build_parts, idle_parts
-from ..plugins import load_plugins
+from ..plugins import require_recorded
 from ..rundir import RunLock, check_writable, clean_tmp, remove_run_files, run_files, sync_metrics
 from ..schedules import learning_rate
 from ..utils import atomic_write_text, default_dtype, resolve_device
@@ -128,7 +128,8 @@ class Trainer:
                 f"replace it, or choose another --out"
             )
         self.overwrite = bool(overwrite and files and not resume)
-        load_plugins(cfg.plugins)  # the parts a plug-in registers must be known before the config is checked
+        # the parts a plug-in registers must be known before the config is checked; only plug-ins the user named
+        require_recorded(cfg.plugins, f"the run in {self.out}" if resume else "this configuration")
         validate_config(cfg)
         check_method_name(cfg)
         self.idle = idle_parts(cfg)  # said at the start of fit and recorded in the first row
