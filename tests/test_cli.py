@@ -250,3 +250,20 @@ def test_demo_prints_table(tmp_path, capsys):
     assert "| method" in out and "pgd20" in out and "cw" in out
     assert out.lstrip().startswith("| method")  # stdout is the table: `irat demo > table.md`
     assert all(line.startswith(("|", "WARNING")) for line in out.strip().splitlines())
+
+
+def test_help_and_argument_errors_answer_without_importing_pytorch():
+    """`irat --help` and a usage error must not pay for PyTorch's import (benchmarks/cli_startup.py times it)."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, runpy\n"
+        "sys.argv = ['irat'] + sys.argv[1:]\n"
+        "try:\n    runpy.run_module('irat', run_name='__main__')\n"
+        "except SystemExit:\n    pass\n"
+        "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH', file=sys.stderr)\n"
+    )
+    for args in (["--help"], ["train", "--bogus"], ["nonsense"]):
+        res = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True)
+        assert res.stderr.strip().endswith("NO-TORCH"), (args, res.stderr[-300:])

@@ -462,9 +462,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def make_parser() -> argparse.ArgumentParser:
-    from .evaluate.attacks import attack_names
+def make_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The command line. PyTorch is imported only for `irat eval --help` (its list of attacks), so that
+    `irat --help` and argument errors answer at once."""
+    argv = sys.argv[1:] if argv is None else argv
+    if "eval" in argv and {"-h", "--help"} & set(argv):
+        from .evaluate.attacks import attack_names
 
+        names = ", ".join(attack_names())
+    else:
+        names = "natural, pgdK, cw, apgd-ce, apgd-t, fab, square, spsa, aa, ... (`irat methods`)"
     parser = argparse.ArgumentParser(
         prog="irat", description="Instance-reweighted adversarial training and robustness evaluation"
     )
@@ -478,7 +485,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--attacks",
         help=f"comma list (default natural,pgd20,cw without --suite): "
-        f"{', '.join(attack_names())}, or a plug-in's; options as name:key=value, e.g. "
+        f"{names}, or a plug-in's; options as name:key=value, e.g. "
         f"pgd100:alpha=0.003, aa:n=1000 (`irat methods` lists every option and default)",
     )
     _add_plugin_arg(p)
@@ -648,9 +655,9 @@ def main(argv: list[str] | None = None) -> int:
     """Under torchrun (WORLD_SIZE > 1) `train` and `eval` run data-parallel; only rank 0 prints."""
     args = None
     try:
+        args = make_parser(argv).parse_args(argv)  # before PyTorch is imported: help and usage errors at once
         from . import distributed  # imports torch: Ctrl-C here is an interrupt like any other
 
-        args = make_parser().parse_args(argv)
         if distributed.requested():
             if args.command not in DATA_PARALLEL_COMMANDS:
                 raise IratError(
@@ -660,7 +667,7 @@ def main(argv: list[str] | None = None) -> int:
             distributed.init()
         return int(args.func(args) or 0)
     except IratError as exc:
-        if distributed.is_main_process():  # the ranks fail alike on bad input: one message, from rank 0
+        if "distributed" not in locals() or distributed.is_main_process():  # the ranks fail alike: rank 0 says it
             print(f"irat: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

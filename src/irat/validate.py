@@ -64,8 +64,24 @@ def validate_config(cfg: Config) -> None:
     ):
         if not isinstance(val, int) or isinstance(val, bool) or val < (0 if key == "attack.steps" else 1):
             raise ConfigError(f"{key} must be a whole number >= {0 if key == 'attack.steps' else 1}, got {val!r}")
+    for key, val in (
+        ("data.train_subset", cfg.data.train_subset),
+        ("data.test_subset", cfg.data.test_subset),
+        ("data.val_size", cfg.data.val_size),
+    ):
+        if val is not None and (not isinstance(val, int) or isinstance(val, bool) or val < 1):
+            raise ConfigError(f"{key} must be a whole number >= 1 (or null for all), got {val!r}")
     o = cfg.optim
     _positive(o.lr, "optim.lr")
+    for key, values, kind in (
+        ("optim.milestones", o.milestones, "epoch numbers"),
+        ("optim.milestone_lrs", o.milestone_lrs, "learning rates"),
+        ("save_per_example", cfg.save_per_example, "epoch numbers"),
+    ):
+        if values is not None and not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in values
+        ):
+            raise ConfigError(f"{key} must be a list of {kind} > 0, got {values!r}")
     _positive(o.momentum, "optim.momentum", allow_zero=True)
     _positive(o.weight_decay, "optim.weight_decay", allow_zero=True)
     _positive(o.gamma, "optim.gamma")

@@ -115,6 +115,7 @@ def evaluate_run(
         download=d.get("download", True),
         val_size=d.get("val_size"),
         split_seed=d.get("split_seed", 0),
+        test_subset=d.get("test_subset"),  # a run on a quick subset is evaluated on it (the record says so)
         augment="none",
         device=dev,
     )
@@ -178,6 +179,7 @@ def evaluate_run(
             "seed": seed,
             "train_seed": cfg.get("seed"),
             "normalize": identity["normalize"],
+            "test_subset": d.get("test_subset") if split == "test" else None,
             "identity": identity,
         }
     )
@@ -435,6 +437,11 @@ def print_record(record: dict) -> None:
         f"{record.get('method', '')} on {record.get('dataset', '')}: n={record['n']}, {record['norm']} "
         f"eps={record['eps']:.5g}, {step_sizes(record)}"
         + (f", normalize={record['normalize']}" if record.get("normalize") else "")
+        + (
+            f" (the run's data.test_subset: its first {record['test_subset']} test examples)"
+            if record.get("test_subset")
+            else ""
+        )
     )
     print(results_table([row], list(row)))
     timing = {

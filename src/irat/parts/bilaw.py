@@ -15,6 +15,7 @@ process's on the whole batch.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import torch
@@ -140,10 +141,16 @@ class BiLAW(Weighting):
     def split_data(self, train: DeviceData) -> DeviceData:
         """BiLAW's second validation set (drives the weight net), split off the training set, seeded."""
         n, size = len(train), self.w.bilaw_meta_size
-        if size < 1 or size >= n:
-            raise ConfigError(
-                f"weighting.bilaw_meta_size must be in [1, {n - 1}] for {n} training examples, got {size}"
+        if size < 1:
+            raise ConfigError(f"weighting.bilaw_meta_size must be >= 1, got {size}")
+        if size >= n // 2:  # e.g. the default 1000 on the digits' 438: scaled to a fifth, said and recorded
+            fitted = max(1, n // 5)
+            print(
+                f"irat: weighting.bilaw_meta_size {size} does not fit {n} training examples; using {fitted} "
+                f"(a fifth; set weighting.bilaw_meta_size to choose)",
+                file=sys.stderr,
             )
+            size = self.w.bilaw_meta_size = fitted
         perm = torch.randperm(n, generator=torch.Generator().manual_seed(self.cfg.data.split_seed + 1))
         self.meta = train.subset(perm[:size].sort().values)
         return train.subset(perm[size:].sort().values)

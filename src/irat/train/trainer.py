@@ -147,6 +147,8 @@ class Trainer:
 
     def _build(self, cfg: Config, splits: Splits | None) -> None:
         """Data, model, parts, optimizer and observers of the run (in the run's float type)."""
+        # recorded resolved: `irat eval` from another folder finds the same data
+        cfg.data.data_dir = str(Path(cfg.data.data_dir).expanduser().resolve())
         self.splits = (
             splits
             if splits is not None
@@ -416,9 +418,9 @@ class Trainer:
             self.parts.weighting.new_epoch()
             acc: dict[str, torch.Tensor] = {}
             seen, seen_here, skipped = 0, 0, 0
-            bar = tqdm(
-                total=n_batches, desc=f"epoch {epoch}/{cfg.epochs}", disable=not (cfg.progress and main), leave=False
-            )
+            # a bar on a terminal only; redirected logs (Slurm, nohup) get the one line per epoch below
+            bar_on = cfg.progress and main and sys.stderr.isatty()
+            bar = tqdm(total=n_batches, desc=f"epoch {epoch}/{cfg.epochs}", disable=not bar_on, leave=False)
             for i, (x, y, idx) in enumerate(self.train_batches()):
                 progress = (epoch - 1) + (i / n_batches if cfg.optim.step_per == "iteration" else 0.0)
                 lr = learning_rate(cfg.optim, cfg.epochs, progress)
@@ -443,7 +445,7 @@ class Trainer:
                 seen += n
                 seen_here += len(y)
                 bar.update(1)
-                if cfg.progress and main and (i % 20 == 0 or i == n_batches - 1):
+                if bar_on and (i % 20 == 0 or i == n_batches - 1):
                     bar.set_postfix(
                         loss=f"{acc['loss'].item() / seen_here:.3f}",
                         adv_acc=f"{100 * acc['adv_correct'].item() / seen_here:.1f}",
