@@ -111,6 +111,7 @@ __all__ = [
     "attacks",
     "create_model",
     "data",
+    "errors",
     "evaluate",
     "fit",
     "load_model",
