@@ -64,13 +64,13 @@ def validate_config(cfg: Config) -> None:
     ):
         if not isinstance(val, int) or isinstance(val, bool) or val < (0 if key == "attack.steps" else 1):
             raise ConfigError(f"{key} must be a whole number >= {0 if key == 'attack.steps' else 1}, got {val!r}")
-    for key, val in (
+    for key, size in (
         ("data.train_subset", cfg.data.train_subset),
         ("data.test_subset", cfg.data.test_subset),
         ("data.val_size", cfg.data.val_size),
     ):
-        if val is not None and (not isinstance(val, int) or isinstance(val, bool) or val < 1):
-            raise ConfigError(f"{key} must be a whole number >= 1 (or null for all), got {val!r}")
+        if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 1):
+            raise ConfigError(f"{key} must be a whole number >= 1 (or null for all), got {size!r}")
     o = cfg.optim
     _positive(o.lr, "optim.lr")
     for key, values, kind in (
