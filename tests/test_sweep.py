@@ -245,3 +245,99 @@ def test_slurm_path_with_real_submitit_processes_parameters_and_requeue(tmp_path
     )
     again = sweep.SlurmCell(cell, out).checkpoint()  # what submitit resubmits on preemption
     assert again.function(*again.args, **again.kwargs)["state"] == "done"
+
+
+def _sweep_argv(tmp_path: Path, out: Path, epochs: int) -> list[str]:
+    import sys
+
+    spec = spec_file(tmp_path, methods=["at"], set=dict(QUICK, epochs=epochs, **{"data.train_subset": 256}))
+    return [sys.executable, "-m", "irat", "sweep", "run", str(spec), "--out", str(out)]
+
+
+def _wait_for(path: Path, timeout: float = 120.0) -> None:
+    import time
+
+    deadline = time.time() + timeout
+    while not path.exists() and time.time() < deadline:
+        time.sleep(0.05)
+    assert path.exists(), f"{path} never appeared"
+
+
+def _irat_children(out: Path) -> list[int]:
+    """Live `irat train/eval` processes working under `out` (from /proc)."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if " -m irat " in cmd and str(out) in cmd and " sweep " not in cmd:
+                pids.append(int(proc.name))
+    return pids
+
+
+def test_ctrl_c_stops_the_sweep_and_the_cell_resumes_not_failed(tmp_path):
+    import signal
+    import subprocess
+    import time
+
+    out = tmp_path / "out"
+    argv = _sweep_argv(tmp_path, out, epochs=30)
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_for(out / "at" / "seed0" / "recovery.pt")
+    proc.send_signal(signal.SIGINT)  # the sweep's process alone: it must stop its cells itself
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "stopping the running cells" in err
+    time.sleep(0.5)
+    assert not _irat_children(out)
+    cells = sweep.load_plan(out)
+    st = sweep.status(cells, out)[0]
+    assert st["state"] == "unfinished" and not (out / "at" / "seed0" / sweep.FAILED).exists()
+    assert "$ " in (out / "at" / "seed0" / "sweep.log").read_text()  # the cell's whole log is kept
+
+
+def test_a_killed_sweep_takes_its_cells_with_it_and_a_rerun_resumes(tmp_path):
+    import signal
+    import subprocess
+    import time
+
+    out = tmp_path / "out"
+    argv = _sweep_argv(tmp_path, out, epochs=1000)  # far longer than the wait below
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _wait_for(out / "at" / "seed0" / "recovery.pt")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    cells = sweep.load_plan(out)
+    deadline = time.time() + 15  # the child gets SIGTERM from the kernel as its parent dies
+    while (_irat_children(out) or sweep.status(cells, out)[0]["state"] == "running") and time.time() < deadline:
+        time.sleep(0.1)
+    assert not _irat_children(out), "a cell's training outlived the sweep"
+    st = sweep.status(cells, out)[0]
+    assert st["state"] == "unfinished", st  # not failed, not locked
+
+
+def test_two_sweeps_on_one_folder_and_a_damaged_plan(tmp_path, capsys):
+    import subprocess
+
+    out = tmp_path / "out"
+    argv = _sweep_argv(tmp_path, out, epochs=30)
+    first = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_for(out / "at" / "seed0" / "config.yaml")
+        second = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+        assert second.returncode == 2 and "in use by another irat process" in second.stderr
+    finally:
+        first.kill()
+        first.wait()
+    (out / "sweep.json").write_text('{"cells": [{"name": ')  # truncated
+    assert main(["sweep", "status", str(out)]) == 2
+    assert "sweep.json is damaged" in capsys.readouterr().err
+
+
+def test_a_finished_run_is_done_whatever_an_earlier_attempt_left(tmp_path, capsys):
+    out = tmp_path / "out"
+    spec = spec_file(tmp_path, methods=["at"])
+    assert main(["sweep", "run", str(spec), "--out", str(out)]) == 0
+    (out / "at" / "seed0" / sweep.FAILED).write_text("an old failure\n")
+    assert sweep.status(sweep.load_plan(out), out)[0]["state"] == "done"

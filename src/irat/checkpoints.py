@@ -110,6 +110,14 @@ def _check_integrity(path: Path, blob: bytes | None = None) -> None:
         )
 
 
+def read_checkpoint_file(path: Path) -> tuple[Any, str]:
+    """Any file irat wrote with torch.save (an evaluation's partial store, say): CRC-checked, loaded with
+    weights_only=True from the very bytes hashed; (content, MD5). Damage raises CheckpointError."""
+    blob = Path(path).read_bytes()
+    _check_integrity(Path(path), blob)
+    return torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True), hashlib.md5(blob).hexdigest()
+
+
 def run_state(out: Path) -> dict[str, Any] | None:
     """What a run directory holds: None if no checkpoint, else its epoch and whether it finished."""
     rec = out / RECOVERY

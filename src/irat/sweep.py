@@ -22,8 +22,10 @@ import fnmatch
 import itertools
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -165,6 +167,7 @@ def plan(cells: list[Cell], out: Path) -> None:
             f"--out {out} is a run directory ({', '.join(run_files(out))}), not a sweep's folder; choose another --out"
         )
     check_writable(out, "--out")
+    RunLock(out).probe()  # another sweep running on this folder: refused before its plan is touched
     for c in cells:
         atomic_write_text(
             out / "plan" / f"{c.name.replace('/', '__')}.yaml", yaml.safe_dump(c.config().to_dict(), sort_keys=False)
@@ -173,17 +176,19 @@ def plan(cells: list[Cell], out: Path) -> None:
 
 
 def state(cell: Cell, out: Path) -> dict[str, Any]:
-    """pending | running-or-unfinished | done | failed | conflict, with epoch k/n, the latest validation
+    """pending | running (pid …) | unfinished | done | failed | conflict, derived from the run directory
+    (a finished run is done whatever an earlier attempt left), with epoch k/n, the latest validation
     accuracy and the last error line."""
     run = out / cell.name
     info: dict[str, Any] = {"cell": cell.name, "state": "pending"}
-    if (run / FAILED).exists():
-        info.update(state="failed", error=(run / FAILED).read_text().strip().splitlines()[-1:] or [""])
-        info["error"] = info["error"][0]
     try:
         RunLock(run).probe()
-    except IratError:
-        return dict(info, state="running")
+    except IratError as exc:  # a live irat process holds it: running, never failed
+        holder = str(exc).split("(", 1)[-1].split(")", 1)[0]
+        return dict(info, state="running", error=holder)
+    failed = (run / FAILED).read_text().strip().splitlines()[-1:] if (run / FAILED).exists() else []
+    if failed:
+        info.update(state="failed", error=failed[0] if failed else "")
     if not (run / RECOVERY).exists():
         if (run / "config.yaml").exists():  # started but no epoch finished: ours (a failed start) or another run?
             diff = _differences(yaml.safe_load((run / "config.yaml").read_text()) or {}, cell.config().to_dict())
@@ -200,15 +205,18 @@ def state(cell: Cell, out: Path) -> dict[str, Any]:
     epoch, epochs = int(ck["epoch"]), cell.config().epochs  # the plan's length (a sweep may lengthen its runs)
     info.update(epoch=epoch, epochs=epochs)
     rows = (
-        [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+        [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
         if (run / "metrics.jsonl").exists()
         else []
     )
     val = [r.get("val_pgd", r.get("test_pgd")) for r in rows if r.get("val_pgd", r.get("test_pgd")) is not None]
     if val:
         info["val_pgd"] = val[-1]
-    if info["state"] != "failed":
-        info["state"] = "done" if epoch >= epochs and list((run / "eval").glob("*.json")) else "unfinished"
+    if epoch >= epochs and list((run / "eval").glob("*.json")):
+        info.pop("error", None)
+        info["state"] = "done"  # the run directory says so, whatever an earlier attempt left
+    elif info["state"] != "failed":
+        info["state"] = "unfinished"
     return info
 
 
@@ -218,12 +226,50 @@ def _differences(have: dict[str, Any], want: dict[str, Any]) -> list[str]:
     return [k for k in sorted(set(a) | set(b)) if k not in ignore and a.get(k) != b.get(k)]
 
 
+_STOP = threading.Event()  # set on Ctrl-C: no new cell starts, running ones are stopped
+_CHILDREN: set[subprocess.Popen] = set()
+_CHILDREN_LOCK = threading.Lock()
+
+
+def _die_with_parent() -> None:  # pragma: no cover (runs in the child before exec)
+    """Linux: the child gets SIGTERM when the sweep's process dies, whatever killed it (even SIGKILL)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _run_logged(argv: list[str], log: Path, env: dict[str, str] | None) -> int:
+    """Run a child `irat` command with its output appended to `log`; stopped with the sweep."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "a", encoding="utf-8") as fh:
+        fh.write(f"$ {' '.join(argv)}\n")
+        fh.flush()
+        proc = subprocess.Popen(
+            argv, env=env, stdout=fh, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent if os.name == "posix" else None
+        )
+        with _CHILDREN_LOCK:
+            _CHILDREN.add(proc)
+        try:
+            return proc.wait()
+        finally:
+            with _CHILDREN_LOCK:
+                _CHILDREN.discard(proc)
+
+
+def _say(line: str) -> None:
+    print(f"irat sweep: {line}", file=sys.stderr, flush=True)
+
+
 def run_cell(cell: Cell, out: Path, env: dict[str, str] | None = None) -> dict[str, Any]:
-    """Train (or resume) one cell and evaluate it, each in a child `python -m irat`; a failure leaves the
-    last error line in RUN/.irat-failed."""
+    """Train (or resume) one cell and evaluate it, each in a child `python -m irat` whose whole output goes to
+    RUN/sweep.log; a failure leaves the last error line in RUN/.irat-failed. An interrupted sweep leaves the
+    cell unfinished (resumed by the next run), never failed."""
     run = out / cell.name
     st = state(cell, out)
-    if st["state"] in ("done", "conflict"):
+    if st["state"] in ("done", "conflict", "running") or _STOP.is_set():
         return st
     (run / FAILED).unlink(missing_ok=True)
     py = [sys.executable, "-m", "irat"]
@@ -232,36 +278,75 @@ def run_cell(cell: Cell, out: Path, env: dict[str, str] | None = None) -> dict[s
     else:  # a new cell, or one whose earlier start failed before its first epoch (same configuration: checked)
         plan_file = out / "plan" / f"{cell.name.replace('/', '__')}.yaml"
         train = [*py, "train", "--preset", str(plan_file), "--out", str(run), "--quiet", "--overwrite"]
+    log = run / "sweep.log"
+    _say(f"start {cell.name} (log: {log})")
     for argv in (train, [*py, "eval", str(run), *cell.eval_args]):
-        proc = subprocess.run(argv, env=env, capture_output=True, text=True)
-        if proc.returncode != 0:
-            lines = (proc.stderr or proc.stdout).strip().splitlines() or [f"exit code {proc.returncode}"]
-            run.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(run / FAILED, lines[-1] + "\n")
+        code = _run_logged(argv, log, env)
+        if _STOP.is_set() or code in (130, 143, -signal.SIGINT, -signal.SIGTERM):  # interrupted: not a failure
+            _say(f"stopped {cell.name}: it resumes on the next run")
             return state(cell, out)
-    return state(cell, out)
+        if code != 0:
+            lines = [ln for ln in log.read_text(encoding="utf-8", errors="replace").splitlines() if ln.strip()]
+            atomic_write_text(run / FAILED, (lines[-1] if lines else f"exit code {code}") + "\n")
+            st = state(cell, out)
+            _say(f"failed {cell.name}: {st.get('error', '')} (whole log: {log})")
+            return st
+    st = state(cell, out)
+    _say(f"{st['state']} {cell.name}" + (f" (val PGD {st['val_pgd']:.2f})" if "val_pgd" in st else ""))
+    return st
+
+
+def _stop_children(sig: int) -> None:
+    with _CHILDREN_LOCK:
+        for proc in list(_CHILDREN):
+            if proc.poll() is None:
+                try:
+                    proc.send_signal(sig)
+                except ProcessLookupError:
+                    pass
 
 
 def run_local(
     cells: list[Cell], out: Path, *, jobs: int = 1, retry_failed: bool = False, devices: list[str] | None = None
 ) -> list[dict[str, Any]]:
     """Run the sweep's cells on this machine, `jobs` at a time: on CPU each job gets cores // jobs threads
-    (oversubscribed threads slow small models by an order of magnitude), with GPUs one device each."""
+    (oversubscribed threads slow small models by an order of magnitude), with GPUs one device each. One
+    sweep at a time per folder (a second is refused); Ctrl-C stops the running cells (they resume on the
+    next run) and starts no other; a second Ctrl-C kills them."""
     if jobs < 1:
         raise ConfigError(f"--jobs must be >= 1, got {jobs}")
-    todo = _todo(cells, out, retry_failed)
-    threads = max(1, (os.cpu_count() or 1) // jobs)
+    lock = RunLock(out).acquire()
+    _STOP.clear()
+    try:
+        todo = _todo(cells, out, retry_failed)
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+        _say(f"{len(todo)} of {len(cells)} cells to run, {jobs} at a time")
 
-    def env_for(i: int) -> dict[str, str]:
-        env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-        if devices:
-            env["CUDA_VISIBLE_DEVICES"] = devices[i % len(devices)]
-        return env
+        def env_for(i: int) -> dict[str, str]:
+            env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+            if devices:
+                env["CUDA_VISIBLE_DEVICES"] = devices[i % len(devices)]
+            return env
 
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        pool = ThreadPoolExecutor(max_workers=jobs)
         futures = [pool.submit(run_cell, c, out, env_for(i)) for i, c in enumerate(todo)]
-        [f.result() for f in futures]
-    return [state(c, out) for c in cells]
+        try:
+            for f in futures:
+                f.result()
+        except KeyboardInterrupt:
+            _STOP.set()
+            _say("interrupted: stopping the running cells (Ctrl-C again to kill them)")
+            _stop_children(signal.SIGINT)
+            try:
+                pool.shutdown(wait=True, cancel_futures=True)
+            except KeyboardInterrupt:
+                _stop_children(signal.SIGKILL)
+                pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
+        return [state(c, out) for c in cells]
+    finally:
+        lock.release()
 
 
 def _todo(cells: list[Cell], out: Path, retry_failed: bool) -> list[Cell]:
@@ -365,4 +450,10 @@ def load_plan(out: Path) -> list[Cell]:
     path = out / "sweep.json"
     if not path.is_file():
         raise IratError(f"{out} holds no sweep (no sweep.json); start one with irat sweep run SWEEP.yaml --out {out}")
-    return [Cell(**c) for c in json.loads(path.read_text())["cells"]]
+    try:
+        return [Cell(**c) for c in json.loads(path.read_text())["cells"]]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise IratError(
+            f"{path} is damaged ({type(exc).__name__}: {str(exc)[:100]}); run the sweep again with the same "
+            f"file and --out to write it anew (finished cells are kept)"
+        ) from None

@@ -315,6 +315,17 @@ def load_arrays(name: str, data_dir: str | Path = "~/.cache/irat", download: boo
                 f"{data_dir}: test labels {unseen[:5]} never occur in the training labels; the classes are "
                 f"those of train*.npz (0..{int(ytr.max())}); fix the labels"
             )
+        present = np.unique(ytr)
+        if len(present) and present.min() >= 0:  # classes 0..K-1 with none missing: a stray label would widen
+            missing = sorted(set(range(int(present.max()) + 1)) - set(present.tolist()))  # the output layer
+            if missing:
+                counts = {int(c): int((ytr == c).sum()) for c in present}
+                rare = sorted(counts, key=lambda c: counts[c])[:3]
+                raise DataError(
+                    f"{data_dir}: the training labels are not 0..K-1 — classes {missing[:5]}"
+                    f"{' …' if len(missing) > 5 else ''} have no example, so a {int(present.max()) + 1}-class model "
+                    f"would be built; the rarest labels: {', '.join(f'{c} ({counts[c]}×)' for c in rare)}; fix them"
+                )
         return Arrays("npz", xtr, ytr, xte, yte, int(ytr.max()) + 1)
     spec = get_spec(name)
     if not spec.needs_download:

@@ -15,7 +15,7 @@ import torch
 
 from .. import distributed
 from ..attacks.checks import check_radius
-from ..checkpoints import checkpoint_info, load_external, load_model
+from ..checkpoints import checkpoint_info, load_external, load_model, read_checkpoint_file
 from ..data import get_spec, load_splits
 from ..errors import IratError
 from ..models.normalize import Normalized
@@ -285,13 +285,18 @@ class FileProgress(Progress):
                         file=sys.stderr,
                     )
         if self.path.is_file():
-            try:
-                saved = torch.load(self.path, map_location="cpu", weights_only=True)
+            try:  # checked like a checkpoint: every entry's CRC, so a damaged batch is never taken as done
+                saved, _ = read_checkpoint_file(self.path)
                 if json.loads(saved.get("identity", "null")) == identity:
                     self.done = saved["done"]
                     self.resumed = len(self.done)
-            except Exception:
+            except Exception as exc:
                 self.done = {}
+                print(
+                    f"irat: the interrupted evaluation's store {self.path.name} is damaged ({str(exc)[:120]}); "
+                    f"its batches are computed again",
+                    file=sys.stderr,
+                )
 
     def get(self, key: str) -> dict[str, torch.Tensor] | None:
         return self.done.get(key)

@@ -22,7 +22,7 @@ from .. import distributed
 from ..attacks.checks import check_radius, frozen_bn_stats
 from ..attacks.noise import Noise, draw_noise
 from ..checkpoints import BEST, LAST, RECOVERY, load_checkpoint, run_state, save_checkpoint
-from ..config import Config, flatten, from_dict, set_key
+from ..config import Config, flatten, from_dict, load_yaml, set_key
 from ..data import Splits, load_splits
 from ..data.unlabeled import build_unlabeled, mixed_batches, n_mixed_batches
 from ..errors import CheckpointError, ConfigError, IratError
@@ -98,6 +98,15 @@ class Trainer:
         check_writable(self.out, "--out")
         RunLock(self.out).probe()  # another process training into it: refused before any work
         files = run_files(self.out)
+        if files and not_started(self.out):  # killed before its first checkpoint: nothing of value to lose
+            _say(f"{self.out} holds a run stopped before its first epoch was saved; starting it again")
+            if resume and cfg is None:  # resumed from scratch, as recorded, with the flags given
+                cfg = from_dict(load_yaml(self.out / "config.yaml"))
+                for key, value in [*(changes or []), ("epochs", epochs), ("device", device)]:
+                    if value is not None:
+                        set_key(cfg, key, value)
+            resume, overwrite = False, True
+        self._files_at_start = _snapshot(self.out)  # re-checked under the lock (another process may write)
         state = None
         if files and not (overwrite and not resume):
             try:
@@ -113,7 +122,9 @@ class Trainer:
                     + "); start one without --resume"
                 )
             cfg = from_dict(state["data"]["config"])
-            asked = list(changes or []) + [("epochs", epochs), ("device", device)]
+            # hand edits to config.yaml count like flags (within what a resume may change; else refused)
+            edits = config_edits(self.out / "config.yaml", state["data"]["config"])
+            asked = edits + list(changes or []) + [("epochs", epochs), ("device", device)]
             self.resume_changes = apply_resume_changes(cfg, [(k, v) for k, v in asked if v is not None])
         elif files and not overwrite:
             what = (
@@ -381,10 +392,17 @@ class Trainer:
         """Train until cfg.epochs (or `max_epochs` more epochs); returns the last metrics row. Rank 0 holds
         the run directory's lock throughout: a second process training into it is refused."""
         lock = RunLock(self.out).acquire() if self.dist.main else None
+        if lock is not None and _snapshot(self.out) != self._files_at_start:
+            lock.release()
+            raise IratError(
+                f"another process wrote into {self.out} after this one looked at it; nothing was changed — "
+                f"run the command again to see what the folder holds now"
+            )
         try:
             with default_dtype(self.dtype):
                 return self._fit(max_epochs)
         finally:
+            self._files_at_start = _snapshot(self.out)  # this process's own writes
             if lock is not None:
                 lock.release()
 
@@ -598,6 +616,32 @@ class Trainer:
             torch.cuda.set_rng_state_all([s.cpu() for s in data["rng"]["cuda"]])
         self.load_extra_state(data.get("extra", {}))
         self.history = list(data.get("history") or ([data["metrics"]] if data.get("metrics") else []))
+
+
+def not_started(out: Path) -> bool:
+    """A run directory with a config but no checkpoint and no finished epoch: killed during its first epoch."""
+    from ..checkpoints import BEST, LAST
+
+    if not (out / "config.yaml").is_file() or any((out / n).exists() for n in (RECOVERY, LAST, BEST)):
+        return False
+    metrics = out / "metrics.jsonl"
+    return not metrics.exists() or not metrics.read_text(encoding="utf-8", errors="replace").strip()
+
+
+def config_edits(path: Path, recorded: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The settings in which a run's config.yaml differs from its checkpoint's config (hand edits), as
+    (dotted key, value); none when the file is missing or unreadable."""
+    try:
+        on_disk = flatten(load_yaml(path))
+    except (ConfigError, OSError):
+        return []
+    rec = flatten(recorded)
+    return [(k, v) for k, v in on_disk.items() if k in rec and v != rec[k]]
+
+
+def _snapshot(out: Path) -> list[tuple[str, int]]:
+    """The run files in `out` with their modification times (what another process would change)."""
+    return [(n, (out / n).stat().st_mtime_ns) for n in run_files(out) if (out / n).is_file()]
 
 
 def _intact_alternatives(out: Path) -> str:
