@@ -51,6 +51,9 @@ def check_writable(path: Path, what: str) -> None:
     """`path` (a directory to create or fill) can be written: its nearest existing ancestor is a writable
     directory, and no part of it is a file."""
     p = path.expanduser().absolute()
+    for part in (p, *p.parents):  # a link to nowhere would fail only when the first file is written
+        if part.is_symlink() and not part.exists():
+            raise IratError(f"{what} {path}: {part} is a symbolic link to {os.readlink(part)}, which does not exist")
     probe = p
     while not probe.exists():
         if probe.parent == probe:

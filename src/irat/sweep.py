@@ -248,7 +248,11 @@ def _run_logged(argv: list[str], log: Path, env: dict[str, str] | None) -> int:
         fh.write(f"$ {' '.join(argv)}\n")
         fh.flush()
         proc = subprocess.Popen(
-            argv, env=env, stdout=fh, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent if os.name == "posix" else None
+            argv,
+            env=env,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent if os.name == "posix" else None,
         )
         with _CHILDREN_LOCK:
             _CHILDREN.add(proc)

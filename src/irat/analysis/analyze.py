@@ -88,6 +88,7 @@ def analyze_run(
     run, out = Path(run), Path(out)
     if not (run / "config.yaml").is_file():
         raise IratError(f"{run} is not an irat run directory (no config.yaml)")
+    latest_dump(run)  # a damaged per-example file stops here, before any figure is written
     if compare is not None and latest_dump(Path(compare)) is None:
         raise IratError(
             f"--compare {compare}: that run saved no per-example values (train it with --set save_per_example=[EPOCH])"
