@@ -142,3 +142,20 @@ def test_masking_checks_look_across_merged_calls(tmp_path):
     assert any(w["check"] == "pgd-above-strong-attack" and "pgd100" in w["message"] for w in rec["warnings"])
     assert set(rec["results"]) == {"natural", "pgd100", "apgd-ce"}
     assert np.isclose(rec["worst_case"], 0.25)
+
+
+def test_a_checkpoint_of_a_run_still_training_is_said_so(run, tmp_path, capsys):
+    import shutil
+
+    from irat.rundir import RunLock
+
+    r = Path(shutil.copytree(run, tmp_path / "r"))
+    lock = RunLock(r).acquire()  # as a live training process holds it
+    try:
+        assert main(["eval", str(r), "--attacks", "natural", *EVAL, "--json", str(tmp_path / "a.json")]) == 0
+    finally:
+        lock.release()
+    assert "of a run still training (epoch 1/1)" in capsys.readouterr().out
+    assert json.loads((tmp_path / "a.json").read_text())["run_status"]["training"] is True
+    assert main(["export", str(r), "--out", str(tmp_path / "m.pt")]) == 0
+    assert "run_status" not in json.loads((tmp_path / "m.pt.json").read_text())  # finished, not held: nothing to say

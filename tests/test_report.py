@@ -343,6 +343,7 @@ def test_paper_numbers_beside_ours(tmp_path):
             "mail-at",
             seed,
             {"natural": 82.0, "pgd100": pgd, "apgd-ce": 51.0, "cw30": 47.0, "aa": 44.0},
+            lr=0.01,  # the preset's (a run trained otherwise is not compared with the paper)
         )
         cfg = _yaml.safe_load((run / "config.yaml").read_text())
         cfg["preset"] = "mail/cifar10-resnet18/mail-at"
@@ -401,3 +402,30 @@ def test_paper_numbers_without_a_spread_show_the_value_alone(tmp_path):
     import re
 
     assert re.search(r"\|\s*49\.96\s*\|", render(rep))  # the value alone: no ± where the paper gives none
+
+
+def test_a_row_unlike_the_papers_setting_is_not_compared(tmp_path):
+    """A grid point that is not the paper's setting (GAIRAT Table 1 with λ = −1 against the paper's λ = 0)
+    gets no paper column, and a note says how it differs."""
+    runs = []
+    for lam in (-1.0, 0.0):
+        run = fake_run(tmp_path, f"g{lam}", "gairat", 0, {"natural": 85.0, "pgd20": 55.0, "pgdplus": 53.0})
+        cfg = yaml.safe_load((run / "config.yaml").read_text())
+        cfg.update(preset="gairat/cifar10-wrn32/gairat", weighting={"gair_lambda": lam})
+        (run / "config.yaml").write_text(yaml.safe_dump(cfg))
+        runs.append(run)
+    rep = build_report(runs, paper=True, group_by="weighting.gair_lambda")
+    rows = {r["group"]: r for r in rep.rows}
+    assert "pgd20 (paper)" in rows["0.0"] and "pgd20 (paper)" not in rows["-1.0"]
+    assert any("not compared with the paper" in n and "weighting.gair_lambda=-1.0 (paper: 0.0)" in n for n in rep.notes)
+    assert render(rep).splitlines()[0].startswith("| weighting.gair_lambda")  # the column names its grouping
+
+
+def test_the_worst_case_column_says_which_examples_it_covers(tmp_path):
+    run = fake_run(tmp_path, "a", "at", 0, {"natural": 90.0, "pgd20": 50.0})
+    rec_file = next((run / "eval").glob("*.json"))
+    rec = json.loads(rec_file.read_text())
+    rec["worst_case_n"] = 40
+    rec_file.write_text(json.dumps(rec))
+    rep = build_report([run])
+    assert "worst case (first 40)" in rep.columns and "worst case" not in rep.columns

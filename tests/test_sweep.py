@@ -283,7 +283,7 @@ def test_ctrl_c_stops_the_sweep_and_the_cell_resumes_not_failed(tmp_path):
     import time
 
     out = tmp_path / "out"
-    argv = _sweep_argv(tmp_path, out, epochs=30)
+    argv = _sweep_argv(tmp_path, out, epochs=1000)  # still running when the signal comes
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     _wait_for(out / "at" / "seed0" / "recovery.pt")
     proc.send_signal(signal.SIGINT)  # the sweep's process alone: it must stop its cells itself

@@ -19,7 +19,7 @@ import torch
 
 from .checkpoints import checkpoint_info, load_model
 from .errors import IratError
-from .rundir import check_output
+from .rundir import check_output, run_progress
 from .utils import atomic_write, atomic_write_json
 
 FORMATS = ("state-dict", "torchscript", "safetensors")
@@ -158,5 +158,8 @@ def export(
         "evaluations": records,
         "config": cfg,
     }
+    status = run_progress(run_dir)
+    if status and (status["training"] or status["epoch"] < status["epochs"]):
+        card["run_status"] = status  # exported from a run that has not finished: the card says so
     atomic_write_json(card_path, card)
     return card

@@ -131,6 +131,7 @@ class Report:
     rows: list[dict]
     columns: list[str]
     notes: list[str]
+    group_by: str = "method"  # what the first column names
 
 
 def build_report(
@@ -189,6 +190,8 @@ def build_report(
                 "runs": len(sub),
                 "seeds": ",".join(str(r.config.get("seed")) for r in sub),
                 "_presets": {r.config.get("preset") for r in sub},
+                "_configs": [r.config for r in sub],
+                "_shortened": any(r.config.get("shortened_from") for r in sub),
                 "_ckpt": ckpts[0] if len(ckpts) == 1 else None,
             }
             for c in ckpts:
@@ -202,7 +205,9 @@ def build_report(
                         )
                         continue
                     rec = max(recs, key=lambda r: Path(r["_file"]).stat().st_mtime)
-                    for att, v in {**rec["results"], "worst case": rec["worst_case"]}.items():
+                    wc_n = rec.get("worst_case_n", rec["n"])  # the examples the worst case covers, said
+                    wc = "worst case" if wc_n == rec["n"] else f"worst case (first {wc_n})"
+                    for att, v in {**rec["results"], wc: rec["worst_case"]}.items():
                         per_col.setdefault(f"{att} ({c})" if len(ckpts) > 1 else att, []).append(float(v))
                 for col, vals in per_col.items():
                     if len(vals) < len(sub):
@@ -215,9 +220,9 @@ def build_report(
     if paper:
         order = _add_paper_columns(rows, order, notes)
     for row in rows:
-        row.pop("_presets", None)
-        row.pop("_ckpt", None)
-    return Report(rows, order, notes)
+        for k in ("_presets", "_ckpt", "_configs", "_shortened"):
+            row.pop(k, None)
+    return Report(rows, order, notes, group_by)
 
 
 def _add_paper_columns(rows: list[dict], columns: list[str], notes: list[str]) -> list[str]:
@@ -236,6 +241,13 @@ def _add_paper_columns(rows: list[dict], columns: list[str], notes: list[str]) -
         entry = paper_numbers(name) if name else None
         if not entry:
             notes.append(f"row {row['group']!r}: the preset {name!r} carries no paper numbers")
+            continue
+        differs = [] if row.get("_shortened") else _unlike_preset(name, row.get("_configs", []))
+        if differs:  # a grid point or override that is not the paper's setting is not compared with its numbers
+            notes.append(
+                f"row {row['group']!r}: not compared with the paper — trained with {', '.join(differs[:4])}"
+                f"{' …' if len(differs) > 4 else ''}, unlike the paper's row {name}"
+            )
             continue
         tables.add(f"{entry['table']}: {entry['columns']}")
         trials = int(entry.get("trials", 2))
@@ -269,6 +281,36 @@ def _add_paper_columns(rows: list[dict], columns: list[str], notes: list[str]) -
             "√(std_ours² + std_paper²) (0 where only one run or no spread is given)"
         )
     return shown
+
+
+_NOT_A_SETTING = {
+    "seed",
+    "device",
+    "progress",
+    "preset",
+    "plugins",
+    "data.data_dir",
+    "data.download",
+    "eval_batch_size",
+}
+
+
+def _unlike_preset(name: str, configs: list[dict]) -> list[str]:
+    """The settings in which the runs differ from the shipped preset they name (`key=ours (paper: theirs)`)."""
+    from ..presets import preset_config
+
+    try:
+        paper = flatten(preset_config(name).to_dict())
+    except IratError:
+        return []
+    out: list[str] = []
+    for cfg in configs:
+        for k, v in flatten(cfg).items():
+            if k in paper and k not in _NOT_A_SETTING and v != paper[k] and str(v) != str(paper[k]):
+                item = f"{k}={v} (paper: {paper[k]})"
+                if item not in out:
+                    out.append(item)
+    return out
 
 
 def _split_by_settings(name: str, members: list[RunInfo], notes: list[str]) -> list[tuple[str, list[RunInfo]]]:
@@ -319,11 +361,12 @@ def render(report: Report, fmt: str = "md", stat: str = "mean", digits: int = 2)
         text = f"{v[stat]:.{digits}f}" + (f" {pm} {v['std']:.{digits}f}" if v["n"] > 1 else "")
         return text + (f" (n={v['n']})" if v["n"] < v.get("of", v["n"]) else "")
 
+    first = report.group_by  # the first column names what groups the rows (method, or the --group-by key)
     table = [
-        {"method": r["group"], "runs": r["runs"], **{c: (cell(r[c]) if c in r else "–") for c in report.columns}}
+        {first: r["group"], "runs": r["runs"], **{c: (cell(r[c]) if c in r else "–") for c in report.columns}}
         for r in report.rows
     ]
-    text = results_table(table, ["method", "runs"] + report.columns, fmt="latex_raw" if fmt == "latex" else "github")
+    text = results_table(table, [first, "runs"] + report.columns, fmt="latex_raw" if fmt == "latex" else "github")
     return text + ("\n\n" + "\n".join(f"note: {n}" for n in report.notes) if report.notes else "")
 
 
@@ -393,4 +436,4 @@ def by_class(run_dirs: list[str | Path], *, checkpoint: str = "best", group_by: 
             )
     if not rows:
         raise IratError("no per-example evaluation files found; run `irat eval RUN` first")
-    return Report(rows, columns, notes)
+    return Report(rows, columns, notes, group_by)

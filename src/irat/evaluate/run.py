@@ -19,7 +19,7 @@ from ..checkpoints import checkpoint_info, load_external, load_model, read_check
 from ..data import get_spec, load_splits
 from ..errors import IratError
 from ..models.normalize import Normalized
-from ..rundir import check_output, check_writable
+from ..rundir import check_output, check_writable, run_progress
 from ..tables import results_table
 from ..utils import atomic_write, atomic_write_json, file_md5, parse_number, resolve_device
 from .core import Progress, check_options, evaluate, resolve_attacks, worst_case
@@ -184,6 +184,9 @@ def evaluate_run(
         }
     )
     record["checkpoint_md5"] = md5
+    progress_now = None if external else run_progress(run_dir)
+    if progress_now and (progress_now["training"] or progress_now["epoch"] < progress_now["epochs"]):
+        record["run_status"] = progress_now  # results of a checkpoint of an unfinished run: said, recorded
     per_example = record.pop("per_example")
     if not distributed.is_main_process():  # torchrun: every rank holds the record, rank 0 writes it
         return record
@@ -418,6 +421,15 @@ def _earlier(json_path: Path, md5: str, index: np.ndarray) -> tuple[dict | None,
     return (old, arrays) if same else (None, {})
 
 
+def run_status_line(status: dict | None) -> str:
+    """`a run still training (epoch 14/40)`, `an unfinished run (stopped at epoch 14/40)`, or ''."""
+    if not status:
+        return ""
+    if status["training"]:
+        return f"a run still training (epoch {status['epoch']}/{status['epochs']})"
+    return f"an unfinished run (stopped at epoch {status['epoch']}/{status['epochs']})"
+
+
 def step_sizes(record: dict) -> str:
     """The step size each attack ran with (one value when they agree; none when no attack takes one)."""
     used = {k: a["alpha"] for k, a in record["attacks"].items() if a.get("alpha") is not None}
@@ -429,6 +441,8 @@ def step_sizes(record: dict) -> str:
 
 
 def print_record(record: dict) -> None:
+    if record.get("run_status"):
+        print(f"note: the {record.get('checkpoint')} checkpoint of {run_status_line(record['run_status'])}")
     row = {
         "checkpoint": f"{record.get('checkpoint', '')} (epoch {record.get('epoch', '?')})",
         **record["results"],
