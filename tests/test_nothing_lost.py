@@ -170,7 +170,7 @@ def test_ctrl_c_during_start_up_gives_one_line(tmp_path, command):
     argv = [sys.executable, "-m", "irat", *command]
     if command[0] == "train":
         argv += ["--out", str(tmp_path / "r")]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint)
     maps = Path(f"/proc/{proc.pid}/maps")
     deadline = time.time() + 30
     while time.time() < deadline and proc.poll() is None:  # the moment PyTorch's libraries are being mapped
@@ -183,3 +183,11 @@ def test_ctrl_c_during_start_up_gives_one_line(tmp_path, command):
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130 and "Traceback" not in err and err.strip().startswith("irat: interrupted"), err
+
+
+def _default_sigint() -> None:
+    """In the child: Ctrl-C's default disposition (a shell running the tests in the background ignores it,
+    and a child would inherit that)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

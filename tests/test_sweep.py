@@ -284,7 +284,7 @@ def test_ctrl_c_stops_the_sweep_and_the_cell_resumes_not_failed(tmp_path):
 
     out = tmp_path / "out"
     argv = _sweep_argv(tmp_path, out, epochs=1000)  # still running when the signal comes
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint)
     _wait_for(out / "at" / "seed0" / "recovery.pt")
     proc.send_signal(signal.SIGINT)  # the sweep's process alone: it must stop its cells itself
     _, err = proc.communicate(timeout=60)
@@ -341,3 +341,11 @@ def test_a_finished_run_is_done_whatever_an_earlier_attempt_left(tmp_path, capsy
     assert main(["sweep", "run", str(spec), "--out", str(out)]) == 0
     (out / "at" / "seed0" / sweep.FAILED).write_text("an old failure\n")
     assert sweep.status(sweep.load_plan(out), out)[0]["state"] == "done"
+
+
+def _default_sigint() -> None:
+    """In the child: Ctrl-C's default disposition (a shell running the tests in the background ignores it,
+    and a child would inherit that)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -26,7 +26,7 @@ import signal
 import subprocess
 import sys
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -233,6 +233,7 @@ _CHILDREN_LOCK = threading.Lock()
 
 def _die_with_parent() -> None:  # pragma: no cover (runs in the child before exec)
     """Linux: the child gets SIGTERM when the sweep's process dies, whatever killed it (even SIGKILL)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # the sweep's Ctrl-C reaches the cell even if started ignored
     try:
         import ctypes
 
@@ -335,8 +336,11 @@ def run_local(
         pool = ThreadPoolExecutor(max_workers=jobs)
         futures = [pool.submit(run_cell, c, out, env_for(i)) for i, c in enumerate(todo)]
         try:
-            for f in futures:
-                f.result()
+            pending = set(futures)
+            while pending:  # short waits: the main thread must run to see Ctrl-C (a signal may land on a worker)
+                done, pending = wait(pending, timeout=0.2)
+                for f in done:
+                    f.result()
         except KeyboardInterrupt:
             _STOP.set()
             _say("interrupted: stopping the running cells (Ctrl-C again to kill them)")
