@@ -349,3 +349,46 @@ def _default_sigint() -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def test_jobs_per_device_runs_cells_side_by_side_with_split_threads(tmp_path):
+    """Two small runs on one device (the CPU) at once: both logs say one thread each (2 cores / 2 runs), and
+    their training overlapped in time."""
+    import datetime
+    import os
+
+    spec = spec_file(tmp_path, set=dict(QUICK, epochs=3))
+
+    def spans(out: Path, per_device: str) -> list[list[datetime.datetime]]:
+        assert main(["sweep", "run", str(spec), "--out", str(out), "--jobs-per-device", per_device]) == 0
+        got = []
+        for cell in ("at/seed0", "trades/seed0"):
+            log = (out / cell / "sweep.log").read_text()
+            assert f"start: threads {max(1, (os.cpu_count() or 1) // int(per_device))}," in log
+            got.append(
+                [datetime.datetime.fromisoformat(ln.split()[1]) for ln in log.splitlines() if ln.startswith("# ")]
+            )
+        return got
+
+    (a0, a1), (b0, b1) = spans(tmp_path / "two", "2")
+    assert a0 < b1 and b0 < a1  # the two ran at the same time
+    (a0, a1), (b0, b1) = spans(tmp_path / "one", "1")
+    assert a1 <= b0 or b1 <= a0  # the control: one at a time
+    assert main(["sweep", "run", str(spec), "--out", str(tmp_path / "x"), "--jobs-per-device", "0"]) == 2
+
+
+def test_the_full_schedule_bilaw_table1_sweeps_are_the_papers_setup():
+    """benchmarks/sweeps/bilaw_t1_full_*.yaml: MNIST and F-MNIST × tiny-CNN and FC1 × ℓ∞ and ℓ2, all six rows,
+    100 epochs on the whole training set, the bilaw suite (AutoAttack on 1000 test examples)."""
+    files = sorted((Path(__file__).parents[1] / "benchmarks" / "sweeps").glob("bilaw_t1_full_*.yaml"))
+    assert len(files) == 8
+    seen = set()
+    for f in files:
+        cells = sweep.expand(sweep.load_spec(f))
+        assert [c.preset.rsplit("/", 1)[1] for c in cells] == ["plain", "at", "gairat", "wmmr", "mail", "bilaw"]
+        for c in cells:
+            cfg = c.config()
+            assert cfg.epochs == 100 and cfg.data.train_subset is None and c.shorten is None
+            assert c.eval_args == ["--suite", "bilaw"]
+            seen.add((cfg.data.dataset, cfg.model.arch, cfg.attack.norm))
+    assert len(seen) == 8

@@ -193,7 +193,7 @@ def bench_training(
     ips_irat = n / statistics.median(t_irat)
     ips_ref = n / statistics.median(t_ref)
     flops = step_flops(trainer.model, batches[0][0], batches[0][1], steps, "trades" in method) / batch_size
-    rate = matmul_rate(device, torch.bfloat16 if device.type == "cuda" else torch.float32)
+    rate = matmul_rate(device, torch.bfloat16 if precision == "bf16" else torch.float32)  # the precision it ran in
     return {
         "method": method,
         "model": model,

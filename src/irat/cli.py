@@ -437,6 +437,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         cells,
         out,
         jobs=args.jobs,
+        jobs_per_device=args.jobs_per_device,
         retry_failed=args.retry_failed,
         devices=args.devices.split(",") if args.devices else None,
     )
@@ -453,6 +454,21 @@ def cmd_export(args: argparse.Namespace) -> int:
         f"({len(card['evaluations'])} evaluation records)"
     )
     return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from .doctor import doctor_lines, main_check, run_doctor
+    from .rundir import check_output
+    from .utils import atomic_write_json
+
+    if args.json:
+        check_output(args.json, "--json", overwrite=args.overwrite)
+    say = (lambda s: print(f"irat doctor: {s} …", file=sys.stderr, flush=True)) if not args.quiet else (lambda s: None)
+    rep = run_doctor(device=args.device, quick=args.quick, preset=args.preset, reference=args.reference, say=say)
+    print("\n".join(doctor_lines(rep)))
+    if args.json:
+        atomic_write_json(args.json, rep)
+    return main_check(rep)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -615,6 +631,12 @@ def make_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
             q.add_argument("--executor", default="local", choices=["local", "slurm"])
             q.add_argument("--jobs", type=int, default=1, help="local: runs at a time (threads split between them)")
             q.add_argument("--devices", help="local: comma list of GPU ids, one per job (CUDA_VISIBLE_DEVICES)")
+            q.add_argument(
+                "--jobs-per-device",
+                type=int,
+                help="local: runs per device at a time (each device: --devices, or the CPU), threads and GPU memory "
+                "split between them; replaces --jobs (irat doctor recommends a value)",
+            )
             q.add_argument("--retry-failed", action="store_true", help="also run the cells that failed before")
             q.add_argument("--partition", help="slurm partition")
             q.add_argument("--time-min", type=int, default=24 * 60, help="slurm time limit per job (minutes)")
@@ -637,6 +659,16 @@ def make_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", default="best", choices=["best", "last"])
     p.add_argument("--overwrite", action="store_true", help="replace an existing file and card")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("doctor", help="does irat run correctly and fast here, and which settings to use")
+    p.add_argument("--quick", action="store_true", help="small sizes: about two minutes on a 2-core CPU")
+    p.add_argument("--device", help="cpu, cuda or cuda:N (default: CUDA when available)")
+    p.add_argument("--reference", default="cpu", help="the device this one is compared with (default: cpu)")
+    p.add_argument("--preset", help="also estimate this preset's training time here")
+    p.add_argument("--json", help="write the whole record to this JSON file")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
+    p.add_argument("--quiet", action="store_true", help="no stage lines on stderr")
+    p.set_defaults(func=cmd_doctor)
 
     p = sub.add_parser("methods", help="list methods, parts, presets, models and evaluation attacks")
     p.add_argument("pattern", nargs="?", help="only names matching this pattern, e.g. 'mail-*' or 'gairat/*'")

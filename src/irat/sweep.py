@@ -41,6 +41,7 @@ from .presets import load_preset, preset_config, preset_names
 from .rundir import RunLock
 from .utils import atomic_write_json, atomic_write_text
 
+MEMORY_ENV = "IRAT_CUDA_MEMORY_FRACTION"  # a run's share of its GPU's memory when several share it
 FAILED = ".irat-failed"  # a cell's run directory holds this (the last error line) after a failed attempt
 SPEC_KEYS = ("presets", "methods", "seeds", "grid", "set", "eval", "shorten")
 
@@ -264,6 +265,12 @@ def _run_logged(argv: list[str], log: Path, env: dict[str, str] | None) -> int:
                 _CHILDREN.discard(proc)
 
 
+def _now() -> str:
+    import datetime
+
+    return datetime.datetime.now().isoformat(timespec="milliseconds")
+
+
 def _say(line: str) -> None:
     print(f"irat sweep: {line}", file=sys.stderr, flush=True)
 
@@ -285,6 +292,13 @@ def run_cell(cell: Cell, out: Path, env: dict[str, str] | None = None) -> dict[s
         train = [*py, "train", "--preset", str(plan_file), "--out", str(run), "--quiet", "--overwrite"]
     log = run / "sweep.log"
     _say(f"start {cell.name} (log: {log})")
+    run.mkdir(parents=True, exist_ok=True)
+    with open(log, "a", encoding="utf-8") as fh:  # where and with what the cell ran, for the record
+        e = env or {}
+        fh.write(
+            f"# {_now()} start: threads {e.get('OMP_NUM_THREADS', '-')}, "
+            f"CUDA_VISIBLE_DEVICES {e.get('CUDA_VISIBLE_DEVICES', '-')}, memory share {e.get(MEMORY_ENV, '-')}\n"
+        )
     for argv in (train, [*py, "eval", str(run), *cell.eval_args]):
         code = _run_logged(argv, log, env)
         if _STOP.is_set() or code in (130, 143, -signal.SIGINT, -signal.SIGTERM):  # interrupted: not a failure
@@ -297,6 +311,8 @@ def run_cell(cell: Cell, out: Path, env: dict[str, str] | None = None) -> dict[s
             _say(f"failed {cell.name}: {st.get('error', '')} (whole log: {log})")
             return st
     st = state(cell, out)
+    with open(log, "a", encoding="utf-8") as fh:
+        fh.write(f"# {_now()} end: {st['state']}\n")
     _say(f"{st['state']} {cell.name}" + (f" (val PGD {st['val_pgd']:.2f})" if "val_pgd" in st else ""))
     return st
 
@@ -312,7 +328,13 @@ def _stop_children(sig: int) -> None:
 
 
 def run_local(
-    cells: list[Cell], out: Path, *, jobs: int = 1, retry_failed: bool = False, devices: list[str] | None = None
+    cells: list[Cell],
+    out: Path,
+    *,
+    jobs: int = 1,
+    retry_failed: bool = False,
+    devices: list[str] | None = None,
+    jobs_per_device: int | None = None,
 ) -> list[dict[str, Any]]:
     """Run the sweep's cells on this machine, `jobs` at a time: on CPU each job gets cores // jobs threads
     (oversubscribed threads slow small models by an order of magnitude), with GPUs one device each. One
@@ -320,6 +342,11 @@ def run_local(
     next run) and starts no other; a second Ctrl-C kills them."""
     if jobs < 1:
         raise ConfigError(f"--jobs must be >= 1, got {jobs}")
+    if jobs_per_device is not None:  # K runs on each device (each GPU named, or the CPU) at once
+        if jobs_per_device < 1:
+            raise ConfigError(f"--jobs-per-device must be >= 1, got {jobs_per_device}")
+        jobs = jobs_per_device * (len(devices) if devices else 1)
+    share = jobs_per_device or max(1, jobs // max(len(devices or []), 1))  # runs sharing one device
     lock = RunLock(out).acquire()
     _STOP.clear()
     try:
@@ -331,6 +358,8 @@ def run_local(
             env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
             if devices:
                 env["CUDA_VISIBLE_DEVICES"] = devices[i % len(devices)]
+                if share > 1:  # each of the runs on one GPU may take its share of the memory (the trainer applies it)
+                    env[MEMORY_ENV] = f"{0.9 / share:.4f}"
             return env
 
         pool = ThreadPoolExecutor(max_workers=jobs)

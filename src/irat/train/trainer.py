@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -148,6 +149,9 @@ class Trainer:
         distributed.check_batch_size(cfg.batch_size)
         self.cfg = cfg
         self.device = distributed.device_for(resolve_device(cfg.device))
+        share = os.environ.get("IRAT_CUDA_MEMORY_FRACTION")  # set by irat sweep --jobs-per-device
+        if share and self.device.type == "cuda":
+            torch.cuda.set_per_process_memory_fraction(float(share), self.device)
         if cfg.sync_bn and self.dist.enabled and self.device.type != "cuda":
             raise ConfigError("sync_bn needs CUDA GPUs (PyTorch's SyncBatchNorm does not run on CPU); drop it on CPU")
         self.resume_state = state["data"] if (resume and state is not None) else None
