@@ -105,3 +105,15 @@ def test_example_weighting_refuses_a_negative_gamma(tmp_path, capsys):
         == 2
     )
     assert "gamma must be >= 0" in capsys.readouterr().err and not out.exists()
+
+
+def test_the_documented_contract_checks_pass_on_the_documented_examples():
+    """docs/extending.md's `irat.testing` example, as a plug-in author runs it."""
+    import irat
+    from irat.testing import check_attack, check_part
+
+    irat.load_plugin(str(EXAMPLES / "focal_weighting.py"))
+    assert check_part("weighting", "focal-margin", options={"gamma": 3})["weighted_steps"] > 0
+    irat.load_plugin(str(EXAMPLES / "fgsm_attack.py"))
+    res = check_attack("fgsm")
+    assert res["optimal"] <= res["robust"] <= 100.0
