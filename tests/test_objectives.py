@@ -1,4 +1,4 @@
-"""Objectives (METHODS §2) against hand-computed values on fixed logits.
+"""Objectives (docs/methods.md §2) against hand-computed values on fixed logits.
 
 nat = [2, 0, −1], adv = [0.5, 1, −1], y = 0:
 p(x) = [0.843795, 0.114195, 0.042010], p(x') = [0.348207, 0.574097, 0.077696]

@@ -1,4 +1,4 @@
-"""Instance reweighting (METHODS §3, §5, §6): weight functions and margins on hand-computed values,
+"""Instance reweighting (docs/methods.md §3, §5, §6): weight functions and margins on hand-computed values,
 normalisation, burn-in, λ = +∞, where each objective applies weights (gradients), MWPB radii, AWP,
 BiLAW's meta-gradient against finite differences, LM-PGD, and one epoch of every method."""
 

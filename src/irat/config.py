@@ -44,7 +44,7 @@ class ModelConfig:
 
 @dataclass
 class AttackConfig:
-    """The training threat model and the attack that crafts training examples (METHODS §1)."""
+    """The training threat model and the attack that crafts training examples (docs/methods.md §1)."""
 
     norm: str = "linf"
     eps: float = 8 / 255
@@ -74,7 +74,7 @@ class ObjectiveConfig:
 
 @dataclass
 class WeightingConfig:
-    """Instance weights (METHODS §3). Weights apply after `burn_in` epochs; ω ≡ 1 before."""
+    """Instance weights (docs/methods.md §3). Weights apply after `burn_in` epochs; ω ≡ 1 before."""
 
     name: str = "none"  # none, gair, mail, wmmr, bilaw, bilaw-np
     burn_in: int = 0  # epochs with ω ≡ 1
@@ -113,7 +113,7 @@ class UnlabeledConfig:
 
 @dataclass
 class RadiusConfig:
-    """Per-example perturbation radii (METHODS §3.4, MWPB): ε_i = exp(α·d_i)·ε, α_i = ε_i/4."""
+    """Per-example perturbation radii (docs/methods.md §3.4, MWPB): ε_i = exp(α·d_i)·ε, α_i = ε_i/4."""
 
     name: str = "fixed"  # fixed or mwpb
     alpha: float = 0.58  # MWPB's α
@@ -124,7 +124,7 @@ class RadiusConfig:
 
 @dataclass
 class AWPConfig:
-    """Adversarial weight perturbation (METHODS §5) around any objective and weighting."""
+    """Adversarial weight perturbation (docs/methods.md §5) around any objective and weighting."""
 
     enabled: bool = False
     gamma: float = 0.01  # 0.01 (AT-AWP); 0.005 (TRADES-AWP)

@@ -1,4 +1,4 @@
-"""Margins used to weight examples (METHODS §3): probabilistic margins, the multi-class margin vector.
+"""Margins used to weight examples (docs/methods.md §3): probabilistic margins, the multi-class margin vector.
 
 All take logits and labels and return per-example tensors; nothing here needs gradients.
 """

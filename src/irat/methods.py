@@ -32,7 +32,7 @@ register_method(
         "standard",
         "plain (non-adversarial) training: CE on natural inputs, no attack; "
         "BiLAW Table 1's 'plain' rows and RST's teacher",
-        "METHODS §7 comparison systems; BiLAW Table 1",
+        "docs/methods.md §7 comparison systems; BiLAW Table 1",
         {"objective": {"name": "standard"}},
         ("plain", "natural"),
     )
@@ -41,7 +41,7 @@ register_method(
     Method(
         "at",
         "Madry et al. PGD adversarial training: CE on PGD examples (uniform start)",
-        "METHODS §2 (Madry et al. 2018)",
+        "docs/methods.md §2 (Madry et al. 2018)",
         {"objective": {"name": "at"}},
         ("madry", "pgd-at"),
     )
@@ -50,7 +50,7 @@ register_method(
     Method(
         "trades",
         "TRADES: CE(f(x),y) + β·KL(p(x)‖p(x')), KL attack from x + 0.001·N(0,I), β = 6",
-        "METHODS §2 (Zhang et al. 2019)",
+        "docs/methods.md §2 (Zhang et al. 2019)",
         {"objective": {"name": "trades", "beta": 6.0}},
     )
 )
@@ -58,7 +58,7 @@ register_method(
     Method(
         "mart",
         "MART: boosted CE on x' + β·KL·(1 − p_y(x)), β = 6",
-        "METHODS §2 (Wang et al. 2020)",
+        "docs/methods.md §2 (Wang et al. 2020)",
         {"objective": {"name": "mart", "beta": 6.0}},
     )
 )
@@ -66,7 +66,7 @@ register_method(
     Method(
         "fat",
         "FAT: AT on friendly adversarial data from early-stopped PGD-K-τ, τ 0→1 (50)→2 (90), step noise ω = 0.001",
-        "METHODS §4 (Zhang et al. 2020); released FAT.py (ω = 0.001 is its default)",
+        "docs/methods.md §4 (Zhang et al. 2020); released FAT.py (ω = 0.001 is its default)",
         {"objective": {"name": "fat", "fat_tau": [[0, 0], [50, 1], [90, 2]], "fat_noise": 0.001}},
     )
 )
@@ -74,7 +74,7 @@ register_method(
     Method(
         "fat-trades",
         "FAT for TRADES: KL attack early-stopped, τ 0/1/2/3 at epochs 30/50/70, no step noise (ω = 0)",
-        "METHODS §4; released FAT-for-TRADES script (ω = 0)",
+        "docs/methods.md §4; released FAT-for-TRADES script (ω = 0)",
         {
             "objective": {
                 "name": "fat-trades",
@@ -91,7 +91,7 @@ register_method(
         "FAT for MART: CE attack early-stopped, τ 0/1/2/3/4 at epochs 20/40/60/80, no step noise (ω = 0); "
         "the released script's schedule (the paper states none; FAT's own, 0/1/2 at 50/90: "
         "--set objective.fat_tau=[[0,0],[50,1],[90,2]])",
-        "METHODS §4; released FAT-for-MART script (τ schedule, ω = 0)",
+        "docs/methods.md §4; released FAT-for-MART script (τ schedule, ω = 0)",
         {
             "objective": {
                 "name": "fat-mart",
@@ -137,7 +137,7 @@ _m(
     "gair-trades-rst",
     "GAIR-TRADES as in the released GAIR-RST code: CE + β·mean[w·KL(x,x_kl) + (1−w)·KL(x,x_cw)], "
     "w not normalised, x_cw from a CW attack started at x + 0.001·N(0,I); Eq. 6's weight (λ = −1)",
-    "METHODS §3.1 (released GAIR-RST)",
+    "docs/methods.md §3.1 (released GAIR-RST)",
     objective={"name": "trades-mix", "beta": 6.0},
     weighting=dict(_GAIR, burn_in=0, normalization="none"),
 )
@@ -201,14 +201,14 @@ _m(
     "wmmr",
     "WMMR (the WAT row of MWPB Table 5): AT with ω = exp(−α·m), m the probabilistic margin on x', α = 0.5 "
     "(released form: no detach, no normalisation)",
-    "METHODS §3.3 (Zeng et al. 2021, 'Are adversarial examples created equal?')",
+    "docs/methods.md §3.3 (Zeng et al. 2021, 'Are adversarial examples created equal?')",
     objective={"name": "at"},
     weighting={"name": "wmmr", "wmmr_alpha": 0.5, "wmmr_detach": False, "normalization": "none"},
 )
 _m(
     "wmmr-trades",
     "WMMR-TRADES: exp(−α·m) weights on the TRADES KL term",
-    "METHODS §3.3",
+    "docs/methods.md §3.3",
     objective={"name": "trades", "beta": 6.0},
     weighting={"name": "wmmr", "wmmr_alpha": 0.5, "wmmr_detach": False, "normalization": "none"},
 )
@@ -254,7 +254,7 @@ _m(
 _m(
     "awp-at",
     "AT-AWP: adversarial weight perturbation γ = 0.01 around AT, attack with BN in train mode",
-    "METHODS §5; released AT_AWP/train_cifar10.py",
+    "docs/methods.md §5; released AT_AWP/train_cifar10.py",
     objective={"name": "at"},
     attack={"bn_mode": "train"},
     awp={"enabled": True, "gamma": 0.01},
@@ -262,7 +262,7 @@ _m(
 _m(
     "awp-trades",
     "TRADES-AWP: γ = 0.005 from epoch 10 (9 warm-up epochs), KL attack with BN in eval mode",
-    "METHODS §5; released trades_AWP/train_trades_cifar.py",
+    "docs/methods.md §5; released trades_AWP/train_trades_cifar.py",
     objective={"name": "trades", "beta": 6.0},
     awp={"enabled": True, "gamma": 0.005, "warmup": 9},
 )
@@ -270,7 +270,7 @@ _m(
     "awp-mart",
     "MART-AWP: as TRADES-AWP (γ = 0.005 from epoch 10, attack with BN in eval mode): no MART-AWP script was "
     "released; MART's own code attacks in eval mode",
-    "METHODS §5; settings of the released TRADES-AWP",
+    "docs/methods.md §5; settings of the released TRADES-AWP",
     objective={"name": "mart", "beta": 6.0},
     awp={"enabled": True, "gamma": 0.005, "warmup": 9},
 )
@@ -332,7 +332,7 @@ _m(
     "gair-rst",
     "GAIR-RST: RST's mixed batches with GAIR-TRADES-RST's loss CE + β·mean[w·KL(x,x_kl) + (1−w)·KL(x,x_cw)], "
     "Eq. 6's weight with λ = −1 from the start (the released run: preset gairat/cifar10-rst-released/gair-rst)",
-    "GAIRAT App. C.10, Eq. 13; METHODS §3.1",
+    "GAIRAT App. C.10, Eq. 13; docs/methods.md §3.1",
     objective={"name": "trades-mix", "beta": 6.0},
     weighting=dict(_GAIR, burn_in=0, normalization="none"),
     unlabeled={"fraction": 0.5},

@@ -1,4 +1,4 @@
-"""Line-search & momentum PGD (LM-PGD, MAIL App. A, METHODS §6) — shows that κ is path dependent.
+"""Line-search & momentum PGD (LM-PGD, MAIL App. A, docs/methods.md §6) — shows that κ is path dependent.
 
 v ← γ·v + α_t·sign(g), δ ← Proj(δ + v), with α_t per example the best value on a grid in
 [α_min, α_max] of the loss at Proj(δ + γ·v + α·sign g). Defaults follow Fig. 1(a): 50 iterations,

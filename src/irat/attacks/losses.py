@@ -1,4 +1,4 @@
-"""Per-example attack losses (to be maximised): ce, kl (TRADES), cw (margin, κ=50), dlr (METHODS §1),
+"""Per-example attack losses (to be maximised): ce, kl (TRADES), cw (margin, κ=50), dlr (docs/methods.md §1),
 slm (MMA's soft logit margin)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The PGD engine (METHODS §1) serving every method, plus FAT's early-stopped PGD-K-τ (METHODS §4).
+"""The PGD engine (docs/methods.md §1) serving every method, plus FAT's early-stopped PGD-K-τ (docs/methods.md §4).
 
 Everything is a batched tensor update: per-example ε and α, κ counting, first-success steps,
 FAT's per-example budgets and stopping, and iterate recording are masks over the whole batch.
@@ -168,7 +168,7 @@ def pgd(  # type: ignore[misc]  # the overloads name only return_info; the rest 
     noise: Noise = draw_noise,
     check_inputs: bool = True,
 ):
-    """Projected gradient ascent on `loss` inside the ε-ball around x (METHODS §1).
+    """Projected gradient ascent on `loss` inside the ε-ball around x (docs/methods.md §1).
 
     eps, alpha: scalars or per-example tensors of shape [B]; alpha defaults to ε/4, steps to 10.
     loss: ce | kl (TRADES: KL(p(x) ‖ p(x')), p(x) computed once, or passed as `p_natural`) | cw | dlr.
@@ -414,7 +414,7 @@ def fat_pgd(
     step_noise: float = 0.001,
     **kw,
 ):
-    """FAT's early-stopped PGD-K-τ (METHODS §4): friendly adversarial data, labels kept aligned."""
+    """FAT's early-stopped PGD-K-τ (docs/methods.md §4): friendly adversarial data, labels kept aligned."""
     return pgd(
         model, x, y, eps=eps, alpha=alpha, steps=steps, loss=loss, start=start, tau=tau, step_noise=step_noise, **kw
     )

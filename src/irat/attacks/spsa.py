@@ -5,7 +5,7 @@ directions v, each evaluated at x ± δ·v (antithetic pairs, as in cleverhans' 
 2·samples forward passes per iteration); Adam with learning rate `lr` descends it, and the iterate is
 projected onto the ε-ball and [0,1]. An example stops once misclassified.
 
-Defaults are the papers' protocol (METHODS §7, MWPB): 100 iterations, δ = 0.001, lr = 0.01,
+Defaults are the papers' protocol (docs/methods.md §7, MWPB): 100 iterations, δ = 0.001, lr = 0.01,
 256 samples. `chunk` bounds how many perturbed inputs go through the model at once.
 """
 

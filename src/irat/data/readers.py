@@ -1,4 +1,4 @@
-"""Readers for the official file formats (METHODS §9); each returns uint8 NCHW arrays and int64 labels.
+"""Readers for the official file formats (docs/methods.md §9); each returns uint8 NCHW arrays and int64 labels.
 
 No torchvision: the formats are simple enough to read directly, and torchvision has no build
 for the CPU PyTorch wheels on many machines.
@@ -144,7 +144,7 @@ def _read_jpeg(path: Path) -> np.ndarray:
 def read_tiny_imagenet(root: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]]:
     """Read Tiny ImageNet's folder layout (train/<wnid>/images, val/images + val_annotations.txt).
 
-    The val split is the test set (METHODS §9). Decoding 110k JPEGs takes a minute, so the arrays
+    The val split is the test set (docs/methods.md §9). Decoding 110k JPEGs takes a minute, so the arrays
     are cached in `root/irat_arrays.npz` next to the images on first read.
     """
     cache = root / "irat_arrays.npz"

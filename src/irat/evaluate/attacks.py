@@ -1,6 +1,6 @@
 """Evaluation attack specs: parse `name[:key=value...]` into an AttackSpec with every default filled.
 
-Names (METHODS §7; the defaults and where they come from are listed in docs/evaluation.md):
+Names (docs/methods.md §7; the defaults and where they come from are listed in docs/evaluation.md):
 natural · pgdK (CE, uniform start) · cw / cwK (PGD on the CW margin loss, κ = 50, 30 steps) ·
 pgdplus (5 restarts × 40 steps, α = 0.01, robust only if correct at every step) · lmpgdK ·
 apgd-ce · apgd-dlr · apgd-t · fab · fab-t · square · spsa · aa (= aa-standard) · aa-plus · aa-rand.

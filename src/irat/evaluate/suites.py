@@ -1,4 +1,4 @@
-"""The papers' evaluation protocols as named suites (METHODS §7).
+"""The papers' evaluation protocols as named suites (docs/methods.md §7).
 
 Step sizes are stated as multiples of ε so a suite stays meaningful at any ε; at the papers'
 ε = 8/255 they equal the papers' values: MAIL α = 0.003 (= 0.095625 ε), MWPB α = 1/255 (= ε/8),

@@ -1,4 +1,4 @@
-"""ResNet-18 (CIFAR form: 3×3 stem, no max-pool) and PreAct ResNet-18 (METHODS §8)."""
+"""ResNet-18 (CIFAR form: 3×3 stem, no max-pool) and PreAct ResNet-18 (docs/methods.md §8)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""WideResNet (Zagoruyko & Komodakis) in the form of the TRADES / MART / GAIRAT code (METHODS §8)."""
+"""WideResNet (Zagoruyko & Komodakis) in the form of the TRADES / MART / GAIRAT code (docs/methods.md §8)."""
 
 from __future__ import annotations
 

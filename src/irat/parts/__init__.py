@@ -1,4 +1,4 @@
-"""The training loop's pluggable decisions (DESIGN.md), each a registry of named parts:
+"""The training loop's pluggable decisions (docs/design.md), each a registry of named parts:
 
     radius    (RADII)        fixed ε, MWPB's per-example ε_i                       — radius.py
     objective (OBJECTIVES)   its training attack, per-example terms, weight rule — objectives.py

@@ -1,6 +1,6 @@
 """What the loop hands to its parts: the run (once) and each step (per batch), and what an attack returns.
 
-The loop (DESIGN.md): radius → attack (the objective's) → objective terms → weights → step. A part
+The loop (docs/design.md): radius → attack (the objective's) → objective terms → weights → step. A part
 declares what it needs (`Weighting.needs_kappa`, `Objective.needs_natural`, ...) and reads it from
 these records; it never reaches into the trainer.
 """

@@ -1,4 +1,4 @@
-"""BiLAW (METHODS §3.5): instance weights learned by a one-step look-ahead on a validation set.
+"""BiLAW (docs/methods.md §3.5): instance weights learned by a one-step look-ahead on a validation set.
 
 Each iteration: (1) θ̃ = θ − η·∇_θ Σ_i ω_i(μ)·ℓ_i(θ), kept differentiable in μ (torch.func);
 (2) μ ← μ − η_μ·∇_μ L_val(θ̃), L_val the unweighted robust CE of a PGD-attacked validation batch;

@@ -1,4 +1,4 @@
-"""Outer objectives (METHODS §2): per-example loss terms, the training attack, and where a weight applies.
+"""Outer objectives (docs/methods.md §2): per-example loss terms, the training attack, and where a weight applies.
 
 Each objective is a registered part. `terms` returns a dict of per-example terms so that any weighting
 scheme can be applied; `combine` forms the batch loss, multiplying by per-example weights the terms
@@ -228,7 +228,7 @@ class MART(Objective):
 
 @register_objective("fat")
 class FAT(AT):
-    """FAT: AT on friendly adversarial data from early-stopped PGD-K-τ (METHODS §4)."""
+    """FAT: AT on friendly adversarial data from early-stopped PGD-K-τ (docs/methods.md §4)."""
 
     early_stop = True
 

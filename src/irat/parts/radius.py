@@ -1,4 +1,4 @@
-"""Perturbation radii (METHODS §3.4) as registered parts: fixed ε, or MWPB's per-example ε_i = exp(α·d_i)·ε.
+"""Perturbation radii (docs/methods.md §3.4) as registered parts: fixed ε, or MWPB's per-example ε_i = exp(α·d_i)·ε.
 
 d_i = p_y(x_i) − max_{j≠y} p_j(x_i) on the *natural* input (eval-mode forward, no gradient); the
 step is α_i = ε_i/4. MWPB's two phases: for epochs ≤ `phase1_epochs` every example uses ε/2 and

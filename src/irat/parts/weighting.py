@@ -1,4 +1,4 @@
-"""Instance-weighting schemes (METHODS §3) as registered parts: GAIR, MAIL, WMMR (BiLAW in bilaw.py).
+"""Instance-weighting schemes (docs/methods.md §3) as registered parts: GAIR, MAIL, WMMR (BiLAW in bilaw.py).
 
 A scheme turns per-example geometry (κ, margins) into raw weights w_i ≥ 0 (`Weighting.raw`), after its
 burn-in; `normalize` turns those into the ω_i that multiply per-example loss terms, with the batch loss

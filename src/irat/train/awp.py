@@ -1,4 +1,4 @@
-"""Adversarial weight perturbation (METHODS §5) as a wrapper around any objective and weighting.
+"""Adversarial weight perturbation (docs/methods.md §5) as a wrapper around any objective and weighting.
 
 Per step, after x' is crafted: copy the model into a proxy, take one SGD step on −loss there (the
 loss of the global batch: under torchrun each rank's share, gradients summed over ranks), and

@@ -1,4 +1,4 @@
-"""The training loop (DESIGN.md): attack → objective terms → (weights) → step, per batch.
+"""The training loop (docs/design.md): attack → objective terms → (weights) → step, per batch.
 
 Per epoch: validation (natural + PGD-K on the held-out split), `metrics.jsonl`, checkpoints
 `last.pt`, `best.pt` and `recovery.pt` (atomic). `resume=True` continues from `recovery.pt`
@@ -291,7 +291,7 @@ class Trainer:
         global_n: int | None = None,
         noise: Noise = draw_noise,
     ) -> dict[str, torch.Tensor]:
-        """Radius → the objective's attack → weights → loss → (AWP) step (DESIGN.md). Returns per-batch
+        """Radius → the objective's attack → weights → loss → (AWP) step (docs/design.md). Returns per-batch
         device stats. global_n / noise: the global batch this is a slice of, and its per-example draws."""
         parts = self.parts
         eps, step_size = parts.radius(self.model, x, y, epoch, self.eps, self.alpha)
