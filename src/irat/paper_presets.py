@@ -9,6 +9,7 @@ suite. Milestones are the epoch numbers the papers write (a drop after that many
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -815,10 +816,10 @@ def ablation_rows() -> list[tuple[str, str, dict, str, dict]]:
     return rows
 
 
-def table_presets() -> dict[str, dict]:
-    """Every table row as name → preset mapping (with `source`, `description`, `method`)."""
-    out: dict[str, dict] = {}
+Add = Callable[..., None]  # add(name, source, base, method, extra, dataset=None): one preset into the table
 
+
+def _adder(out: dict[str, dict]) -> Add:
     def add(name: str, source: str, base: dict, method: str, extra: Any, dataset: str | None = None) -> None:
         p = _merge(base, extra)
         if dataset:
@@ -840,6 +841,11 @@ def table_presets() -> dict[str, dict]:
         if (paper := paper_entry(name)) is not None:
             out[name]["paper"] = paper
 
+    return add
+
+
+def _mail_rows(add: Add) -> None:
+    """MAIL Tables 1-4 and the released script's settings."""
     for row, (m, ex) in MAIL_T1.items():
         add(f"mail/cifar10-resnet18-pm/{row}", f"MAIL Table 1, row {row.upper()}", MAIL_RN18, m, ex, "cifar10")
     for row, (m, ex) in MAIL_ROWS.items():
@@ -866,6 +872,10 @@ def table_presets() -> dict[str, dict]:
                 "attack": {"eps": "0.031", "alpha": "0.007", "start": "normal"},
             },
         )
+
+
+def _gairat_rows(add: Add) -> None:
+    """The released GAIR-RST run (two optimisations) and GAIRAT Tables 1-2."""
     # Released GAIR-RST (run_training.sh, losses.py, robust_self_training.py): lam(epoch) gives the weights once
     # epoch >= 0.5 * 200 with epochs counted from 1, so from epoch 100 (burn-in 99); RST's optimisation, as
     # GAIRAT App. C.10 says GAIR-RST uses: cosine lr 0.1, batch 256, weight decay 5e-4, Nesterov momentum, and
@@ -907,6 +917,10 @@ def table_presets() -> dict[str, dict]:
         add(f"gairat/cifar10-wrn32/{row}", f"GAIRAT Table 1, row {row}", GAIRAT_WRN32, m, ex)
     for row, (m, ex) in GAIRAT_T2.items():
         add(f"gairat/cifar10-wrn34/{row}", f"GAIRAT Table 2, row {row}", GAIRAT_WRN34, m, ex)
+
+
+def _mwpb_rows_all(add: Add) -> None:
+    """MWPB Tables 1-5."""
     mwpb_sets = [
         ("cifar10-rn18", "Table 1", _mwpb("resnet18", "cifar10", 0.1, 5e-4), _mwpb_rows(0.58, 0.42, 0.55, 5.0)),
         ("cifar10-wrn34", "Table 2", _mwpb("wrn-34-10", "cifar10", 0.1, 5e-4), _mwpb_rows(0.58, 0.42, 0.55, 6.0)),
@@ -929,6 +943,10 @@ def table_presets() -> dict[str, dict]:
             m,
             ex,
         )
+
+
+def _bilaw_rows(add: Add) -> None:
+    """BiLAW Tables 1-3."""
     for ds, dname in (("mnist", "mnist"), ("fmnist", "fashion-mnist")):
         for arch in ("tinycnn", "fc1"):
             for norm, eps in (("linf", 0.1), ("l2", 0.3)):
@@ -958,6 +976,14 @@ def table_presets() -> dict[str, dict]:
             m,
             ex,
         )
+
+
+def table_presets() -> dict[str, dict]:
+    """Every table row as name → preset mapping (with `source`, `description`, `method`)."""
+    out: dict[str, dict] = {}
+    add = _adder(out)
+    for rows in (_mail_rows, _gairat_rows, _mwpb_rows_all, _bilaw_rows):
+        rows(add)
     for name, source, base, m, ex in ablation_rows():
         add(name, source, base, m, ex)
     return out

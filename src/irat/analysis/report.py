@@ -179,43 +179,11 @@ def build_report(
     groups: dict[str, list[RunInfo]] = {}
     for run in runs:
         groups.setdefault(group_key(run.config, group_by), []).append(run)
-    rows, columns = [], []
+    rows: list[dict] = []
+    columns: list[str] = []
     for name, members in groups.items():
         for label, sub in _split_by_settings(name, members, notes):
-            shortened = {(r.config.get("epochs"), r.config.get("shortened_from")) for r in sub}
-            if len(shortened) == 1 and next(iter(shortened))[1]:
-                label += " (shortened: {}/{} epochs)".format(*next(iter(shortened)))
-            row: dict[str, Any] = {
-                "group": label,
-                "runs": len(sub),
-                "seeds": ",".join(str(r.config.get("seed")) for r in sub),
-                "_presets": {r.config.get("preset") for r in sub},
-                "_configs": [r.config for r in sub],
-                "_shortened": any(r.config.get("shortened_from") for r in sub),
-                "_ckpt": ckpts[0] if len(ckpts) == 1 else None,
-            }
-            for c in ckpts:
-                per_col: dict[str, list[float]] = {}
-                for run in sub:
-                    recs = [r for r in run.evals.get(c, []) if eval_setting(r) == setting]
-                    if not recs:
-                        notes.append(
-                            f"{run.path}: no evaluation of the {c} checkpoint with that setting "
-                            f"(missing from row {label!r})"
-                        )
-                        continue
-                    rec = max(recs, key=lambda r: Path(r["_file"]).stat().st_mtime)
-                    wc_n = rec.get("worst_case_n", rec["n"])  # the examples the worst case covers, said
-                    wc = "worst case" if wc_n == rec["n"] else f"worst case (first {wc_n})"
-                    for att, v in {**rec["results"], wc: rec["worst_case"]}.items():
-                        per_col.setdefault(f"{att} ({c})" if len(ckpts) > 1 else att, []).append(float(v))
-                for col, vals in per_col.items():
-                    if len(vals) < len(sub):
-                        notes.append(f"row {label!r}, column {col!r}: {len(vals)} of {len(sub)} runs have it")
-                    row[col] = dict(_stats(vals), of=len(sub))
-                    if col not in columns:
-                        columns.append(col)
-            rows.append(row)
+            rows.append(_build_row(label, sub, ckpts, setting, columns, notes))
     order = [c for c in columns if not c.startswith("worst case")] + [c for c in columns if c.startswith("worst case")]
     if paper:
         order = _add_paper_columns(rows, order, notes)
@@ -223,6 +191,45 @@ def build_report(
         for k in ("_presets", "_ckpt", "_configs", "_shortened"):
             row.pop(k, None)
     return Report(rows, order, notes, group_by)
+
+
+def _build_row(
+    label: str, sub: list[RunInfo], ckpts: list[str], setting: tuple, columns: list[str], notes: list[str]
+) -> dict[str, Any]:
+    """One row of the table: the runs' statistics per column (new columns appended to `columns`)."""
+    shortened = {(r.config.get("epochs"), r.config.get("shortened_from")) for r in sub}
+    if len(shortened) == 1 and next(iter(shortened))[1]:
+        label += " (shortened: {}/{} epochs)".format(*next(iter(shortened)))
+    row: dict[str, Any] = {
+        "group": label,
+        "runs": len(sub),
+        "seeds": ",".join(str(r.config.get("seed")) for r in sub),
+        "_presets": {r.config.get("preset") for r in sub},
+        "_configs": [r.config for r in sub],
+        "_shortened": any(r.config.get("shortened_from") for r in sub),
+        "_ckpt": ckpts[0] if len(ckpts) == 1 else None,
+    }
+    for c in ckpts:
+        per_col: dict[str, list[float]] = {}
+        for run in sub:
+            recs = [r for r in run.evals.get(c, []) if eval_setting(r) == setting]
+            if not recs:
+                notes.append(
+                    f"{run.path}: no evaluation of the {c} checkpoint with that setting (missing from row {label!r})"
+                )
+                continue
+            rec = max(recs, key=lambda r: Path(r["_file"]).stat().st_mtime)
+            wc_n = rec.get("worst_case_n", rec["n"])  # the examples the worst case covers, said
+            wc = "worst case" if wc_n == rec["n"] else f"worst case (first {wc_n})"
+            for att, v in {**rec["results"], wc: rec["worst_case"]}.items():
+                per_col.setdefault(f"{att} ({c})" if len(ckpts) > 1 else att, []).append(float(v))
+        for col, vals in per_col.items():
+            if len(vals) < len(sub):
+                notes.append(f"row {label!r}, column {col!r}: {len(vals)} of {len(sub)} runs have it")
+            row[col] = dict(_stats(vals), of=len(sub))
+            if col not in columns:
+                columns.append(col)
+    return row
 
 
 def _add_paper_columns(rows: list[dict], columns: list[str], notes: list[str]) -> list[str]:

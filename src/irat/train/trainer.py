@@ -411,117 +411,140 @@ class Trainer:
                 lock.release()
 
     def _fit(self, max_epochs: int | None) -> dict[str, Any]:
+        """Epoch after epoch until the run's length (or `max_epochs` more): train, then validate, record and
+        checkpoint — the reference training script's shape."""
         cfg = self.cfg
-        main = self.dist.main  # only rank 0 writes (checkpoints, logs, per-example files) and shows progress
-        if main:
-            self.out.mkdir(parents=True, exist_ok=True)
-            for name in clean_tmp(self.out):
-                _say(f"removed {name}, left by an interrupted write")
-            if self.overwrite:  # --overwrite: the old run's files go, under the lock, before the new ones come
-                remove_run_files(self.out)
-                self.overwrite = False
-            atomic_write_text(self.out / "config.yaml", cfg.to_yaml())
-            for reason in self.idle:
-                _say(f"warning: {reason}")
-            sync_metrics(self.out, self.epoch, self.history, say=_say)
-        last_row: dict[str, Any] = {}
+        if self.dist.main:  # only rank 0 writes (checkpoints, logs, per-example files) and shows progress
+            self._open_run()
         stop = cfg.epochs if max_epochs is None else min(cfg.epochs, self.epoch + max_epochs)
-        n_batches = (
-            math.ceil(len(self.splits.train) / cfg.batch_size)
-            if self.unlabeled is None
-            else n_mixed_batches(len(self.splits.train), cfg.batch_size, cfg.unlabeled.fraction, cfg.unlabeled.epoch)
-        )
-        if self.unlabeled_info is not None and main:
-            atomic_write_text(self.out / "unlabeled.json", json.dumps(self.unlabeled_info, indent=1) + "\n")
+        last_row: dict[str, Any] = {}
         while self.epoch < stop:
             epoch = self.epoch + 1
             t0 = time.perf_counter()
-            self.model.train()
-            self.parts.weighting.new_epoch()
-            acc: dict[str, torch.Tensor] = {}
-            seen, seen_here, skipped = 0, 0, 0
-            # a bar on a terminal only; redirected logs (Slurm, nohup) get the one line per epoch below
-            bar_on = cfg.progress and main and sys.stderr.isatty()
-            bar = tqdm(total=n_batches, desc=f"epoch {epoch}/{cfg.epochs}", disable=not bar_on, leave=False)
-            for i, (x, y, idx) in enumerate(self.train_batches()):
-                progress = (epoch - 1) + (i / n_batches if cfg.optim.step_per == "iteration" else 0.0)
-                lr = learning_rate(cfg.optim, cfg.epochs, progress)
-                for g in self.optimizer.param_groups:
-                    g["lr"] = lr
-                n = len(y)
-                if n < self.dist.world:  # a last batch too small to give every rank an example (all ranks skip it)
-                    skipped += n
-                    continue
-                noise = draw_noise
-                if self.dist.enabled:  # this rank's slice of the global batch, and of its random draws
-                    lo, hi = distributed.shard_range(n)
-                    x, y, idx = x[lo:hi], y[lo:hi], idx[lo:hi]
-                    self._frac = (hi - lo) / n
-                    noise = distributed.shard_noise(n, lo, hi)
-                if cfg.channels_last:
-                    x = x.contiguous(memory_format=torch.channels_last)
-                with self.autocast():
-                    stats = self.train_step(x, y, idx, epoch, global_n=n, noise=noise)
-                for k, v in stats.items():
-                    acc[k] = acc[k] + v if k in acc else v
-                seen += n
-                seen_here += len(y)
-                bar.update(1)
-                if bar_on and (i % 20 == 0 or i == n_batches - 1):
-                    bar.set_postfix(
-                        loss=f"{acc['loss'].item() / seen_here:.3f}",
-                        adv_acc=f"{100 * acc['adv_correct'].item() / seen_here:.1f}",
-                    )
-            bar.close()
-            acc = self._reduce_stats(acc)
-            if skipped and main and not self._told_skip:
-                self._told_skip = True
-                _say(
-                    f"the last batch of each epoch ({skipped} examples) is smaller than the "
-                    f"{self.dist.world} ranks and is skipped"
-                )
-            if not torch.isfinite(acc["loss"]):  # checked once per epoch: no host sync inside the loop
-                raise IratError(
-                    f"the training loss became {acc['loss'].item()} in epoch {epoch}; lower the "
-                    f"learning rate (the last good state is kept in {RECOVERY})"
-                )
-            row: dict[str, Any] = {
-                "epoch": epoch,
-                "lr": lr,
-                "train_loss": acc["loss"].item() / seen,
-                "train_adv_acc": 100 * acc["adv_correct"].item() / seen,
-            }
-            if "nat_correct" in acc:
-                row["train_nat_acc"] = 100 * acc["nat_correct"].item() / seen
-            self.parts.objective.end_epoch()
-            row.update(self.parts.epoch_metrics())
-            row["train_time_s"] = time.perf_counter() - t0
-            for cb in self.callbacks:
-                cb.on_epoch_end(self, row)
-            row["train_examples_per_s"] = seen / row["train_time_s"]
-            self.epoch = epoch
-            if epoch % cfg.val_every == 0 or epoch == cfg.epochs:
-                row.update(self.validate())
-            if self.resume_changes:  # the first row after a resume that changed settings says which
-                row["resumed_with"] = self.resume_changes
-                self.resume_changes = {}
-            self.history.append(row)
-            self._checkpoint(row)
-            if main:
-                with open(self.out / "metrics.jsonl", "a", encoding="utf-8") as fh:
-                    fh.write(json.dumps(row) + "\n")
-                for cb in self.callbacks:
-                    cb.on_row(self, row)
-            distributed.barrier()  # no rank runs ahead of rank 0's checkpoint
-            last_row = row
-            if cfg.progress and main:
-                shown = {
-                    k: round(v, 2) if isinstance(v, float) else v
-                    for k, v in row.items()
-                    if k in ("epoch", "train_loss", "train_adv_acc", "val_nat", "val_pgd", "train_time_s")
-                }
-                tqdm.write(json.dumps(shown), file=sys.stderr)  # stdout stays for results (irat demo's table)
+            acc, seen, lr = self._train_epoch(epoch)
+            last_row = self._finish_epoch(epoch, acc, seen, lr, t0)
         return last_row
+
+    def _open_run(self) -> None:
+        """Rank 0, before the first epoch of this process: the folder made ready and the config written."""
+        cfg = self.cfg
+        self.out.mkdir(parents=True, exist_ok=True)
+        for name in clean_tmp(self.out):
+            _say(f"removed {name}, left by an interrupted write")
+        if self.overwrite:  # --overwrite: the old run's files go, under the lock, before the new ones come
+            remove_run_files(self.out)
+            self.overwrite = False
+        atomic_write_text(self.out / "config.yaml", cfg.to_yaml())
+        for reason in self.idle:
+            _say(f"warning: {reason}")
+        sync_metrics(self.out, self.epoch, self.history, say=_say)
+        if self.unlabeled_info is not None:
+            atomic_write_text(self.out / "unlabeled.json", json.dumps(self.unlabeled_info, indent=1) + "\n")
+
+    def _n_batches(self) -> int:
+        cfg = self.cfg
+        if self.unlabeled is None:
+            return math.ceil(len(self.splits.train) / cfg.batch_size)
+        return n_mixed_batches(len(self.splits.train), cfg.batch_size, cfg.unlabeled.fraction, cfg.unlabeled.epoch)
+
+    def _train_epoch(self, epoch: int) -> tuple[dict[str, torch.Tensor], int, float]:
+        """One pass of training steps: the summed per-batch statistics (reduced over ranks), the examples seen
+        and the last learning rate."""
+        cfg, main = self.cfg, self.dist.main
+        n_batches = self._n_batches()
+        lr = learning_rate(cfg.optim, cfg.epochs, epoch - 1)
+        self.model.train()
+        self.parts.weighting.new_epoch()
+        acc: dict[str, torch.Tensor] = {}
+        seen, seen_here, skipped = 0, 0, 0
+        # a bar on a terminal only; redirected logs (Slurm, nohup) get the one line per epoch below
+        bar_on = cfg.progress and main and sys.stderr.isatty()
+        bar = tqdm(total=n_batches, desc=f"epoch {epoch}/{cfg.epochs}", disable=not bar_on, leave=False)
+        for i, (x, y, idx) in enumerate(self.train_batches()):
+            progress = (epoch - 1) + (i / n_batches if cfg.optim.step_per == "iteration" else 0.0)
+            lr = learning_rate(cfg.optim, cfg.epochs, progress)
+            for g in self.optimizer.param_groups:
+                g["lr"] = lr
+            n = len(y)
+            if n < self.dist.world:  # a last batch too small to give every rank an example (all ranks skip it)
+                skipped += n
+                continue
+            noise = draw_noise
+            if self.dist.enabled:  # this rank's slice of the global batch, and of its random draws
+                lo, hi = distributed.shard_range(n)
+                x, y, idx = x[lo:hi], y[lo:hi], idx[lo:hi]
+                self._frac = (hi - lo) / n
+                noise = distributed.shard_noise(n, lo, hi)
+            if cfg.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with self.autocast():
+                stats = self.train_step(x, y, idx, epoch, global_n=n, noise=noise)
+            for k, v in stats.items():
+                acc[k] = acc[k] + v if k in acc else v
+            seen += n
+            seen_here += len(y)
+            bar.update(1)
+            if bar_on and (i % 20 == 0 or i == n_batches - 1):
+                bar.set_postfix(
+                    loss=f"{acc['loss'].item() / seen_here:.3f}",
+                    adv_acc=f"{100 * acc['adv_correct'].item() / seen_here:.1f}",
+                )
+        bar.close()
+        acc = self._reduce_stats(acc)
+        if skipped and main and not self._told_skip:
+            self._told_skip = True
+            _say(
+                f"the last batch of each epoch ({skipped} examples) is smaller than the "
+                f"{self.dist.world} ranks and is skipped"
+            )
+        return acc, seen, lr
+
+    def _finish_epoch(
+        self, epoch: int, acc: dict[str, torch.Tensor], seen: int, lr: float, t0: float
+    ) -> dict[str, Any]:
+        """The epoch's metrics row: statistics, validation, the checkpoint, the metrics file, the progress line."""
+        cfg, main = self.cfg, self.dist.main
+        if not torch.isfinite(acc["loss"]):  # checked once per epoch: no host sync inside the loop
+            raise IratError(
+                f"the training loss became {acc['loss'].item()} in epoch {epoch}; lower the "
+                f"learning rate (the last good state is kept in {RECOVERY})"
+            )
+        row: dict[str, Any] = {
+            "epoch": epoch,
+            "lr": lr,
+            "train_loss": acc["loss"].item() / seen,
+            "train_adv_acc": 100 * acc["adv_correct"].item() / seen,
+        }
+        if "nat_correct" in acc:
+            row["train_nat_acc"] = 100 * acc["nat_correct"].item() / seen
+        self.parts.objective.end_epoch()
+        row.update(self.parts.epoch_metrics())
+        row["train_time_s"] = time.perf_counter() - t0
+        for cb in self.callbacks:
+            cb.on_epoch_end(self, row)
+        row["train_examples_per_s"] = seen / row["train_time_s"]
+        self.epoch = epoch
+        if epoch % cfg.val_every == 0 or epoch == cfg.epochs:
+            row.update(self.validate())
+        if self.resume_changes:  # the first row after a resume that changed settings says which
+            row["resumed_with"] = self.resume_changes
+            self.resume_changes = {}
+        self.history.append(row)
+        self._checkpoint(row)
+        if main:
+            with open(self.out / "metrics.jsonl", "a", encoding="utf-8") as fh:
+                fh.write(json.dumps(row) + "\n")
+            for cb in self.callbacks:
+                cb.on_row(self, row)
+        distributed.barrier()  # no rank runs ahead of rank 0's checkpoint
+        if cfg.progress and main:
+            shown = {
+                k: round(v, 2) if isinstance(v, float) else v
+                for k, v in row.items()
+                if k in ("epoch", "train_loss", "train_adv_acc", "val_nat", "val_pgd", "train_time_s")
+            }
+            tqdm.write(json.dumps(shown), file=sys.stderr)  # stdout stays for results (irat demo's table)
+        return row
 
     def _reduce_stats(self, acc: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """The epoch's sums over all ranks (one collective); the identity in one process."""
