@@ -8,7 +8,7 @@ Parameters get no gradients (`torch.autograd.grad` w.r.t. the input only, parame
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, overload
+from typing import Any, Literal, overload
 
 import torch
 import torch.nn as nn
@@ -193,6 +193,19 @@ def pgd(  # type: ignore[misc]  # the overloads name only return_info; the rest 
     y = y.long()
     eps_b, alpha_b = _per_example(eps, x), _per_example(alpha, x)
     need_info = return_info or restarts > 1 or return_first_success
+    settings = _Settings(
+        int(steps),
+        norm,
+        loss,
+        start,
+        kappa,
+        record_step,
+        tau,
+        step_noise,
+        cw_confidence,
+        need_info,
+        return_first_success,
+    )
     best_adv, best_info = None, None
     with attack_mode(model, bn_mode):
         p_nat = p_natural
@@ -200,27 +213,7 @@ def pgd(  # type: ignore[misc]  # the overloads name only return_info; the rest 
             with torch.no_grad():
                 p_nat = F.softmax(model(x), 1)
         for _ in range(restarts):
-            x_adv, info = _run(
-                model,
-                x,
-                y,
-                eps_b,
-                alpha_b,
-                int(steps),
-                norm,
-                loss,
-                start,
-                kappa,
-                record_step,
-                tau,
-                step_noise,
-                cw_confidence,
-                p_nat,
-                need_info,
-                return_first_success,
-                generator,
-                noise,
-            )
+            x_adv, info = _run(model, x, y, eps_b, alpha_b, settings, p_nat, generator, noise)
             if best_adv is None or info is None:
                 best_adv, best_info = x_adv, info
                 continue
@@ -256,27 +249,39 @@ def _merge(a: PGDInfo, b: PGDInfo, take: torch.Tensor) -> PGDInfo:
     )
 
 
+@dataclass(frozen=True)
+class _Settings:
+    """One PGD call's options, built once and handed to every restart."""
+
+    steps: int
+    norm: str
+    loss: str
+    start: str
+    kappa: str
+    record_step: torch.Tensor | str | None
+    tau: int | torch.Tensor | None
+    step_noise: float
+    cw_conf: float
+    need_info: bool
+    first_success_out: bool
+
+
 def _run(
-    model,
-    x,
-    y,
-    eps,
-    alpha,
-    steps,
-    norm,
-    loss,
-    start,
-    kappa,
-    record_step,
-    tau,
-    step_noise,
-    cw_conf,
-    p_nat,
-    need_info,
-    first_success_out,
-    generator,
-    noise,
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps: Any,
+    alpha: Any,
+    settings: _Settings,
+    p_nat: torch.Tensor | None,
+    generator: torch.Generator | None,
+    noise: Noise,
 ):
+    steps, norm, loss, start, kappa = settings.steps, settings.norm, settings.loss, settings.start, settings.kappa
+    record_step: Any = settings.record_step  # a per-example tensor, "kappa" or None (typed loosely in the engine)
+    tau: Any = settings.tau
+    step_noise, cw_conf = settings.step_noise, settings.cw_conf
+    need_info, first_success_out = settings.need_info, settings.first_success_out
     b = x.shape[0]
     dev = x.device
     x_adv = random_start(x, eps, norm, start, generator, noise)
@@ -290,7 +295,7 @@ def _run(
     keep_all = isinstance(record_step, str)
     if keep_all and record_step != "kappa":
         raise IratError(f"record_step must be a per-example tensor or 'kappa', got {record_step!r}")
-    iterates = [x_adv] if keep_all else None
+    iterates: Any = [x_adv] if keep_all else None
     found = x_adv  # PGD+: the first misclassified iterate per example
     rec = None
     if torch.is_tensor(record_step):

@@ -7,6 +7,7 @@ import hashlib
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -174,23 +175,8 @@ def evaluate(
         t0 = time.perf_counter()
         cover = torch.zeros(n, dtype=torch.bool, device=dev)
         cover[: spec.options.get("n") or n] = True
-        correct, comps, comp_time, reused_s = _attack_shard(
-            model,
-            xs,
-            ys,
-            spec,
-            nat_correct[lo:hi],
-            cover[lo:hi],
-            eps=eps,
-            norm=norm,
-            alpha=alpha,
-            batch_size=batch_size,
-            seed=seed,
-            backend=backend,
-            progress=progress and ctx.main,
-            store=store,
-            offset=lo,
-        )
+        run = ShardRun(eps, norm, alpha, batch_size, seed, backend, progress and ctx.main, store or Progress(), lo)
+        correct, comps, comp_time, reused_s = _attack_shard(model, xs, ys, spec, nat_correct[lo:hi], cover[lo:hi], run)
         # every rank's component names, component times and wall time (one exchange); times: the slowest rank
         # (a continued evaluation adds the time its stored batches took before the interruption)
         parts = distributed.gather_objects((sorted(comps), comp_time, time.perf_counter() - t0 + reused_s))
@@ -289,6 +275,22 @@ def batch_generator(device: torch.device, seed: int, attack: str, first: int) ->
     return torch.Generator(device=device).manual_seed(digest)
 
 
+@dataclass(frozen=True)
+class ShardRun:
+    """How one attack runs on a rank's examples: the threat model, batching, seeding, the official or irat
+    backend, progress, where finished batches are kept, and the rank's first example's global index."""
+
+    eps: float
+    norm: str
+    alpha: float
+    batch_size: int
+    seed: int
+    backend: str
+    progress: bool
+    store: Progress
+    offset: int = 0
+
+
 def _attack_shard(
     model: nn.Module,
     x: torch.Tensor,
@@ -296,22 +298,14 @@ def _attack_shard(
     spec: AttackSpec,
     nat_correct: torch.Tensor,
     cover: torch.Tensor,
-    *,
-    eps: float,
-    norm: str,
-    alpha: float,
-    batch_size: int,
-    seed: int,
-    backend: str,
-    generator: torch.Generator | None = None,
-    progress: bool = False,
-    store: Progress | None = None,
-    offset: int = 0,
+    run: ShardRun,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor], dict[str, float], float]:
     """One attack on these examples (a rank's slice under torchrun): per-example correctness, AutoAttack's
     robustness after each component, each component's time, and the seconds that batches taken from the
     `store` took when they ran. Only examples still classified correctly (and covered by the attack's
     `n`) are attacked, in batches."""
+    eps, norm, alpha, batch_size, seed, backend = run.eps, run.norm, run.alpha, run.batch_size, run.seed, run.backend
+    progress, store, offset = run.progress, run.store, run.offset
     correct = nat_correct.clone()
     comps: dict[str, torch.Tensor] = {}
     comp_time: dict[str, float] = {}
@@ -320,7 +314,6 @@ def _attack_shard(
         return correct, comps, comp_time, reused_s
     todo = (correct & cover).nonzero().squeeze(1)
     bar = tqdm(total=len(todo), desc=spec.name, unit="ex", disable=not progress, leave=False, file=sys.stderr)
-    store = store or Progress()
     for i in range(0, len(todo), batch_size):
         sel = todo[i : i + batch_size]
         key = f"{spec.name}|{offset + int(sel[0])}"  # the batch, by its attack and first (global) example
@@ -334,7 +327,7 @@ def _attack_shard(
             bar.update(len(sel))
             continue
         t_batch = time.perf_counter()
-        gen = batch_generator(x.device, seed, spec.name, offset + int(sel[0])) if generator is None else generator
+        gen = batch_generator(x.device, seed, spec.name, offset + int(sel[0]))
         if spec.kind == "aa" and backend == "autoattack":
             from .official import run_official
 
