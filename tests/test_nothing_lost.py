@@ -191,3 +191,33 @@ def _default_sigint() -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def test_a_compile_failure_during_training_falls_back_to_eager(tmp_path, capsys):
+    """torch.compile can fail lazily (a backward graph, another memory format): the run goes on in eager
+    mode and says so, instead of stopping (seen with inductor's C++ build under ATEN_CPU_CAPABILITY=default)."""
+    from conftest import quick_config
+    from irat.train import Trainer
+
+    class FakeInductorError(RuntimeError):
+        pass
+
+    FakeInductorError.__module__ = "torch._inductor.exc"
+    trainer = Trainer(quick_config(epochs=1, compile=True), tmp_path / "r")
+    real = trainer.train_step
+    calls = {"n": 0}
+
+    def first_fails(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise FakeInductorError("C++ compile error")
+        return real(*a, **k)
+
+    trainer.train_step = first_fails  # type: ignore[method-assign]
+    row = trainer.fit()
+    assert row["epoch"] == 1 and trainer.compile_failed and trainer.net is trainer.model
+    assert "training in eager mode from here" in capsys.readouterr().err
+    trainer2 = Trainer(quick_config(epochs=1), tmp_path / "s")
+    trainer2.train_step = lambda *a, **k: (_ for _ in ()).throw(ValueError("a real bug"))  # type: ignore[method-assign]
+    with pytest.raises(ValueError, match="a real bug"):  # anything else is not swallowed
+        trainer2.fit()

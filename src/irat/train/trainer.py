@@ -234,13 +234,16 @@ class Trainer:
             self._restore(self.resume_state)
 
     def _compiled(self, model: nn.Module) -> nn.Module:
-        """torch.compile'd forward sharing the model's parameters; eager (with a message) if compiling fails."""
+        """torch.compile'd forward sharing the model's parameters; eager (with a message) if compiling fails.
+        The probe runs a forward and a backward, since the backward graph is compiled lazily and can fail on
+        its own (seen: inductor's C++ build without vector instructions); the model's state is restored."""
+        saved = {k: v.detach().clone() for k, v in model.state_dict().items()}
         try:
             net = torch.compile(model)
             c, h, w = self.splits.shape
             probe = torch.rand(2, c, h, w, device=self.device)
-            with torch.no_grad(), self.autocast():
-                net(probe)
+            with self.autocast():
+                net(probe).float().sum().backward()
             return net  # type: ignore[return-value]
         except Exception as exc:
             print(
@@ -250,6 +253,10 @@ class Trainer:
             )
             self.compile_failed = True
             return model
+        finally:  # the probe leaves no gradient and no BN statistics behind
+            model.load_state_dict(saved)
+            for p in model.parameters():
+                p.grad = None
 
     def _data_parallel(self, net: nn.Module) -> nn.Module:
         """DistributedDataParallel around the step's forward; gradients are summed over ranks (each rank's
@@ -477,8 +484,7 @@ class Trainer:
                 noise = distributed.shard_noise(n, lo, hi)
             if cfg.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            with self.autocast():
-                stats = self.train_step(x, y, idx, epoch, global_n=n, noise=noise)
+            stats = self._step_or_eager(x, y, idx, epoch, n, noise)
             for k, v in stats.items():
                 acc[k] = acc[k] + v if k in acc else v
             seen += n
@@ -498,6 +504,26 @@ class Trainer:
                 f"{self.dist.world} ranks and is skipped"
             )
         return acc, seen, lr
+
+    def _step_or_eager(
+        self, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor, epoch: int, n: int, noise: Noise
+    ) -> dict[str, torch.Tensor]:
+        """One training step; a torch.compile failure that surfaces only now (a graph compiled lazily: the
+        backward, another memory format, eval-mode BN) switches the run to eager mode, says so, and takes the
+        step again — compile is a speed setting, never a reason to stop a run."""
+        try:
+            with self.autocast():
+                return self.train_step(x, y, idx, epoch, global_n=n, noise=noise)
+        except Exception as exc:
+            if not self.cfg.compile or getattr(self, "compile_failed", False) or not _is_compile_error(exc):
+                raise
+            _say(f"torch.compile failed ({type(exc).__name__}); training in eager mode from here")
+            self.compile_failed = True
+            self.net = self.model
+            self.train_net = self._data_parallel(self.net) if self.dist.enabled else self.net
+            self.optimizer.zero_grad(set_to_none=True)
+            with self.autocast():
+                return self.train_step(x, y, idx, epoch, global_n=n, noise=noise)
 
     def _finish_epoch(
         self, epoch: int, acc: dict[str, torch.Tensor], seen: int, lr: float, t0: float
@@ -643,6 +669,16 @@ class Trainer:
             torch.cuda.set_rng_state_all([s.cpu() for s in data["rng"]["cuda"]])
         self.load_extra_state(data.get("extra", {}))
         self.history = list(data.get("history") or ([data["metrics"]] if data.get("metrics") else []))
+
+
+def _is_compile_error(exc: BaseException) -> bool:
+    """An error of torch.compile's machinery (dynamo, inductor), here or anywhere in its cause chain."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if type(seen).__module__.startswith(("torch._dynamo", "torch._inductor")):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def not_started(out: Path) -> bool:
