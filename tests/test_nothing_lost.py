@@ -221,3 +221,54 @@ def test_a_compile_failure_during_training_falls_back_to_eager(tmp_path, capsys)
     trainer2.train_step = lambda *a, **k: (_ for _ in ()).throw(ValueError("a real bug"))  # type: ignore[method-assign]
     with pytest.raises(ValueError, match="a real bug"):  # anything else is not swallowed
         trainer2.fit()
+
+
+def test_outputs_in_a_read_only_folder_are_refused_before_any_work(tmp_path, capsys, monkeypatch):
+    """export, report and analyze with --out in a folder that cannot be written: one message, nothing written
+    (simulated with os.access: the suite runs as root, for whom permission bits do not stop writes)."""
+    import os
+
+    from irat import rundir
+
+    out = tmp_path / "r"
+    assert train(out, epochs=1) == 0
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    capsys.readouterr()
+    real = os.access
+    monkeypatch.setattr(rundir.os, "access", lambda p, mode: False if str(p).startswith(str(locked)) else real(p, mode))
+    for argv in (
+        ["export", str(out), "--out", str(locked / "m.pt")],
+        ["report", str(out), "--out", str(locked / "t.md")],
+        ["analyze", str(out), "--out", str(locked / "figs"), "--n", "10", "--device", "cpu"],
+    ):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert "not writable" in err and err.count("\n") == 1, err
+    assert not any(locked.iterdir())
+
+
+def test_an_evaluation_records_the_fingerprint_of_the_weights_it_loaded(tmp_path, monkeypatch):
+    """A run still training replaces best.pt while `irat eval` reads it: the record names the checkpoint whose
+    weights were evaluated (hashed from the very bytes loaded), not the newer file."""
+    import hashlib
+
+    from irat import checkpoints
+
+    out = tmp_path / "r"
+    assert train(out, epochs=2) == 0
+    original = (out / "best.pt").read_bytes()
+    newer = (out / "last.pt").read_bytes()
+    assert original != newer
+    real = checkpoints.read_checkpoint
+
+    def read_then_replace(path, *a, **k):
+        got = real(path, *a, **k)
+        if Path(path).name == "best.pt":
+            Path(path).write_bytes(newer)  # the trainer's next checkpoint lands right after the read
+        return got
+
+    monkeypatch.setattr(checkpoints, "read_checkpoint", read_then_replace)
+    j = tmp_path / "rec.json"
+    assert main(["eval", str(out), "--attacks", "natural", "--n", "20", "--device", "cpu", "--json", str(j)]) == 0
+    assert json.loads(j.read_text())["checkpoint_md5"] == hashlib.md5(original).hexdigest()
