@@ -159,3 +159,15 @@ def test_a_checkpoint_of_a_run_still_training_is_said_so(run, tmp_path, capsys):
     assert json.loads((tmp_path / "a.json").read_text())["run_status"]["training"] is True
     assert main(["export", str(r), "--out", str(tmp_path / "m.pt")]) == 0
     assert "run_status" not in json.loads((tmp_path / "m.pt.json").read_text())  # finished, not held: nothing to say
+
+
+def test_the_evaluation_config_is_typed_checked_and_recorded(run, tmp_path):
+    from irat.errors import IratError
+    from irat.evaluate.run import EvalConfig, evaluate_run
+
+    with pytest.raises(IratError, match="unknown setting 'attack'"):
+        evaluate_run(run, attack="natural")
+    with pytest.raises(IratError, match="split must be test or val"):
+        EvalConfig(split="train")
+    rec = evaluate_run(run, EvalConfig(attacks="natural,pgd3", n=20, device="cpu", sanity=False))
+    assert rec["eval_config"]["attacks"] == "natural,pgd3" and rec["eval_config"]["n"] == 20

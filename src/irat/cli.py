@@ -181,37 +181,24 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    from dataclasses import fields
+
     from .distributed import is_main_process
-    from .evaluate.run import evaluate_run, print_record
+    from .evaluate.run import EvalConfig, evaluate_run, print_record
     from .models.normalize import parse_normalize
     from .plugins import load_plugins
 
     load_plugins(args.plugin)
-    record = evaluate_run(
-        args.run,
-        attacks=args.attacks,
-        checkpoint=args.checkpoint,
-        n=args.n,
-        eps=args.eps,
-        norm=args.norm,
-        alpha=args.alpha,
-        batch_size=args.batch_size,
-        seed=args.seed,
-        device=args.device,
-        data_dir=args.data_dir,
-        split=args.split,
-        json_path=args.json,
-        overwrite=args.overwrite,
-        suite=args.suite,
-        backend=args.backend,
-        precision=args.precision,
-        sanity=not args.no_sanity,
-        model_arch=args.model_arch,
-        dataset=args.dataset,
-        num_classes=args.num_classes,
-        normalize=parse_normalize(args.normalize) if args.normalize else None,
-        progress=not args.quiet and sys.stderr.isatty(),  # bars with ETA on a terminal only
-    )
+    derived = {  # the settings whose flag says them otherwise
+        "json_path": args.json,
+        "sanity": not args.no_sanity,
+        "normalize": parse_normalize(args.normalize) if args.normalize else None,
+        "progress": not args.quiet and sys.stderr.isatty(),  # bars with ETA on a terminal only
+    }
+    same = {
+        f.name: getattr(args, f.name) for f in fields(EvalConfig) if f.name not in derived and hasattr(args, f.name)
+    }
+    record = evaluate_run(args.run, EvalConfig(**same, **derived))
     if is_main_process():
         print_record(record)
     return 0

@@ -8,7 +8,9 @@ import hashlib
 import io
 import json
 import sys
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -25,35 +27,69 @@ from ..utils import atomic_write, atomic_write_json, file_md5, parse_number, res
 from .core import Progress, check_options, evaluate, resolve_attacks, worst_case
 
 
-def evaluate_run(
-    run: str | Path,
-    *,
-    attacks: str | list[str] | None = None,
-    checkpoint: str = "best",
-    n: int | None = None,
-    eps: str | float | None = None,
-    norm: str | None = None,
-    alpha: str | float | None = None,
-    batch_size: int = 512,
-    seed: int = 0,
-    device: str | None = None,
-    data_dir: str | None = None,
-    split: str = "test",
-    json_path: str | None = None,
-    overwrite: bool = False,
-    suite: str | None = None,
-    backend: str = "irat",
-    precision: str = "fp32",
-    sanity: bool = True,
-    model_arch: str | None = None,
-    dataset: str | None = None,
-    num_classes: int | None = None,
-    normalize: tuple[list[float], list[float]] | None = None,
-    progress: bool = False,
-) -> dict:
+@dataclass
+class EvalConfig:
+    """One `irat eval`: what to attack (attacks or a suite), which weights (checkpoint; or a foreign state dict
+    with `model_arch`, `dataset`, `num_classes`; `normalize`), which data (split, its first `n`, `data_dir`), the
+    threat model (eps, norm, alpha: the run's own by default), how (batch size, seed, device, backend,
+    precision, sanity checks, progress) and where the record also goes (`json_path`, `overwrite`). Built and
+    checked like the training Config, and recorded in the evaluation record."""
+
+    attacks: str | list[str] | None = None
+    suite: str | None = None
+    checkpoint: str = "best"
+    n: int | None = None
+    eps: str | float | None = None
+    norm: str | None = None
+    alpha: str | float | None = None
+    batch_size: int = 512
+    seed: int = 0
+    device: str | None = None
+    data_dir: str | None = None
+    split: str = "test"
+    json_path: str | None = None
+    overwrite: bool = False
+    backend: str = "irat"
+    precision: str = "fp32"
+    sanity: bool = True
+    model_arch: str | None = None
+    dataset: str | None = None
+    num_classes: int | None = None
+    normalize: tuple[list[float], list[float]] | None = None
+    progress: bool = False
+
+    def __post_init__(self) -> None:
+        if self.split not in ("test", "val"):
+            raise IratError(f"split must be test or val, got {self.split!r}")
+        if self.checkpoint not in ("best", "last", "external"):
+            raise IratError(f"checkpoint must be best or last, got {self.checkpoint!r}")
+        if self.norm is not None and self.norm not in ("linf", "l2"):
+            raise IratError(f"norm must be linf or l2, got {self.norm!r}")
+
+
+def evaluate_run(run: str | Path, config: EvalConfig | None = None, **settings: Any) -> dict:
     """Evaluate a run (or one of its checkpoints), or — with `model_arch` and `dataset` — weights irat did not
     train (a state dict for a registry architecture; records go to FILE.irat/eval/). `normalize=(mean, std)`
-    wraps a model whose weights expect normalised inputs, so attacks stay in [0, 1] pixel space."""
+    wraps a model whose weights expect normalised inputs, so attacks stay in [0, 1] pixel space. Settings come
+    as an `EvalConfig` or as its fields by name."""
+    if config is None:
+        unknown = sorted(set(settings) - {f.name for f in fields(EvalConfig)})
+        if unknown:
+            raise IratError(
+                f"evaluate_run: unknown setting {unknown[0]!r}; settings: {', '.join(f.name for f in fields(EvalConfig))}"
+            )
+        config = EvalConfig(**settings)
+    c = config
+    attacks, suite, checkpoint, n, eps, norm, alpha = c.attacks, c.suite, c.checkpoint, c.n, c.eps, c.norm, c.alpha
+    batch_size, seed, device, data_dir, split = c.batch_size, c.seed, c.device, c.data_dir, c.split
+    json_path, overwrite, backend, precision, sanity = c.json_path, c.overwrite, c.backend, c.precision, c.sanity
+    model_arch, dataset, num_classes, normalize, progress = (
+        c.model_arch,
+        c.dataset,
+        c.num_classes,
+        c.normalize,
+        c.progress,
+    )
     if attacks is None and suite is None:
         attacks = "natural,pgd20,cw"
     specs = resolve_attacks(attacks, suite)  # unknown attacks, options and suites stop here, before any work
@@ -181,6 +217,7 @@ def evaluate_run(
             "normalize": identity["normalize"],
             "test_subset": d.get("test_subset") if split == "test" else None,
             "identity": identity,
+            "eval_config": {k: v for k, v in asdict(c).items() if k not in ("progress", "json_path", "overwrite")},
         }
     )
     record["checkpoint_md5"] = md5
