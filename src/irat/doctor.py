@@ -318,6 +318,22 @@ def speed(dev: torch.device, sizes: Sizes, bf16: bool) -> dict[str, Any]:
 
 
 # -- recommendations ---------------------------------------------------------------------------------------
+def _small_model_step(dev: torch.device, *, steps: int, iters: int) -> dict[str, Any]:
+    """Throughput of a BiLAW Table 1-sized job: AT, tiny-CNN, MNIST-shaped inputs, batch 128."""
+    return bench_training(
+        method="at",
+        model="tinycnn",
+        size=28,
+        channels=1,
+        classes=10,
+        batch_size=128,
+        steps=steps,
+        iters=iters,
+        repeats=1,
+        device=dev,
+    )
+
+
 def thread_scaling(dev: torch.device) -> dict[str, Any]:
     """A small-model training step with one thread and with all of them: how much one job gains from more
     threads decides how many jobs a sweep should run side by side on a CPU."""
@@ -328,19 +344,7 @@ def thread_scaling(dev: torch.device) -> dict[str, Any]:
     for t in sorted({1, threads}):
         torch.set_num_threads(t)
         try:
-            r = bench_training(
-                method="at",
-                model="tinycnn",
-                size=28,
-                channels=1,
-                classes=10,
-                batch_size=128,
-                steps=5,
-                iters=2,
-                repeats=1,
-                device=dev,
-            )
-            times[t] = r["irat_examples_per_s"]
+            times[t] = _small_model_step(dev, steps=5, iters=2)["irat_examples_per_s"]
         finally:
             torch.set_num_threads(threads)
     return {"examples_per_s_by_threads": times, "gain": round(times[threads] / times[1], 2) if threads > 1 else 1.0}
@@ -351,18 +355,7 @@ def gpu_jobs(dev: torch.device) -> dict[str, Any]:
     if dev.type != "cuda":
         return {}
     torch.cuda.reset_peak_memory_stats(dev)
-    r = bench_training(
-        method="at",
-        model="tinycnn",
-        size=28,
-        channels=1,
-        classes=10,
-        batch_size=128,
-        steps=10,
-        iters=5,
-        repeats=1,
-        device=dev,
-    )
+    r = _small_model_step(dev, steps=10, iters=5)
     peak = torch.cuda.max_memory_allocated(dev)
     total = torch.cuda.get_device_properties(dev).total_memory
     return {
