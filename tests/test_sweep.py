@@ -392,3 +392,20 @@ def test_the_full_schedule_bilaw_table1_sweeps_are_the_papers_setup():
             assert c.eval_args == ["--suite", "bilaw"]
             seen.add((cfg.data.dataset, cfg.model.arch, cfg.attack.norm))
     assert len(seen) == 8
+
+
+def test_a_cell_held_by_a_live_process_is_running_and_never_run_twice(tmp_path):
+    from irat.rundir import RunLock
+
+    out = tmp_path / "out"
+    spec = spec_file(tmp_path, methods=["at"])
+    cells = sweep.expand(sweep.load_spec(spec))
+    sweep.plan(cells, out)
+    lock = RunLock(out / "at" / "seed0").acquire()  # as a training process left running by a killed sweep
+    try:
+        st = sweep.status(cells, out)[0]
+        assert st["state"] == "running" and "pid" in st["error"]
+        assert sweep.run_cell(cells[0], out)["state"] == "running"  # not started again, not marked failed
+        assert not (out / "at" / "seed0" / sweep.FAILED).exists()
+    finally:
+        lock.release()
