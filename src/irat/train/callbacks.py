@@ -12,20 +12,38 @@ what is trained.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any, Protocol
 
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 
 from .. import distributed
 from ..attacks.checks import attack_mode
 from ..attacks.pgd import PGDInfo, fat_pgd, pgd
+from ..config import Config
+from ..data import Splits
 from ..margins import pm_dif, probabilistic_margin
 from ..parts.weighting import natural_logits
 from ..utils import atomic_write
 
-if TYPE_CHECKING:
-    from .trainer import Trainer
+
+class Loop(Protocol):
+    """What a callback may read of the loop it observes (the Trainer is one; no import of it needed)."""
+
+    cfg: Config
+    model: nn.Module
+    splits: Splits
+    out: Path
+    epoch: int
+    dist: Any  # distributed.Context: `.main` is rank 0
+
+    @property
+    def eps(self) -> float: ...
+
+    @property
+    def alpha(self) -> float: ...
 
 
 @dataclass
@@ -48,13 +66,13 @@ class Callback:
         """Whether this epoch's training attack must return its records (κ, the iterate at κ)."""
         return False
 
-    def on_step(self, trainer: Trainer, rec: StepRecord) -> None:
+    def on_step(self, trainer: Loop, rec: StepRecord) -> None:
         """After each step."""
 
-    def on_epoch_end(self, trainer: Trainer, row: dict[str, Any]) -> None:
+    def on_epoch_end(self, trainer: Loop, row: dict[str, Any]) -> None:
         """Add this epoch's statistics to its metrics row (before validation and checkpoints)."""
 
-    def on_row(self, trainer: Trainer, row: dict[str, Any]) -> None:
+    def on_row(self, trainer: Loop, row: dict[str, Any]) -> None:
         """After the row is written (rank 0 only)."""
 
 
@@ -84,7 +102,7 @@ class EpochStats(Callback):
     def wants_records(self, epoch: int) -> bool:
         return epoch in self.save_epochs
 
-    def on_step(self, trainer: Trainer, rec: StepRecord) -> None:
+    def on_step(self, trainer: Loop, rec: StepRecord) -> None:
         buf, saving = self.buf, rec.epoch in self.save_epochs
         if rec.weights is not None:
             buf.setdefault("weight", []).append(rec.weights.detach())
@@ -105,7 +123,7 @@ class EpochStats(Callback):
             if not torch.is_tensor(rec.eps):
                 buf.setdefault("eps_scalar", []).append(torch.full_like(rec.y, float(rec.eps), dtype=torch.float))
 
-    def on_epoch_end(self, trainer: Trainer, row: dict[str, Any]) -> None:
+    def on_epoch_end(self, trainer: Loop, row: dict[str, Any]) -> None:
         buf = {k: distributed.gather_cat(torch.cat(v)) for k, v in sorted(self.buf.items())}
         self.buf = {}
         self.last = buf
@@ -123,7 +141,7 @@ class EpochStats(Callback):
             self._save(trainer, buf, row["epoch"])
 
     @staticmethod
-    def _save(trainer: Trainer, buf: dict[str, torch.Tensor], epoch: int) -> None:
+    def _save(trainer: Loop, buf: dict[str, torch.Tensor], epoch: int) -> None:
         import numpy as np
 
         out = {"index": buf["index"], "label": buf["label"], "pm_adv": buf["pm_adv"], "pm_nat": buf["pm_nat"]}
@@ -150,7 +168,7 @@ class Flatness(Callback):
     def __init__(self, n: int):
         self.n = n
 
-    def on_epoch_end(self, trainer: Trainer, row: dict[str, Any]) -> None:
+    def on_epoch_end(self, trainer: Loop, row: dict[str, Any]) -> None:
         model, cfg = trainer.model, trainer.cfg
         x, y = trainer.splits.train.head(self.n).all()
         a = cfg.attack
@@ -178,7 +196,7 @@ class TensorBoard(Callback):
         self.stats = stats
         self.writer: Any = None
 
-    def on_row(self, trainer: Trainer, row: dict[str, Any]) -> None:
+    def on_row(self, trainer: Loop, row: dict[str, Any]) -> None:
         if self.writer is None:
             from torch.utils.tensorboard import SummaryWriter
 
