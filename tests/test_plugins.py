@@ -190,3 +190,34 @@ def test_a_shared_run_never_runs_its_recorded_plugin_unasked(tmp_path):
     with pytest.raises(irat.errors.IratError, match="imports no code you did not name"):
         irat.load_model(out)
     assert not marker.exists()
+
+
+def test_a_dataset_is_a_one_file_plugin_and_cannot_take_a_builtin_name(tmp_path, capsys):
+    plugin = tmp_path / "toy_data.py"
+    plugin.write_text(
+        "import numpy as np\n"
+        "from irat.data import Arrays, DatasetSpec, register_dataset\n\n\n"
+        "def read(_folder):\n"
+        "    rng = np.random.default_rng(0)\n"
+        "    y = np.arange(400) % 3\n"
+        "    x = (rng.integers(0, 60, (400, 1, 6, 6)) + 60 * y[:, None, None, None]).astype(np.uint8)  # brightness\n"
+        "    return Arrays('toy', x[:300], y[:300], x[300:], y[300:], 3)\n\n\n"
+        "register_dataset(DatasetSpec('toy', 1, 6, 3, [], [], read, lambda f: True, default_val_size=50, needs_download=False))\n"
+    )
+    out = tmp_path / "r"
+    argv = ["train", "--plugin", str(plugin), "--dataset", "toy", "--model", "tinycnn", "--epochs", "1"]
+    assert main([*argv, "--device", "cpu", "--quiet", "--out", str(out)]) == 0
+    cfg = yaml.safe_load((out / "config.yaml").read_text())
+    assert cfg["data"]["dataset"] == "toy" and cfg["plugins"] == [str(plugin)]
+    ev = [sys.executable, "-m", "irat", "eval", str(out), "--attacks", "natural", "--device", "cpu", "--no-sanity"]
+    res = subprocess.run(ev, capture_output=True, text=True)  # a fresh process: the dataset's code is not imported
+    assert res.returncode == 2 and f"add --plugin {plugin}" in res.stderr
+    assert subprocess.run([*ev, "--plugin", str(plugin)], capture_output=True, text=True).returncode == 0
+    bad = tmp_path / "bad_data.py"
+    bad.write_text(
+        "from irat.data import DatasetSpec, register_dataset\n"
+        "register_dataset(DatasetSpec('mnist', 1, 28, 10, [], [], None, lambda f: True))\n"
+    )
+    capsys.readouterr()
+    assert main(["train", "--plugin", str(bad), "--out", str(tmp_path / "b")]) == 2
+    assert "a dataset named 'mnist' is already registered" in capsys.readouterr().err

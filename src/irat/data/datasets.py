@@ -212,8 +212,22 @@ def _digits_read(_: Path) -> Arrays:
 SPECS: dict[str, DatasetSpec] = {}
 
 
-def _register(spec: DatasetSpec) -> None:
+def register_dataset(spec: DatasetSpec, *, replace: bool = False) -> DatasetSpec:
+    """Make a dataset known by name (a plug-in's too: `--dataset NAME` then finds it). A name or alias that
+    is taken — a built-in's or another plug-in's — is refused unless replace=True."""
+    for key in (spec.name, *spec.aliases):
+        taken = next((s for s in SPECS.values() if key in (s.name, *s.aliases)), None)
+        if taken is not None and not (replace and taken.name == spec.name):
+            raise ConfigError(
+                f"a dataset named {key!r} is already registered ({taken.name}); choose another name or pass replace=True"
+            )
+    if spec.name == "npz":
+        raise ConfigError("the dataset name 'npz' is reserved for folders of train*.npz / test.npz")
     SPECS[spec.name] = spec
+    return spec
+
+
+_register = register_dataset
 
 
 _register(

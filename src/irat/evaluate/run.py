@@ -21,6 +21,7 @@ from ..checkpoints import checkpoint_info, load_external, load_model, read_check
 from ..data import get_spec, load_splits
 from ..errors import IratError
 from ..models.normalize import Normalized
+from ..plugins import require_recorded
 from ..rundir import check_output, check_writable, run_progress
 from ..tables import results_table
 from ..utils import atomic_write, atomic_write_json, file_md5, parse_number, resolve_device
@@ -83,13 +84,7 @@ def evaluate_run(run: str | Path, config: EvalConfig | None = None, **settings: 
     attacks, suite, checkpoint, n, eps, norm, alpha = c.attacks, c.suite, c.checkpoint, c.n, c.eps, c.norm, c.alpha
     batch_size, seed, device, data_dir, split = c.batch_size, c.seed, c.device, c.data_dir, c.split
     json_path, overwrite, backend, precision, sanity = c.json_path, c.overwrite, c.backend, c.precision, c.sanity
-    model_arch, dataset, num_classes, normalize, progress = (
-        c.model_arch,
-        c.dataset,
-        c.num_classes,
-        c.normalize,
-        c.progress,
-    )
+    model_arch, dataset, normalize, progress = c.model_arch, c.dataset, c.normalize, c.progress
     if attacks is None and suite is None:
         attacks = "natural,pgd20,cw"
     specs = resolve_attacks(attacks, suite)  # unknown attacks, options and suites stop here, before any work
@@ -116,26 +111,7 @@ def evaluate_run(run: str | Path, config: EvalConfig | None = None, **settings: 
         if json_path:  # never a run's own file (a checkpoint, a record), nor an existing file unasked
             check_output(json_path, "--json", overwrite=overwrite)
     dev = distributed.device_for(resolve_device(device))
-    if external:
-        assert model_arch is not None and dataset is not None
-        spec = get_spec(dataset)
-        model = load_external(
-            run,
-            arch=model_arch,
-            num_classes=num_classes or spec.num_classes,
-            in_channels=spec.channels,
-            input_size=spec.size,
-            device=dev,
-        )
-        info = checkpoint_info(model)
-        info["config"] = {
-            "method": "external",
-            "attack": {"eps": eps, "norm": norm or "linf"},
-            "data": {"dataset": dataset, "data_dir": data_dir or "~/.cache/irat"},
-        }
-    else:
-        model = load_model(run, checkpoint, device=dev)
-        info = checkpoint_info(model)
+    model, info = _load_weights(run, c, checkpoint, dev)
     if normalize is not None:
         model = Normalized(model, *normalize).to(dev).eval()
     cfg = info["config"]
@@ -145,6 +121,7 @@ def evaluate_run(run: str | Path, config: EvalConfig | None = None, **settings: 
     check_radius(eps_v, norm_v, (meta["in_channels"], meta["input_size"], meta["input_size"]), "--eps")
     alpha_v = parse_number(alpha) if alpha is not None else None
     d = cfg["data"]
+    _dataset_plugins(cfg, str(run))
     splits = load_splits(
         d["dataset"],
         data_dir or d["data_dir"],
@@ -233,6 +210,40 @@ def evaluate_run(run: str | Path, config: EvalConfig | None = None, **settings: 
     if store is not None:
         store.finish()
     return record
+
+
+def _load_weights(run: str | Path, c: EvalConfig, checkpoint: str, dev: torch.device) -> tuple[torch.nn.Module, dict]:
+    """The model to evaluate and its checkpoint record: a run's checkpoint, or weights irat did not train."""
+    if c.model_arch is None:
+        model = load_model(run, checkpoint, device=dev)
+        return model, checkpoint_info(model)
+    assert c.dataset is not None
+    spec = get_spec(c.dataset)
+    model = load_external(
+        run,
+        arch=c.model_arch,
+        num_classes=c.num_classes or spec.num_classes,
+        in_channels=spec.channels,
+        input_size=spec.size,
+        device=dev,
+    )
+    info = checkpoint_info(model)
+    info["config"] = {
+        "method": "external",
+        "attack": {"eps": c.eps, "norm": c.norm or "linf"},
+        "data": {"dataset": c.dataset, "data_dir": c.data_dir or "~/.cache/irat"},
+    }
+    return model, info
+
+
+def _dataset_plugins(cfg: dict, run: str) -> None:
+    """A dataset that a recorded plug-in registers is usable only when that plug-in is named (or trusted)."""
+    dataset = cfg["data"]["dataset"]
+    if dataset.lower() != "npz" and cfg.get("plugins"):
+        try:
+            get_spec(dataset)
+        except IratError:
+            require_recorded(cfg["plugins"], f"{run} (dataset {dataset})")
 
 
 def evaluation_identity(
