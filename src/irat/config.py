@@ -59,7 +59,7 @@ class AttackConfig:
 
 @dataclass
 class ObjectiveConfig:
-    name: str = "at"  # at, trades, mart, fat, fat-trades, fat-mart
+    name: str = "at"  # a registered objective (`irat methods` lists them: parts.OBJECTIVES)
     beta: float = 6.0  # TRADES / MART regularisation weight
     fat_tau: list = field(default_factory=lambda: [[0, 0]])  # [[from_epoch, tau], ...] (FAT)
     fat_noise: float = 0.001  # FAT's per-step Gaussian noise (released FAT.py; FAT-TRADES/-MART, GAIR-FAT: 0)
@@ -76,7 +76,7 @@ class ObjectiveConfig:
 class WeightingConfig:
     """Instance weights (docs/methods.md §3). Weights apply after `burn_in` epochs; ω ≡ 1 before."""
 
-    name: str = "none"  # none, gair, mail, wmmr, bilaw, bilaw-np
+    name: str = "none"  # a registered weighting scheme (parts.WEIGHTINGS)
     burn_in: int = 0  # epochs with ω ≡ 1
     normalization: str = "mean-one"  # mean-one, sum-one (same loss), constant, none
     constant: float = 3.0  # for normalization=constant (MAIL's released code: 3)
@@ -115,7 +115,7 @@ class UnlabeledConfig:
 class RadiusConfig:
     """Per-example perturbation radii (docs/methods.md §3.4, MWPB): ε_i = exp(α·d_i)·ε, α_i = ε_i/4."""
 
-    name: str = "fixed"  # fixed or mwpb
+    name: str = "fixed"  # a registered radius scheme (parts.RADII)
     alpha: float = 0.58  # MWPB's α
     phase1_epochs: int = 80  # epochs ≤ this use ε·phase1_scale and α·phase1_scale for everyone
     phase1_scale: float = 0.5
