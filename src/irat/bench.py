@@ -18,6 +18,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn as nn
@@ -116,24 +117,31 @@ def matmul_rate(device: torch.device, dtype: torch.dtype, n: int = 2048, reps: i
     return 2 * n**3 * reps / (time.perf_counter() - t0)
 
 
-def bench_training(
-    *,
-    method: str,
-    model: str,
-    size: int,
-    channels: int,
-    classes: int,
-    batch_size: int,
-    steps: int,
-    iters: int,
-    repeats: int,
-    device: torch.device,
-    precision: str = "fp32",
-    channels_last: bool = False,
-    compile: bool = False,
-    eps: float = 8 / 255,
-) -> dict:
+@dataclass(frozen=True)
+class BenchCase:
+    """One training-throughput measurement: the method, the model and its synthetic input, the batch, the
+    attack's steps, the timing (iters a window, repeats), the fast-path flags and the radius."""
+
+    method: str
+    model: str
+    size: int
+    channels: int
+    classes: int
+    batch_size: int
+    steps: int
+    iters: int
+    repeats: int
+    precision: str = "fp32"
+    channels_last: bool = False
+    compile: bool = False
+    eps: float = 8 / 255
+
+
+def bench_training(case: BenchCase, device: torch.device) -> dict:
     """Examples/s of irat's train step vs the reference-style loop, alternating, medians and ratio."""
+    method, model, size, channels, classes = case.method, case.model, case.size, case.channels, case.classes
+    batch_size, steps, iters, repeats, eps = case.batch_size, case.steps, case.iters, case.repeats, case.eps
+    precision, channels_last, compile = case.precision, case.channels_last, case.compile
     n = batch_size * iters
     splits = synthetic_splits(n, channels, size, classes, device)
     cfg = Config()
@@ -260,56 +268,30 @@ def bench_eval(
 
 
 def run_bench(
+    case: BenchCase,
     *,
     methods: list[str],
-    model: str,
-    size: int,
-    channels: int,
-    classes: int,
     batch_sizes: list[int],
-    steps: int,
-    iters: int,
-    repeats: int,
     device: str | None,
-    precision: str,
-    channels_last: bool,
-    compile: bool,
     eval_n: int,
     eval_attacks: list[str],
 ) -> dict:
-    if iters < 1 or repeats < 1 or steps < 0 or eval_n < 0 or any(b < 1 for b in batch_sizes):
+    """`case` for every method and batch size (its own method and batch size are replaced), then evaluation."""
+    if case.iters < 1 or case.repeats < 1 or case.steps < 0 or eval_n < 0 or any(b < 1 for b in batch_sizes):
         raise IratError("--iters, --repeats and --batch-size must be >= 1; --steps and --eval-n >= 0")
-    if precision not in ("fp32", "bf16"):
-        raise IratError(f"--precision must be fp32 or bf16, got {precision!r}")
+    if case.precision not in ("fp32", "bf16"):
+        raise IratError(f"--precision must be fp32 or bf16, got {case.precision!r}")
     dev = resolve_device(device)
     from .models import canonical
 
-    canonical(model)
-    train = [
-        bench_training(
-            method=m,
-            model=model,
-            size=size,
-            channels=channels,
-            classes=classes,
-            batch_size=b,
-            steps=steps,
-            iters=iters,
-            repeats=repeats,
-            device=dev,
-            precision=precision,
-            channels_last=channels_last,
-            compile=compile,
-        )
-        for m in methods
-        for b in batch_sizes
-    ]
+    canonical(case.model)
+    train = [bench_training(replace(case, method=m, batch_size=b), dev) for m in methods for b in batch_sizes]
     ev = (
         bench_eval(
-            model=model,
-            size=size,
-            channels=channels,
-            classes=classes,
+            model=case.model,
+            size=case.size,
+            channels=case.channels,
+            classes=case.classes,
             n=eval_n,
             device=dev,
             attacks=tuple(eval_attacks),

@@ -252,24 +252,29 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from .bench import run_bench
+    from .bench import BenchCase, run_bench
     from .tables import results_table
     from .utils import atomic_write_json
 
-    res = run_bench(
-        methods=args.methods.split(","),
+    case = BenchCase(
+        method="at",
         model=args.model,
         size=args.input_size,
         channels=args.channels,
         classes=args.classes,
-        batch_sizes=[int(b) for b in args.batch_size.split(",")],
+        batch_size=1,
         steps=args.steps,
         iters=args.iters,
         repeats=args.repeats,
-        device=args.device,
         precision=args.precision,
         channels_last=args.channels_last,
         compile=args.compile,
+    )
+    res = run_bench(
+        case,
+        methods=args.methods.split(","),
+        batch_sizes=[int(b) for b in args.batch_size.split(",")],
+        device=args.device,
         eval_n=args.eval_n,
         eval_attacks=args.eval_attacks.split(","),
     )

@@ -28,14 +28,14 @@ import platform
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn as nn
 
-from .bench import bench_eval, bench_training, matmul_rate
+from .bench import BenchCase, bench_eval, bench_training, matmul_rate
 from .config import Config, apply_dict
 from .errors import IratError
 from .methods import apply_method
@@ -278,19 +278,8 @@ def speed(dev: torch.device, sizes: Sizes, bf16: bool) -> dict[str, Any]:
     rows = []
     for label, flags in variants:
         for b in sizes.bench_batches:
-            r = bench_training(
-                method="at",
-                model=sizes.bench_model,
-                size=32,
-                channels=3,
-                classes=10,
-                batch_size=b,
-                steps=sizes.bench_steps,
-                iters=sizes.bench_iters,
-                repeats=sizes.bench_repeats,
-                device=dev,
-                **flags,  # type: ignore[arg-type]
-            )
+            case = BenchCase("at", sizes.bench_model, 32, 3, 10, b, sizes.bench_steps, sizes.bench_iters, 1)
+            r = bench_training(replace(case, repeats=sizes.bench_repeats, **flags), dev)  # type: ignore[arg-type]
             # an AT step costs about (K + 1) forward-backward passes: project PGD-10 from the measured PGD-K
             per_example_s = (1 / r["irat_examples_per_s"]) * (10 + 1) / (sizes.bench_steps + 1)
             rows.append(
@@ -320,18 +309,7 @@ def speed(dev: torch.device, sizes: Sizes, bf16: bool) -> dict[str, Any]:
 # -- recommendations ---------------------------------------------------------------------------------------
 def _small_model_step(dev: torch.device, *, steps: int, iters: int) -> dict[str, Any]:
     """Throughput of a BiLAW Table 1-sized job: AT, tiny-CNN, MNIST-shaped inputs, batch 128."""
-    return bench_training(
-        method="at",
-        model="tinycnn",
-        size=28,
-        channels=1,
-        classes=10,
-        batch_size=128,
-        steps=steps,
-        iters=iters,
-        repeats=1,
-        device=dev,
-    )
+    return bench_training(BenchCase("at", "tinycnn", 28, 1, 10, 128, steps, iters, 1), dev)
 
 
 def thread_scaling(dev: torch.device) -> dict[str, Any]:
@@ -425,19 +403,11 @@ def preset_estimate(name: str, dev: torch.device, sizes: Sizes) -> dict[str, Any
         raise IratError(f"--preset {name}: no training-set size known for {spec.name}")
     val = cfg.data.val_size if cfg.data.val_size is not None else spec.default_val_size
     n_train = cfg.data.train_subset or TRAIN_SIZES[spec.name] - val
-    r = bench_training(
-        method=cfg.method,
-        model=cfg.model.arch,
-        size=spec.size,
-        channels=spec.channels,
-        classes=spec.num_classes,
-        batch_size=min(cfg.batch_size, 64) if sizes is QUICK else cfg.batch_size,
-        steps=cfg.attack.steps,
-        iters=1 if sizes is QUICK else 3,
-        repeats=1,
-        device=dev,
-        eps=float(cfg.attack.eps),
+    batch = min(cfg.batch_size, 64) if sizes is QUICK else cfg.batch_size
+    case = BenchCase(
+        cfg.method, cfg.model.arch, spec.size, spec.channels, spec.num_classes, batch, cfg.attack.steps, 1, 1
     )
+    r = bench_training(replace(case, iters=1 if sizes is QUICK else 3, eps=float(cfg.attack.eps)), dev)
     epoch_s = n_train / r["irat_examples_per_s"]
     return {
         "preset": name,
