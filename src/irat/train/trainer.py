@@ -22,60 +22,23 @@ from tqdm.auto import tqdm
 from .. import distributed
 from ..attacks.checks import check_radius, frozen_bn_stats
 from ..attacks.noise import Noise, draw_noise
-from ..checkpoints import BEST, LAST, RECOVERY, load_checkpoint, run_state, save_checkpoint
-from ..config import Config, flatten, from_dict, load_yaml, set_key
+from ..checkpoints import BEST, LAST, RECOVERY, save_checkpoint
+from ..config import Config
 from ..data import Splits, load_splits
 from ..data.unlabeled import build_unlabeled, mixed_batches, n_mixed_batches
-from ..errors import CheckpointError, ConfigError, IratError
+from ..errors import ConfigError, IratError
 from ..evaluate.core import evaluate
 from ..methods import check_method_name
 from ..models import create_model
 from ..parts import Crafted, RunContext, Step, build_parts, idle_parts
 from ..plugins import require_recorded
-from ..rundir import RunLock, check_writable, clean_tmp, remove_run_files, run_files, sync_metrics
+from ..rundir import RunLock, clean_tmp, remove_run_files, sync_metrics
 from ..schedules import learning_rate
 from ..utils import atomic_write_text, default_dtype, resolve_device
 from ..validate import validate_config
 from .awp import AWP
 from .callbacks import Callback, EpochStats, Flatness, StepRecord, TensorBoard
-
-RESUMABLE = (
-    "epochs",
-    "device",
-    "optim.",
-    "val_n",
-    "val_steps",
-    "val_every",
-    "eval_batch_size",
-    "progress",
-    "tensorboard",
-    "save_per_example",
-    "flatness_n",
-    "data.data_dir",
-    "data.download",
-)  # settings a resume may change (the schedule, the length, where it runs, what is evaluated and logged)
-
-
-def apply_resume_changes(cfg: Config, changes: list[tuple[str, Any]]) -> dict[str, list[Any]]:
-    """Apply the settings asked for on --resume; refuse, listing them, any that would make it another run.
-    Returns {key: [before, after]} for the settings that changed."""
-    before = flatten(cfg.to_dict())
-    for key, value in changes:
-        set_key(cfg, key, value)
-    after = flatten(cfg.to_dict())
-    diff = {
-        k: [before.get(k), after.get(k)]
-        for k in [*before, *(k for k in after if k not in before)]
-        if before.get(k) != after.get(k)
-    }
-    bad = [k for k in diff if not any(k == r or (r.endswith(".") and k.startswith(r)) for r in RESUMABLE)]
-    if bad:
-        raise IratError(
-            "--resume continues the same run; these settings cannot change: "
-            + ", ".join(f"{k} ({diff[k][0]!r} → {diff[k][1]!r})" for k in bad)
-            + f". A resume may change: {', '.join(r.rstrip('.') + ('.*' if r.endswith('.') else '') for r in RESUMABLE)}"
-        )
-    return diff
+from .opening import open_run_dir, snapshot
 
 
 class Trainer:
@@ -94,52 +57,11 @@ class Trainer:
         changes: list[tuple[str, Any]] | None = None,
     ):
         self.out = Path(out)
-        if self.out.exists() and not self.out.is_dir():
-            raise IratError(f"--out {self.out} exists and is not a directory")
-        check_writable(self.out, "--out")
-        RunLock(self.out).probe()  # another process training into it: refused before any work
-        files = run_files(self.out)
-        if files and not_started(self.out):  # killed before its first checkpoint: nothing of value to lose
-            _say(f"{self.out} holds a run stopped before its first epoch was saved; starting it again")
-            if resume and cfg is None:  # resumed from scratch, as recorded, with the flags given
-                cfg = from_dict(load_yaml(self.out / "config.yaml"))
-                for key, value in [*(changes or []), ("epochs", epochs), ("device", device)]:
-                    if value is not None:
-                        set_key(cfg, key, value)
-            resume, overwrite = False, True
-        self._files_at_start = _snapshot(self.out)  # re-checked under the lock (another process may write)
-        state = None
-        if files and not (overwrite and not resume):
-            try:
-                state = run_state(self.out)
-            except CheckpointError as exc:  # a damaged recovery.pt: say what is left, change nothing
-                raise CheckpointError(f"{exc}. {_intact_alternatives(self.out)}") from None
-        self.resume_changes: dict[str, list[Any]] = {}
-        if resume:
-            if state is None:
-                raise IratError(
-                    f"--resume: {self.out} holds no run to resume (no {RECOVERY}"
-                    + (f"; it holds {', '.join(files)}" if files else "")
-                    + "); start one without --resume"
-                )
-            cfg = from_dict(state["data"]["config"])
-            # hand edits to config.yaml count like flags (within what a resume may change; else refused)
-            edits = config_edits(self.out / "config.yaml", state["data"]["config"])
-            asked = edits + list(changes or []) + [("epochs", epochs), ("device", device)]
-            self.resume_changes = apply_resume_changes(cfg, [(k, v) for k, v in asked if v is not None])
-        elif files and not overwrite:
-            what = (
-                f"run files ({', '.join(files)})"
-                if state is None
-                else "a finished run"
-                if state["finished"]
-                else f"an unfinished run (epoch {state['epoch']}/{state['epochs']})"
-            )
-            raise IratError(
-                f"{self.out} already holds {what}; pass --resume to continue it, --overwrite to "
-                f"replace it, or choose another --out"
-            )
-        self.overwrite = bool(overwrite and files and not resume)
+        opened = open_run_dir(
+            self.out, cfg, resume=resume, overwrite=overwrite, changes=changes, epochs=epochs, device=device
+        )
+        cfg, state, resume = opened.cfg, opened.state, opened.resume
+        self.overwrite, self.resume_changes, self._files_at_start = opened.overwrite, opened.changes, opened.snapshot
         # the parts a plug-in registers must be known before the config is checked; only plug-ins the user named
         require_recorded(cfg.plugins, f"the run in {self.out}" if resume else "this configuration")
         validate_config(cfg)
@@ -403,7 +325,7 @@ class Trainer:
         """Train until cfg.epochs (or `max_epochs` more epochs); returns the last metrics row. Rank 0 holds
         the run directory's lock throughout: a second process training into it is refused."""
         lock = RunLock(self.out).acquire() if self.dist.main else None
-        if lock is not None and _snapshot(self.out) != self._files_at_start:
+        if lock is not None and snapshot(self.out) != self._files_at_start:
             lock.release()
             raise IratError(
                 f"another process wrote into {self.out} after this one looked at it; nothing was changed — "
@@ -413,7 +335,7 @@ class Trainer:
             with default_dtype(self.dtype):
                 return self._fit(max_epochs)
         finally:
-            self._files_at_start = _snapshot(self.out)  # this process's own writes
+            self._files_at_start = snapshot(self.out)  # this process's own writes
             if lock is not None:
                 lock.release()
 
@@ -679,48 +601,6 @@ def _is_compile_error(exc: BaseException) -> bool:
             return True
         seen = seen.__cause__ or seen.__context__
     return False
-
-
-def not_started(out: Path) -> bool:
-    """A run directory with a config but no checkpoint and no finished epoch: killed during its first epoch."""
-    from ..checkpoints import BEST, LAST
-
-    if not (out / "config.yaml").is_file() or any((out / n).exists() for n in (RECOVERY, LAST, BEST)):
-        return False
-    metrics = out / "metrics.jsonl"
-    return not metrics.exists() or not metrics.read_text(encoding="utf-8", errors="replace").strip()
-
-
-def config_edits(path: Path, recorded: dict[str, Any]) -> list[tuple[str, Any]]:
-    """The settings in which a run's config.yaml differs from its checkpoint's config (hand edits), as
-    (dotted key, value); none when the file is missing or unreadable."""
-    try:
-        on_disk = flatten(load_yaml(path))
-    except (ConfigError, OSError):
-        return []
-    rec = flatten(recorded)
-    return [(k, v) for k, v in on_disk.items() if k in rec and v != rec[k]]
-
-
-def _snapshot(out: Path) -> list[tuple[str, int]]:
-    """The run files in `out` with their modification times (what another process would change)."""
-    return [(n, (out / n).stat().st_mtime_ns) for n in run_files(out) if (out / n).is_file()]
-
-
-def _intact_alternatives(out: Path) -> str:
-    """What a run with a damaged recovery checkpoint still has."""
-    intact = []
-    for name in (LAST, BEST):
-        try:
-            intact.append(f"{name} (epoch {load_checkpoint(out / name)['epoch']})")
-        except CheckpointError:
-            pass
-    if not intact:
-        return "No intact checkpoint is left: train again with --overwrite"
-    return (
-        f"Intact: {', '.join(intact)}, which irat eval can use; they hold no optimizer or RNG state, so an exact "
-        f"resume is impossible: train again with --overwrite to continue from scratch"
-    )
 
 
 def _say(message: str) -> None:
