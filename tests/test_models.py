@@ -7,12 +7,12 @@ import torch
 
 from irat.errors import ConfigError
 from irat.models import canonical, create_model
-from irat.models.registry import _MODELS
+from irat.models.registry import MODELS
 
 SMALL = {"wrn-34-10": 16, "wrn-28-10": 16, "vgg13": 32}
 
 
-@pytest.mark.parametrize("name", sorted(_MODELS))
+@pytest.mark.parametrize("name", sorted(MODELS.names()))
 @pytest.mark.parametrize("channels,classes,size", [(3, 10, 32), (1, 7, 28)])
 def test_forward_backward(name, channels, classes, size):
     if name.startswith("wrn") and size == 32:
