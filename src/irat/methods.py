@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from .config import Config, apply_dict
 from .errors import ConfigError
+from .registry import Registry
 
 
 @dataclass
@@ -20,11 +21,12 @@ class Method:
     aliases: tuple[str, ...] = ()
 
 
-METHODS: dict[str, Method] = {}
+METHODS: Registry[Method] = Registry("method", "method")  # the one registry idiom, as parts, models, datasets
 
 
-def register_method(m: Method) -> None:
-    METHODS[m.name] = m
+def register_method(m: Method, *, replace: bool = False) -> None:
+    """A method: a preset over parts with the paper's hyperparameters; its name and aliases must be free."""
+    METHODS.register(m.name, replace=replace, aliases=tuple(m.aliases), doc=m.description)(m)
 
 
 register_method(
@@ -340,11 +342,10 @@ _m(
 
 
 def get_method(name: str) -> Method:
-    key = name.lower()
-    for m in METHODS.values():
-        if key == m.name or key in m.aliases:
-            return m
-    raise ConfigError(f"unknown method {name!r}; known: {', '.join(sorted(METHODS))} (see `irat methods`)")
+    found = METHODS.resolve(name)
+    if found is None:
+        raise ConfigError(f"unknown method {name!r}; known: {', '.join(sorted(METHODS))} (see `irat methods`)")
+    return METHODS[found]
 
 
 def apply_method(cfg: Config, name: str) -> None:

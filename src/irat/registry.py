@@ -76,6 +76,18 @@ class Registry(Generic[T]):
     def names(self) -> tuple[str, ...]:
         return tuple(self._items)
 
+    def __getitem__(self, name: str) -> T:
+        return self.get(name)
+
+    def values(self) -> list[T]:
+        return list(self._items.values())
+
+    def items(self) -> list[tuple[str, T]]:
+        return list(self._items.items())
+
+    def __len__(self) -> int:
+        return len(self._items)
+
     def __contains__(self, name: object) -> bool:
         return name in self._items
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError, DataError
+from ..registry import Registry
 from . import readers
 from .download import check_md5, download_file
 
@@ -209,22 +210,15 @@ def _digits_read(_: Path) -> Arrays:
     return Arrays("digits", xtr, ytr, xte, yte, 10, scale=1 / 16)
 
 
-SPECS: dict[str, DatasetSpec] = {}
+SPECS: Registry[DatasetSpec] = Registry("dataset", "data.dataset")  # the one registry idiom
 
 
 def register_dataset(spec: DatasetSpec, *, replace: bool = False) -> DatasetSpec:
     """Make a dataset known by name (a plug-in's too: `--dataset NAME` then finds it). A name or alias that
     is taken — a built-in's or another plug-in's — is refused unless replace=True."""
-    for key in (spec.name, *spec.aliases):
-        taken = next((s for s in SPECS.values() if key in (s.name, *s.aliases)), None)
-        if taken is not None and not (replace and taken.name == spec.name):
-            raise ConfigError(
-                f"a dataset named {key!r} is already registered ({taken.name}); choose another name or pass replace=True"
-            )
     if spec.name == "npz":
         raise ConfigError("the dataset name 'npz' is reserved for folders of train*.npz / test.npz")
-    SPECS[spec.name] = spec
-    return spec
+    return SPECS.register(spec.name, replace=replace, aliases=tuple(spec.aliases), doc=spec.name)(spec)
 
 
 _register = register_dataset
@@ -303,9 +297,9 @@ _register(
 
 def get_spec(name: str) -> DatasetSpec:
     key = name.lower()
-    for spec in SPECS.values():
-        if key == spec.name or key in spec.aliases:
-            return spec
+    found = SPECS.resolve(key)
+    if found is not None:
+        return SPECS[found]
     if key.startswith("npz:"):
         raise ConfigError("use --dataset npz with --data-dir pointing at the folder of train*.npz/test*.npz")
     raise ConfigError(f"unknown dataset {name!r}; known: {', '.join(list(SPECS) + ['npz'])}")
