@@ -449,7 +449,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from .doctor import doctor_lines, main_check, run_doctor
+    from .doctor import doctor_lines, exit_code, run_doctor
     from .rundir import check_output
     from .utils import atomic_write_json
 
@@ -460,7 +460,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     print("\n".join(doctor_lines(rep)))
     if args.json:
         atomic_write_json(args.json, rep)
-    return main_check(rep)
+    return exit_code(rep)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

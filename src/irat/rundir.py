@@ -221,19 +221,19 @@ def run_progress(run: Path) -> dict[str, Any] | None:
     """How far a run directory's training has come: {"epoch", "epochs", "training"} (training: a live irat
     process holds it), or None for a file or a folder without a run. Read from metrics.jsonl and config.yaml
     only (no checkpoint is loaded)."""
-    import yaml
+    from .config import load_yaml
 
     if not run.is_dir() or not (run / "config.yaml").is_file():
         return None
     try:
-        epochs = int((yaml.safe_load((run / "config.yaml").read_text()) or {}).get("epochs", 0))
+        epochs = int(load_yaml(run / "config.yaml").get("epochs", 0))
         lines = (
             [ln for ln in (run / "metrics.jsonl").read_text().splitlines() if ln.strip()]
             if (run / "metrics.jsonl").exists()
             else []
         )
         epoch = int(json.loads(lines[-1]).get("epoch", 0)) if lines else 0
-    except (OSError, ValueError, TypeError, AttributeError):
+    except (OSError, ValueError, TypeError, AttributeError, IratError):
         return None
     try:
         RunLock(run).probe()

@@ -189,7 +189,7 @@ def state(cell: Cell, out: Path) -> dict[str, Any]:
         return dict(info, state="running", error=holder)
     failed = (run / FAILED).read_text().strip().splitlines()[-1:] if (run / FAILED).exists() else []
     if failed:
-        info.update(state="failed", error=failed[0] if failed else "")
+        info.update(state="failed", error=failed[0])
     if not (run / RECOVERY).exists():
         if (run / "config.yaml").exists():  # started but no epoch finished: ours (a failed start) or another run?
             diff = _differences(yaml.safe_load((run / "config.yaml").read_text()) or {}, cell.config().to_dict())

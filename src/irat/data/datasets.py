@@ -221,15 +221,12 @@ def register_dataset(spec: DatasetSpec, *, replace: bool = False) -> DatasetSpec
     return SPECS.register(spec.name, replace=replace, aliases=tuple(spec.aliases), doc=spec.name)(spec)
 
 
-_register = register_dataset
-
-
-_register(
+register_dataset(
     _idx_spec(
         "mnist", "https://ossci-datasets.s3.amazonaws.com/mnist/", _MNIST_MD5, ["mnist", "MNIST/raw", "MNIST"], []
     )
 )
-_register(
+register_dataset(
     _idx_spec(
         "fashion-mnist",
         "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
@@ -238,7 +235,7 @@ _register(
         ["fmnist", "f-mnist"],
     )
 )
-_register(
+register_dataset(
     _cifar_spec(
         "cifar10",
         _C10_TAR,
@@ -250,7 +247,7 @@ _register(
         ["cifar-10"],
     )
 )
-_register(
+register_dataset(
     _cifar_spec(
         "cifar100",
         _C100_TAR,
@@ -262,7 +259,7 @@ _register(
         ["cifar-100"],
     )
 )
-_register(
+register_dataset(
     DatasetSpec(
         "svhn",
         3,
@@ -275,7 +272,7 @@ _register(
         augment=True,
     )
 )
-_register(
+register_dataset(
     DatasetSpec(
         "tiny-imagenet",
         3,
@@ -290,7 +287,7 @@ _register(
         after_download=_tiny_extract,
     )
 )
-_register(
+register_dataset(
     DatasetSpec("digits", 1, 8, 10, [], [], _digits_read, lambda f: True, default_val_size=300, needs_download=False)
 )
 

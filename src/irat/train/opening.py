@@ -8,12 +8,16 @@ trainer can re-check it under its lock.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tqdm.auto import tqdm
+
 from ..checkpoints import BEST, LAST, RECOVERY, load_checkpoint, run_state
 from ..config import Config, flatten, from_dict, load_yaml, set_key
+from ..distributed import is_main_process
 from ..errors import CheckpointError, ConfigError, IratError
 from ..rundir import RunLock, check_writable, run_files
 
@@ -86,7 +90,7 @@ def open_run_dir(
     RunLock(out).probe()  # another process training into it: refused before any work
     files = run_files(out)
     if files and not_started(out):  # killed before its first checkpoint: nothing of value to lose
-        _say(f"{out} holds a run stopped before its first epoch was saved; starting it again")
+        say(f"{out} holds a run stopped before its first epoch was saved; starting it again")
         if resume and cfg is None:  # resumed from scratch, as recorded, with the flags given
             cfg = from_dict(load_yaml(out / "config.yaml"))
             for key, value in [*(changes or []), ("epochs", epochs), ("device", device)]:
@@ -169,11 +173,7 @@ def _intact_alternatives(out: Path) -> str:
     )
 
 
-def _say(message: str) -> None:
-    """One line to stderr, from rank 0 only."""
-    import sys
-
-    from ..distributed import is_main_process
-
+def say(message: str) -> None:
+    """One line to stderr from rank 0, written beside a progress bar (the train package's one way to talk)."""
     if is_main_process():
-        print(f"irat: {message}", file=sys.stderr)
+        tqdm.write(f"irat: {message}", file=sys.stderr)

@@ -38,7 +38,7 @@ from ..utils import atomic_write_text, default_dtype, resolve_device
 from ..validate import validate_config
 from .awp import AWP
 from .callbacks import Callback, EpochStats, Flatness, StepRecord, TensorBoard
-from .opening import open_run_dir, snapshot
+from .opening import open_run_dir, say, snapshot
 
 
 class Trainer:
@@ -359,14 +359,14 @@ class Trainer:
         cfg = self.cfg
         self.out.mkdir(parents=True, exist_ok=True)
         for name in clean_tmp(self.out):
-            _say(f"removed {name}, left by an interrupted write")
+            say(f"removed {name}, left by an interrupted write")
         if self.overwrite:  # --overwrite: the old run's files go, under the lock, before the new ones come
             remove_run_files(self.out)
             self.overwrite = False
         atomic_write_text(self.out / "config.yaml", cfg.to_yaml())
         for reason in self.idle:
-            _say(f"warning: {reason}")
-        sync_metrics(self.out, self.epoch, self.history, say=_say)
+            say(f"warning: {reason}")
+        sync_metrics(self.out, self.epoch, self.history, say=say)
         if self.unlabeled_info is not None:
             atomic_write_text(self.out / "unlabeled.json", json.dumps(self.unlabeled_info, indent=1) + "\n")
 
@@ -421,7 +421,7 @@ class Trainer:
         acc = self._reduce_stats(acc)
         if skipped and main and not self._told_skip:
             self._told_skip = True
-            _say(
+            say(
                 f"the last batch of each epoch ({skipped} examples) is smaller than the "
                 f"{self.dist.world} ranks and is skipped"
             )
@@ -439,7 +439,7 @@ class Trainer:
         except Exception as exc:
             if not self.cfg.compile or getattr(self, "compile_failed", False) or not _is_compile_error(exc):
                 raise
-            _say(f"torch.compile failed ({type(exc).__name__}); training in eager mode from here")
+            say(f"torch.compile failed ({type(exc).__name__}); training in eager mode from here")
             self.compile_failed = True
             self.net = self.model
             self.train_net = self._data_parallel(self.net) if self.dist.enabled else self.net
@@ -601,12 +601,6 @@ def _is_compile_error(exc: BaseException) -> bool:
             return True
         seen = seen.__cause__ or seen.__context__
     return False
-
-
-def _say(message: str) -> None:
-    """One line to stderr (rank 0), beside the progress bar."""
-    if distributed.is_main_process():
-        tqdm.write(f"irat: {message}", file=sys.stderr)
 
 
 def _sum_hook(state, bucket):
