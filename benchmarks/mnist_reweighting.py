@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from irat.config import Config, apply_dict
+from irat.config import Config, apply_dict, set_chosen_option
 from irat.evaluate import evaluate
 from irat.presets import preset_config
 from irat.tables import results_table
@@ -69,9 +69,9 @@ def config_for(method: str, epochs: int, data_dir: str, seed: int) -> Config:
             "data": {"data_dir": data_dir, "download": False},
             "optim": {"milestones": sorted({burn, epochs - 1})},
             "weighting": {"burn_in": burn},
-            "radius": {"phase1_epochs": burn},
         },
     )
+    set_chosen_option(cfg, "radius", "phase1_epochs", burn)  # MWPB's first phase as long as the burn-in
     return cfg
 
 

@@ -48,10 +48,10 @@ FAST = [
     "--model", "tinycnn", "--batch-size", "50",
     "--set", "data.train_subset=300", "--set", "val_n=100", "--set", "val_steps=3",
     "--set", "optim.schedule=constant", "--set", "optim.lr=0.05", "--set", "optim.weight_decay=0",
-    "--set", "radius.phase1_epochs=1", "--set", "awp.warmup=1", "--set", "weighting.bilaw_meta_size=100",
+    "--set", "radius.mwpb.phase1_epochs=1", "--set", "awp.warmup=1", "--set", "weighting.bilaw.meta_size=100",
     "--set", "precision=fp64",
 ]  # fmt: skip
-FULL = ["--set", "weighting.bilaw_meta_size=200"]  # BiLAW's default 1000 exceeds the digits' training set
+FULL = ["--set", "weighting.bilaw.meta_size=200"]  # BiLAW's default 1000 exceeds the digits' training set
 TEACHER_OF = ("rst", "gair-rst")
 K = 128  # projections: the distance estimate's relative standard error is about 1/sqrt(2K) = 6 %
 # The largest relative distance accepted as "the same training" (see the module's docstring).

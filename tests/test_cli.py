@@ -136,7 +136,7 @@ def test_preset_and_set_precedence(tmp_path):
         (["--weighting", "magic"], "weighting.name"),
         (["--radius", "huge"], "radius.name"),
         (["--burn-in=-1"], "weighting.burn_in"),
-        (["--method", "mail-at", "--set", "weighting.mail_margin=pm-xyz"], "weighting.mail_margin"),
+        (["--method", "mail-at", "--set", "weighting.mail.margin=pm-xyz"], "weighting.mail.margin must be one of"),
         (["--method", "gairat", "--set", "weighting.normalization=max"], "weighting.normalization"),
         (["--objective", "trades-mix", "--weighting", "bilaw"], "not BiLAW"),
         (["--set", "seed=abc"], "seed must be a whole number, got 'abc'"),
@@ -144,7 +144,8 @@ def test_preset_and_set_precedence(tmp_path):
         (["--set", "data.val_size=abc"], "data.val_size must be a whole number or null, got 'abc'"),
         (["--set", "awp.enabled=maybe"], "awp.enabled must be true or false"),
         (["--set", "weighting.nosuch.alpha=1"], "no weighting scheme named 'nosuch'"),
-        (["--set", "weighting.gair.alpha=1"], "weighting.gair takes no options"),
+        (["--set", "weighting.gair.alpha=1"], "weighting.gair has no option 'alpha'"),
+        (["--set", "weighting.none.alpha=1"], "weighting.none takes no options"),
     ],
 )
 def test_bad_train_input(tmp_path, capsys, extra, msg):

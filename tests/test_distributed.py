@@ -24,7 +24,7 @@ from irat.train import Trainer, load_model
 METHODS = {
     "at": {},
     "mail-trades": {"weighting": {"burn_in": 0}},
-    "bilaw": {"weighting": {"bilaw_meta_size": 60}},
+    "bilaw": {"weighting": {"bilaw": {"meta_size": 60}}},
     "gairat": {"weighting": {"burn_in": 0}},
     "awp-at": {"attack": {"bn_mode": "eval"}},
     "mma": {},

@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from irat.config import Config, OptimConfig
+from irat.config import Config, OptimConfig, get_key, set_key
 from irat.methods import METHODS, apply_method
 from irat.paper_presets import table_presets
 from irat.parts import RADII, RunContext, make_objective
@@ -35,10 +35,11 @@ def test_gair_rst_cw_attack_starts_like_the_kl_attack():
     crafted = obj.craft(
         Step(net=net, model=net, x=x, y=y, idx=torch.arange(64), epoch=1, eps=0.3, alpha=0.075, lr=0.1, global_n=64)
     )
-    assert cfg.objective.mix_cw_start == "normal"
+    assert get_key(cfg, "objective.trades-mix.cw_start") == "normal"
     delta = (crafted.x_adv2 - x).abs()
     assert 0 < delta.max() < 0.006 and delta.std() == pytest.approx(0.001 * math.sqrt(1 - 2 / math.pi), rel=0.1)
-    cfg.objective.mix_cw_start = "uniform"  # the previous form, still available
+    set_key(cfg, "objective.trades-mix.cw_start", "uniform")  # the previous form, still available
+    obj = make_objective("trades-mix", cfg=cfg)
     crafted = obj.craft(
         Step(net=net, model=net, x=x, y=y, idx=torch.arange(64), epoch=1, eps=0.3, alpha=0.075, lr=0.1, global_n=64)
     )
@@ -74,7 +75,8 @@ def test_released_gair_rst_preset_weights_from_epoch_100_on_rst_optimisation():
     cfg = _preset_cfg("gairat/cifar10-rst-released/gair-rst")
     released_first = next(e for e in range(1, 201) if e >= 0.5 * 200)
     assert _first_weighted_epoch(cfg) == released_first == 100
-    assert cfg.weighting.gair_lambda == 3.0 and cfg.weighting.gair_fn == "tanh-rst" and cfg.epochs == 200
+    assert get_key(cfg, "weighting.gair.lam") == 3.0 and get_key(cfg, "weighting.gair.fn") == "tanh-rst"
+    assert cfg.epochs == 200
     o = cfg.optim
     assert (o.schedule, o.lr, o.weight_decay, o.nesterov, cfg.batch_size) == ("cosine", 0.1, 5e-4, True, 256)
     assert cfg.unlabeled.epoch == "rst" and cfg.unlabeled.fraction == 0.5
@@ -169,11 +171,11 @@ def test_awp_presets_follow_the_released_scripts():
 
 
 def test_fat_step_noise_and_schedules_follow_the_released_scripts():
-    assert _cfg("fat").objective.fat_noise == 0.001  # FAT.py
+    assert get_key(_cfg("fat"), "objective.fat.noise") == 0.001  # FAT.py
     for m in ("fat-trades", "fat-mart", "gair-fat"):
-        assert _cfg(m).objective.fat_noise == 0.0
-    assert _cfg("fat-mart").objective.fat_tau == [[0, 0], [20, 1], [40, 2], [60, 3], [80, 4]]
-    assert _cfg("fat-trades").objective.fat_tau == [[0, 0], [30, 1], [50, 2], [70, 3]]
+        assert get_key(_cfg(m), "objective.fat.noise") == 0.0
+    assert get_key(_cfg("fat-mart"), "objective.fat.tau") == [[0, 0], [20, 1], [40, 2], [60, 3], [80, 4]]
+    assert get_key(_cfg("fat-trades"), "objective.fat.tau") == [[0, 0], [30, 1], [50, 2], [70, 3]]
 
 
 def test_mail_released_presets_follow_the_released_script():
@@ -201,7 +203,9 @@ def test_mwpb_radii_on_hand_values():
     net = nn.Sequential(nn.Flatten(), nn.Identity())  # logits = log p: the softmax gives p back
     x, y = probs.log().reshape(3, 1, 1, 3), torch.zeros(3, dtype=torch.long)
     cfg = Config()
-    cfg.radius.name, cfg.radius.alpha, cfg.radius.phase1_epochs = "mwpb", 0.58, 80
+    cfg.radius.name = "mwpb"
+    set_key(cfg, "radius.mwpb.alpha", 0.58)
+    set_key(cfg, "radius.mwpb.phase1_epochs", 80)
     r = RADII.get("mwpb")(cfg)
     eps, step = r(net, x, y, 81, 8 / 255, 2 / 255)
     assert eps.tolist() == pytest.approx([0.0419271368792305, 0.023474935453445183, 0.03137254901960784], rel=1e-5)
@@ -222,7 +226,8 @@ def test_bilaw_step_against_an_independent_float64_implementation(monkeypatch):
     xv, yv = torch.rand(5, 4, dtype=torch.float64), torch.randint(0, c, (5,))
     cfg = Config()
     apply_method(cfg, "bilaw")
-    cfg.weighting.bilaw_hidden, cfg.weighting.bilaw_lr = 8, lr_mu
+    set_key(cfg, "weighting.bilaw.hidden", 8)
+    set_key(cfg, "weighting.bilaw.lr", lr_mu)
     bilaw = WEIGHTINGS.get("bilaw")(cfg, RunContext(cfg, num_classes=c))
     bilaw.net.double()
     bilaw.opt = torch.optim.Adam(bilaw.net.parameters(), lr=lr_mu)

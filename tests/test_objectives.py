@@ -68,7 +68,11 @@ def test_weights_apply_to_named_term_only():
 
 
 def test_fat_variants_and_unknown():
-    assert make_objective("fat").early_stop and make_objective("fat-trades").attack_loss == "kl"
+    from irat.parts.base import Step
+
+    step = Step(net=None, model=None, x=NAT, y=Y, idx=Y, epoch=1, eps=0.1, alpha=0.025, lr=0.1, global_n=len(Y))
+    assert make_objective("fat").attack_kwargs(step)["tau"] == 0 and make_objective("fat-trades").attack_loss == "kl"
+    assert "tau" not in make_objective("at").attack_kwargs(step)  # early stopping is FAT's alone
     assert set(make_objective("fat-mart").terms(NAT, ADV, Y)) == {"adv_ce", "bce_margin", "kl"}
     with pytest.raises(ConfigError, match="unknown objective"):
         make_objective("madry")

@@ -72,7 +72,7 @@ def test_plugin_scheme_trains_resumes_after_kill_and_evaluates(tmp_path):
 
     cfg = yaml.safe_load((tmp_path / "killed" / "config.yaml").read_text())
     assert cfg["plugins"] == [str(PLUGIN)] and cfg["method"] == "at+focal-margin"
-    assert cfg["weighting"]["options"] == {"focal-margin": {"gamma": 3}}
+    assert cfg["weighting"]["focal-margin"] == {"gamma": 3}  # its options, beside the shared ones
     rows = [json.loads(line) for line in (tmp_path / "killed" / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2, 3, 4]
     assert "weight_mean" not in rows[0]  # burn-in: ω ≡ 1, no weights reported

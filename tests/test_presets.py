@@ -71,19 +71,19 @@ def test_preset_resolves(name, tmp_path):
 def test_table_values_follow_the_papers():
     p = table_presets()
     assert p["mail/cifar10-resnet18/mail-trades"]["optim"]["weight_decay"] == 3.5e-3
-    assert p["gairat/cifar10-wrn32/gair-fat"]["weighting"] == {"burn_in": 60, "gair_lambda": 0.0}
+    assert p["gairat/cifar10-wrn32/gair-fat"]["weighting"] == {"burn_in": 60, "gair": {"lam": 0.0}}
     assert p["gairat/cifar10-wrn32/at"]["optim"]["milestone_lrs"] == [0.01, 0.001, 0.0005]
-    assert p["mwpb/svhn-rn18/mwpb-trades"]["radius"]["alpha"] == 0.15
+    assert p["mwpb/svhn-rn18/mwpb-trades"]["radius"]["mwpb"]["alpha"] == 0.15
     assert p["bilaw/cifar100-wrn32-linf8/trades"]["objective"]["beta"] == 1.0
     assert p["bilaw/mnist-tinycnn-l2/at"]["attack"] == {"norm": "l2", "eps": 0.3, "alpha": 0.075, "steps": 10}
-    assert p["bilaw/cifar10-wrn32-capacity/h64-64"]["weighting"]["bilaw_hidden"] == [64, 64]
-    assert p["bilaw/cifar10-wrn32-input/loss-diff"]["weighting"]["bilaw_input"] == "loss-diff"
-    assert p["mwpb/cifar10-wrn34-alpha/alpha-0.85"]["radius"]["alpha"] == 0.85
-    assert p["gairat/ablation-weight-fn/sigmoid"]["weighting"]["gair_fn"] == "sigmoid"
+    assert p["bilaw/cifar10-wrn32-capacity/h64-64"]["weighting"]["bilaw"]["hidden"] == [64, 64]
+    assert p["bilaw/cifar10-wrn32-input/loss-diff"]["weighting"]["bilaw"]["input"] == "loss-diff"
+    assert p["mwpb/cifar10-wrn34-alpha/alpha-0.85"]["radius"]["mwpb"]["alpha"] == 0.85
+    assert p["gairat/ablation-weight-fn/sigmoid"]["weighting"]["gair"]["fn"] == "sigmoid"
     assert p["gairat/ablation-lambda-svhn/lambda-2"]["optim"]["lr"] == 0.01
     assert p["gairat/ablation-lr-schedule/gairat-cosine"]["weighting"]["burn_in"] == 100
     assert p["gairat/ablation-train-eps/at-eps16"]["attack"]["eps"] == "16/255"
-    assert p["mail/cifar10-resnet18-lm/trades-logit-adv"]["weighting"]["mail_margin"] == "logit-adv"
+    assert p["mail/cifar10-resnet18-lm/trades-logit-adv"]["weighting"]["mail"]["margin"] == "logit-adv"
 
 
 def test_every_main_table_row_carries_the_papers_numbers():

@@ -435,7 +435,11 @@ def test_python_api_applies_a_method_or_refuses_a_bare_name(tmp_path):
         weighting={"burn_in": 1},
         **{"data.train_subset": 256, "attack.steps": 3, "val_n": 40},
     )
-    assert t.cfg.method == "mail-at" and t.cfg.weighting.name == "mail" and t.cfg.weighting.mail_gamma == 30.0
+    assert (
+        t.cfg.method == "mail-at"
+        and t.cfg.weighting.name == "mail"
+        and t.cfg.weighting.options["mail"]["gamma"] == 30.0
+    )
     assert [r["epoch"] for r in t.history] == [1, 2] and "weight_mean" in t.history[1]
     t = irat.fit(tmp_path / "api", resume=True, epochs=3)
     assert t.history[-1]["epoch"] == 3 and t.history[-1]["resumed_with"] == {"epochs": [2, 3]}

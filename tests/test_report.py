@@ -155,7 +155,7 @@ def tiny_runs(tmp_path_factory):
             flatness_n=32,
             tensorboard=True,
             weighting={"burn_in": 1} if method == "gairat" else {},
-            radius={"phase1_epochs": 1} if method == "mwpb-at" else {},
+            radius={"mwpb": {"phase1_epochs": 1}} if method == "mwpb-at" else {},
         )
         Trainer(cfg, root / method).fit()
         out[method] = root / method
@@ -411,14 +411,21 @@ def test_a_row_unlike_the_papers_setting_is_not_compared(tmp_path):
     for lam in (-1.0, 0.0):
         run = fake_run(tmp_path, f"g{lam}", "gairat", 0, {"natural": 85.0, "pgd20": 55.0, "pgdplus": 53.0})
         cfg = yaml.safe_load((run / "config.yaml").read_text())
-        cfg.update(preset="gairat/cifar10-wrn32/gairat", weighting={"gair_lambda": lam})
+        cfg["preset"] = "gairat/cifar10-wrn32/gairat"
+        cfg["weighting"] = {"name": "gair", "gair": {"lam": lam}}
         (run / "config.yaml").write_text(yaml.safe_dump(cfg))
         runs.append(run)
-    rep = build_report(runs, paper=True, group_by="weighting.gair_lambda")
+    rep = build_report(runs, paper=True, group_by="weighting.gair.lam")
     rows = {r["group"]: r for r in rep.rows}
     assert "pgd20 (paper)" in rows["0.0"] and "pgd20 (paper)" not in rows["-1.0"]
-    assert any("not compared with the paper" in n and "weighting.gair_lambda=-1.0 (paper: 0.0)" in n for n in rep.notes)
-    assert render(rep).splitlines()[0].startswith("| weighting.gair_lambda")  # the column names its grouping
+    assert any("not compared with the paper" in n and "weighting.gair.lam=-1.0 (paper: 0.0)" in n for n in rep.notes)
+    assert render(rep).splitlines()[0].startswith("| weighting.gair.lam")  # the column names its grouping
+    # a run written before the options were the parts' own (flat keys) groups and compares the same way
+    legacy = yaml.safe_load((runs[0] / "config.yaml").read_text())
+    legacy["weighting"] = {"name": "gair", "gair_lambda": -1.0}
+    (runs[0] / "config.yaml").write_text(yaml.safe_dump(legacy))
+    old = build_report(runs, paper=True, group_by="weighting.gair_lambda")  # the old key names the new one
+    assert {r["group"] for r in old.rows} == {"-1.0", "0.0"} and old.notes == rep.notes
 
 
 def test_the_worst_case_column_says_which_examples_it_covers(tmp_path):

@@ -175,7 +175,7 @@ def test_mwpb_radii_and_phases():
     r = mwpb_radii(model, x, y, eps, 0.58)
     d = probabilistic_margin(model(x).detach(), y)
     assert torch.allclose(r, torch.exp(0.58 * d) * eps)
-    cfg = Config(radius=RadiusConfig(name="mwpb", alpha=0.58, phase1_epochs=80))
+    cfg = Config(radius=RadiusConfig(name="mwpb", options={"mwpb": {"alpha": 0.58, "phase1_epochs": 80}}))
     radius_for = RADII.get("mwpb")(cfg)
     assert radius_for(model, x, y, 80, eps, eps / 4) == (eps / 2, eps / 8)
     e_i, a_i = radius_for(model, x, y, 81, eps, eps / 4)
@@ -254,8 +254,8 @@ TINY = {
     "attack": {"steps": 2},
     "data": {"train_subset": 192},
     "val_n": 40,
-    "weighting": {"burn_in": 0, "bilaw_meta_size": 64},
-    "radius": {"phase1_epochs": 0},
+    "weighting": {"burn_in": 0, "bilaw": {"meta_size": 64}},
+    "radius": {"mwpb": {"phase1_epochs": 0}},
     "awp": {"warmup": 0},
 }
 
@@ -268,7 +268,7 @@ def test_every_method_trains_one_epoch(tmp_path, method):
     if m.get("weighting", {}).get("name") not in (None, "none"):
         assert row["weight_min"] >= 0 and row["weight_max"] >= row["weight_min"]
     if m.get("radius", {}).get("name") == "mwpb":
-        a = m["radius"]["alpha"]
+        a = m["radius"]["mwpb"]["alpha"]
         assert (
             0.1 * math.exp(-a) - 1e-9 <= row["eps_min"] <= row["eps_mean"] <= row["eps_max"] <= 0.1 * math.exp(a) + 1e-9
         )

@@ -273,7 +273,7 @@ def test_rst_reads_an_npz_of_images(tmp_path):
         (["--method", "at", "--set", "unlabeled.path=x.npz"], "needs a teacher"),
         (["--method", "mma", "--weighting", "gair"], "objective mma"),
         (["--method", "st-at", "--radius", "mwpb"], "objective st"),
-        (["--method", "mma", "--set", "objective.mma_min_eps=1.0"], "mma_min_eps"),
+        (["--method", "mma", "--set", "objective.mma.min_eps=1.0"], "objective.mma.min_eps (1"),
     ],
 )
 def test_bad_system_settings_stop_before_work(tmp_path, capsys, args, message):
@@ -340,7 +340,7 @@ def test_bilaw_ablations_train(tmp_path, inp, hidden):
         method="bilaw",
         epochs=1,
         attack={"steps": 2},
-        weighting={"burn_in": 0, "bilaw_meta_size": 64, "bilaw_input": inp, "bilaw_hidden": hidden},
+        weighting={"burn_in": 0, "bilaw": {"meta_size": 64, "input": inp, "hidden": hidden}},
     )
     t = Trainer(cfg, tmp_path / "b")
     row = t.fit()
@@ -361,9 +361,9 @@ def test_bad_bilaw_hidden_is_refused(tmp_path, capsys):
                 "--out",
                 str(out),
                 "--set",
-                "weighting.bilaw_hidden=[64, 0]",
+                "weighting.bilaw.hidden=[64, 0]",
             ]
         )
         == 2
     )
-    assert "bilaw_hidden" in capsys.readouterr().err and not out.exists()
+    assert "weighting.bilaw.hidden must be" in capsys.readouterr().err and not out.exists()

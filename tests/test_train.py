@@ -124,8 +124,8 @@ def test_resume_is_bit_identical_for_stateful_methods(tmp_path, method):
     over = dict(
         method=method,
         epochs=3,
-        weighting={"burn_in": 1, "bilaw_meta_size": 64},
-        radius={"phase1_epochs": 1},
+        weighting={"burn_in": 1, "bilaw": {"meta_size": 64}},
+        radius={"mwpb": {"phase1_epochs": 1}},
         data={"train_subset": 192},
     )
     Trainer(quick_config(**over), tmp_path / "a").fit()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import irat
 
@@ -14,7 +14,7 @@ class EpsRamp(irat.Radius):
     @dataclass
     class Options:  # --set radius.eps-ramp.ramp_epochs=10
         start: float = 0.25
-        ramp_epochs: int = 5
+        ramp_epochs: int = field(default=5, metadata=irat.EPOCHS)  # counts epochs: `sweep --shorten` scales it
 
     def __call__(self, model, x, y, epoch, eps, step):
         o = self.options

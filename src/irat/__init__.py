@@ -25,6 +25,10 @@ _LAZY = {
     "fit": ("irat.api", "fit"),
     "load_model": ("irat.checkpoints", "load_model"),
     "Config": ("irat.config", "Config"),
+    "EPOCHS": ("irat.config", "EPOCHS"),
+    "EPOCHS_BEFORE_END": ("irat.config", "EPOCHS_BEFORE_END"),
+    "EPOCH_TABLE": ("irat.config", "EPOCH_TABLE"),
+    "RESUMABLE": ("irat.config", "RESUMABLE"),
     "IratError": ("irat.errors", "IratError"),
     "evaluate": ("irat.evaluate", "evaluate"),
     "EvalAttack": ("irat.evaluate.attacks", "EvalAttack"),
@@ -77,6 +81,10 @@ if TYPE_CHECKING:
     from . import attacks, data, errors, models
     from .api import fit
     from .checkpoints import load_model
+    from .config import EPOCH_TABLE as EPOCH_TABLE
+    from .config import EPOCHS as EPOCHS
+    from .config import EPOCHS_BEFORE_END as EPOCHS_BEFORE_END
+    from .config import RESUMABLE as RESUMABLE
     from .config import Config
     from .errors import IratError
     from .evaluate import evaluate

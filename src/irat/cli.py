@@ -351,7 +351,7 @@ def cmd_methods(args: argparse.Namespace) -> int:
     )
     if not (only_presets or args.pattern):
         show(
-            "Parts (--objective / --weighting / --radius NAME; a plug-in's options: --set SECTION.NAME.KEY=VALUE):",
+            "Parts (--objective / --weighting / --radius NAME; a part's options: --set SECTION.NAME.KEY=VALUE):",
             part_table(),
             ["section", "name", "what", "options"],
         )

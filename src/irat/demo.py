@@ -7,7 +7,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .config import Config, apply_dict
+from .config import Config, apply_dict, clamp_epoch_settings
 from .evaluate.run import evaluate_run
 from .methods import apply_method
 from .tables import results_table
@@ -27,10 +27,10 @@ DEMO_SETTINGS = {
 # AT, two reweighting schemes (κ-based GAIRAT, margin-based MAIL-AT) and MWPB's per-example radii;
 # weights and radii switch on after a 15-epoch burn-in, as the papers start them mid-training.
 DEMO_METHODS = ["at", "gairat", "mail-at", "mwpb-at"]
-DEMO_METHOD_SETTINGS = {
+DEMO_METHOD_SETTINGS: dict[str, dict] = {
     "gairat": {"weighting": {"burn_in": 15}},
     "mail-at": {"weighting": {"burn_in": 15}},
-    "mwpb-at": {"radius": {"phase1_epochs": 15}},
+    "mwpb-at": {"radius": {"mwpb": {"phase1_epochs": 15}}},
 }
 
 
@@ -42,8 +42,7 @@ def demo_config(method: str, epochs: int | None, device: str | None, quiet: bool
     if epochs is not None:
         cfg.epochs = epochs
         cfg.optim.milestones = [round(epochs * 2 / 3), round(epochs * 0.9)]
-        cfg.weighting.burn_in = min(cfg.weighting.burn_in, epochs // 2)
-        cfg.radius.phase1_epochs = min(cfg.radius.phase1_epochs, epochs // 2)
+        clamp_epoch_settings(cfg, epochs // 2)
     cfg.device = device or "auto"
     cfg.progress = not quiet
     return cfg

@@ -36,7 +36,7 @@ import torch
 import torch.nn as nn
 
 from .bench import BenchCase, bench_eval, bench_training, matmul_rate
-from .config import Config, apply_dict
+from .config import Config, apply_dict, set_chosen_option
 from .errors import IratError
 from .methods import apply_method
 from .utils import resolve_device
@@ -123,8 +123,7 @@ def _tiny_config(method: str, dev: torch.device, **extra: Any) -> Config:
             "data": {"dataset": "digits", "train_subset": 128, "val_size": 64},
             "model": {"arch": "tinycnn"},
             "attack": {"eps": 0.1, "steps": 3},
-            "weighting": {"burn_in": 0, "bilaw_meta_size": 32},
-            "radius": {"phase1_epochs": 0},
+            "weighting": {"burn_in": 0},
             "epochs": 2,
             "batch_size": 32,
             "val_n": 32,
@@ -135,6 +134,8 @@ def _tiny_config(method: str, dev: torch.device, **extra: Any) -> Config:
             **extra,
         },
     )
+    set_chosen_option(cfg, "radius", "phase1_epochs", 0)  # MWPB's radii from the first epoch
+    set_chosen_option(cfg, "weighting", "meta_size", 32)  # BiLAW's validation set, fitted to 128 examples
     return cfg
 
 

@@ -69,7 +69,7 @@ register_method(
         "fat",
         "FAT: AT on friendly adversarial data from early-stopped PGD-K-τ, τ 0→1 (50)→2 (90), step noise ω = 0.001",
         "docs/methods.md §4 (Zhang et al. 2020); released FAT.py (ω = 0.001 is its default)",
-        {"objective": {"name": "fat", "fat_tau": [[0, 0], [50, 1], [90, 2]], "fat_noise": 0.001}},
+        {"objective": {"name": "fat", "fat": {"tau": [[0, 0], [50, 1], [90, 2]], "noise": 0.001}}},
     )
 )
 register_method(
@@ -81,8 +81,7 @@ register_method(
             "objective": {
                 "name": "fat-trades",
                 "beta": 6.0,
-                "fat_tau": [[0, 0], [30, 1], [50, 2], [70, 3]],
-                "fat_noise": 0.0,
+                "fat": {"tau": [[0, 0], [30, 1], [50, 2], [70, 3]], "noise": 0.0},
             }
         },
     )
@@ -92,14 +91,13 @@ register_method(
         "fat-mart",
         "FAT for MART: CE attack early-stopped, τ 0/1/2/3/4 at epochs 20/40/60/80, no step noise (ω = 0); "
         "the released script's schedule (the paper states none; FAT's own, 0/1/2 at 50/90: "
-        "--set objective.fat_tau=[[0,0],[50,1],[90,2]])",
+        "--set objective.fat.tau=[[0,0],[50,1],[90,2]])",
         "docs/methods.md §4; released FAT-for-MART script (τ schedule, ω = 0)",
         {
             "objective": {
                 "name": "fat-mart",
                 "beta": 6.0,
-                "fat_tau": [[0, 0], [20, 1], [40, 2], [60, 3], [80, 4]],
-                "fat_noise": 0.0,
+                "fat": {"tau": [[0, 0], [20, 1], [40, 2], [60, 3], [80, 4]], "noise": 0.0},
             }
         },
     )
@@ -111,7 +109,7 @@ def _m(name: str, description: str, source: str, aliases: tuple[str, ...] = (), 
 
 
 # GAIRAT family: κ from GA-PGD, tanh weights with λ = −1, mean-one normalisation.
-_GAIR = {"name": "gair", "gair_fn": "tanh", "gair_lambda": -1.0, "normalization": "mean-one"}
+_GAIR = {"name": "gair", "gair": {"fn": "tanh", "lam": -1.0}, "normalization": "mean-one"}
 _m(
     "gairat",
     "GAIRAT: AT with ω from the geometry value κ (tanh, λ = −1), 30-epoch burn-in (ResNet-18 figures)",
@@ -125,7 +123,7 @@ _m(
     "GAIR-FAT: FAT (τ 0/3/6 at epochs 40/70, no step noise) with GAIR weights, κ counted in the early-stopped "
     "PGD; burn-in 70",
     "GAIRAT App. B.1, C.6; released GAIR_FAT.py (ω = 0)",
-    objective={"name": "fat", "fat_tau": [[0, 0], [40, 3], [70, 6]], "fat_noise": 0.0},
+    objective={"name": "fat", "fat": {"tau": [[0, 0], [40, 3], [70, 6]], "noise": 0.0}},
     weighting=dict(_GAIR, burn_in=70),
 )
 _m(
@@ -162,9 +160,7 @@ _m(
     objective={"name": "at"},
     weighting={
         "name": "mail",
-        "mail_margin": "pm-adv",
-        "mail_gamma": 30.0,
-        "mail_bias": -0.07,
+        "mail": {"margin": "pm-adv", "gamma": 30.0, "bias": -0.07},
         "burn_in": 75,
         "normalization": "mean-one",
     },
@@ -176,9 +172,7 @@ _m(
     objective={"name": "trades", "beta": 5.0},
     weighting={
         "name": "mail",
-        "mail_margin": "pm-adv",
-        "mail_gamma": 5.0,
-        "mail_bias": 0.05,
+        "mail": {"margin": "pm-adv", "gamma": 5.0, "bias": 0.05},
         "burn_in": 75,
         "normalization": "mean-one",
     },
@@ -190,9 +184,7 @@ _m(
     objective={"name": "mart", "beta": 6.0},
     weighting={
         "name": "mail",
-        "mail_margin": "pm-adv",
-        "mail_gamma": 5.0,
-        "mail_bias": 0.05,
+        "mail": {"margin": "pm-adv", "gamma": 5.0, "bias": 0.05},
         "burn_in": 75,
         "normalization": "mean-one",
     },
@@ -205,14 +197,14 @@ _m(
     "(released form: no detach, no normalisation)",
     "docs/methods.md §3.3 (Zeng et al. 2021, 'Are adversarial examples created equal?')",
     objective={"name": "at"},
-    weighting={"name": "wmmr", "wmmr_alpha": 0.5, "wmmr_detach": False, "normalization": "none"},
+    weighting={"name": "wmmr", "wmmr": {"alpha": 0.5, "detach": False}, "normalization": "none"},
 )
 _m(
     "wmmr-trades",
     "WMMR-TRADES: exp(−α·m) weights on the TRADES KL term",
     "docs/methods.md §3.3",
     objective={"name": "trades", "beta": 6.0},
-    weighting={"name": "wmmr", "wmmr_alpha": 0.5, "wmmr_detach": False, "normalization": "none"},
+    weighting={"name": "wmmr", "wmmr": {"alpha": 0.5, "detach": False}, "normalization": "none"},
 )
 
 # MWPB: per-example radii, two phases, normal start.
@@ -223,7 +215,7 @@ _m(
     "MWPB §4, App.",
     objective={"name": "at"},
     attack=_MWPB_ATTACK,
-    radius={"name": "mwpb", "alpha": 0.58},
+    radius={"name": "mwpb", "mwpb": {"alpha": 0.58}},
 )
 _m(
     "mwpb-trades",
@@ -231,7 +223,7 @@ _m(
     "MWPB §4",
     objective={"name": "trades", "beta": 6.0},
     attack=_MWPB_ATTACK,
-    radius={"name": "mwpb", "alpha": 0.42},
+    radius={"name": "mwpb", "mwpb": {"alpha": 0.42}},
 )
 _m(
     "mwpb-mart",
@@ -239,7 +231,7 @@ _m(
     "MWPB §4",
     objective={"name": "mart", "beta": 6.0},
     attack=_MWPB_ATTACK,
-    radius={"name": "mwpb", "alpha": 0.55},
+    radius={"name": "mwpb", "mwpb": {"alpha": 0.55}},
 )
 _m(
     "mwpb-awp",
@@ -247,7 +239,7 @@ _m(
     "MWPB Table 5",
     objective={"name": "at"},
     attack=_MWPB_ATTACK,
-    radius={"name": "mwpb", "alpha": 0.58},
+    radius={"name": "mwpb", "mwpb": {"alpha": 0.58}},
     awp={"enabled": True, "gamma": 0.01},
 )
 
@@ -278,7 +270,7 @@ _m(
 )
 
 # BiLAW: learned weights, sum-one normalisation, 1000 + 1000 validation examples.
-_BILAW = {"name": "bilaw", "normalization": "sum-one", "bilaw_hidden": 128, "bilaw_meta_size": 1000}
+_BILAW = {"name": "bilaw", "normalization": "sum-one", "bilaw": {"hidden": 128, "meta_size": 1000}}
 _m(
     "bilaw",
     "BiLAW: weight net on the multi-class margin, trained by a one-step look-ahead; weights the AT CE",

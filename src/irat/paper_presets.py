@@ -54,13 +54,13 @@ MAIL_ROWS = {  # row: (method, extra overrides)
 }
 MAIL_T1 = {
     "at-lps": ("gairat", _FIRST_DROP),
-    "at-pm-nat": ("mail-at", {"weighting": {"mail_margin": "pm-nat"}}),
+    "at-pm-nat": ("mail-at", {"weighting": {"mail": {"margin": "pm-nat"}}}),
     "at-pm-adv": ("mail-at", {}),
     "mart-lps": ("gair-mart", _FIRST_DROP),
-    "mart-pm-nat": ("mail-mart", {"weighting": {"mail_margin": "pm-nat"}}),
+    "mart-pm-nat": ("mail-mart", {"weighting": {"mail": {"margin": "pm-nat"}}}),
     "mart-pm-adv": ("mail-mart", {}),
     "trades-lps": ("gair-trades", _FIRST_DROP),
-    "trades-pm-nat": ("mail-trades", {"weighting": {"mail_margin": "pm-nat"}}),
+    "trades-pm-nat": ("mail-trades", {"weighting": {"mail": {"margin": "pm-nat"}}}),
     "trades-pm-adv": ("mail-trades", {}),
 }
 
@@ -550,12 +550,12 @@ GAIRAT_WRN32 = {
         "milestone_lrs": [0.01, 0.001, 0.0005],
     },
 }
-_FAT_GAIR_TAU = {"objective": {"fat_tau": [[0, 0], [40, 3], [70, 6]]}}
+_FAT_GAIR_TAU = {"objective": {"fat": {"tau": [[0, 0], [40, 3], [70, 6]]}}}
 GAIRAT_T1 = {
     "at": ("at", {}),
     "fat": ("fat", _FAT_GAIR_TAU),
-    "gairat": ("gairat", {"weighting": {"burn_in": 60, "gair_lambda": 0.0}}),
-    "gair-fat": ("gair-fat", {"weighting": {"burn_in": 60, "gair_lambda": 0.0}}),
+    "gairat": ("gairat", {"weighting": {"burn_in": 60, "gair": {"lam": 0.0}}}),
+    "gair-fat": ("gair-fat", {"weighting": {"burn_in": 60, "gair": {"lam": 0.0}}}),
 }
 GAIRAT_WRN34 = _merge(
     GAIRAT_WRN32,
@@ -563,7 +563,7 @@ GAIRAT_WRN34 = _merge(
 )
 GAIRAT_T2 = {
     "trades": ("trades", {}),
-    "gair-trades": ("gair-trades", {"weighting": {"burn_in": 75, "gair_lambda": -1.0}}),
+    "gair-trades": ("gair-trades", {"weighting": {"burn_in": 75, "gair": {"lam": -1.0}}}),
 }
 
 
@@ -578,18 +578,17 @@ def _mwpb(arch: str, dataset: str, lr: float, wd: float) -> dict:
         "seeds": 3,
         "eval_suite": "mwpb",
         "optim": {"lr": lr, "momentum": 0.9, "weight_decay": wd, "milestones": [80, 90]},
-        "radius": {"phase1_epochs": 80},
-    }
+    }  # MWPB's radii from epoch 81: radius.mwpb.phase1_epochs' default (80)
 
 
 def _mwpb_rows(a_at: float, a_trades: float, a_mart: float, mart_beta: float) -> dict:
     return {
         "at": ("at", {}),
-        "mwpb-at": ("mwpb-at", {"radius": {"alpha": a_at}}),
+        "mwpb-at": ("mwpb-at", {"radius": {"mwpb": {"alpha": a_at}}}),
         "mart": ("mart", {"objective": {"beta": mart_beta}}),
-        "mwpb-mart": ("mwpb-mart", {"radius": {"alpha": a_mart}, "objective": {"beta": mart_beta}}),
+        "mwpb-mart": ("mwpb-mart", {"radius": {"mwpb": {"alpha": a_mart}}, "objective": {"beta": mart_beta}}),
         "trades": ("trades", {}),
-        "mwpb-trades": ("mwpb-trades", {"radius": {"alpha": a_trades}}),
+        "mwpb-trades": ("mwpb-trades", {"radius": {"mwpb": {"alpha": a_trades}}}),
     }
 
 
@@ -622,8 +621,8 @@ def _bilaw(dataset: str, arch: str, norm: str, eps: float) -> dict:
 
 _BILAW_VAL = {"data": {"val_size": 1000}}  # BiLAW's own rows: 1000 validation + 1000 meta examples
 _B_GAIR = ("gairat", {"weighting": {"burn_in": 30}})
-_B_MAIL = ("mail-at", {"weighting": {"mail_gamma": 5.0, "mail_bias": 0.05, "burn_in": 30}})
-_B_WMMR = ("wmmr", {"weighting": {"wmmr_alpha": 0.1}})
+_B_MAIL = ("mail-at", {"weighting": {"mail": {"gamma": 5.0, "bias": 0.05}, "burn_in": 30}})
+_B_WMMR = ("wmmr", {"weighting": {"wmmr": {"alpha": 0.1}}})
 BILAW_T1 = {
     "plain": ("standard", {}),
     "at": ("at", {}),
@@ -689,7 +688,7 @@ def ablation_rows() -> list[tuple[str, str, dict, str, dict]]:
                 f"GAIRAT Fig. 12, {fn} weights (Eq. {dict(tanh=6, linear=7, sigmoid=8)[fn]})",
                 GAIRAT_RN18,
                 "gairat",
-                {"weighting": {"gair_fn": fn}},
+                {"weighting": {"gair": {"fn": fn}}},
             )
         )
     for ds, base, fig in (
@@ -704,7 +703,7 @@ def ablation_rows() -> list[tuple[str, str, dict, str, dict]]:
                     f"GAIRAT Fig. {fig}, tanh weights λ = {lam:g}",
                     base,
                     "gairat",
-                    {"weighting": {"gair_lambda": lam}},
+                    {"weighting": {"gair": {"lam": lam}}},
                 )
             )
     add(("gairat/ablation-burn-in/at", "GAIRAT Fig. 15, AT (burn-in = all 100 epochs)", GAIRAT_RN18, "at", {}))
@@ -768,7 +767,7 @@ def ablation_rows() -> list[tuple[str, str, dict, str, dict]]:
                 f"MAIL App. Eq. 15, MAIL-{obj.upper()} on the logit margin",
                 _merge(MAIL_RN18, {"data": {"dataset": "cifar10"}}),
                 f"mail-{obj}",
-                {"weighting": {"mail_margin": "logit-adv"}},
+                {"weighting": {"mail": {"margin": "logit-adv"}}},
             )
         )
     wrn = _mwpb("wrn-34-10", "cifar10", 0.1, 5e-4)
@@ -779,7 +778,7 @@ def ablation_rows() -> list[tuple[str, str, dict, str, dict]]:
                 f"MWPB Table 8, MWPB-AT α = {a:g}",
                 wrn,
                 "mwpb-at",
-                {"radius": {"alpha": a}},
+                {"radius": {"mwpb": {"alpha": a}}},
             )
         )
     bl = _bilaw("cifar10", "wrn-32-10", "linf", 0.031)
@@ -790,7 +789,7 @@ def ablation_rows() -> list[tuple[str, str, dict, str, dict]]:
                 f"BiLAW Table 6, weight net {h}",
                 bl,
                 "bilaw",
-                _merge(_BILAW_VAL, {"weighting": {"bilaw_hidden": h}}),
+                _merge(_BILAW_VAL, {"weighting": {"bilaw": {"hidden": h}}}),
             )
         )
     for beta in BILAW_T7_BETAS:
@@ -810,7 +809,7 @@ def ablation_rows() -> list[tuple[str, str, dict, str, dict]]:
                 f"BiLAW Table 8, weight-net input {inp}",
                 bl,
                 "bilaw",
-                _merge(_BILAW_VAL, {"weighting": {"bilaw_input": inp}}),
+                _merge(_BILAW_VAL, {"weighting": {"bilaw": {"input": inp}}}),
             )
         )
     return rows
@@ -863,8 +862,7 @@ def _mail_rows(add: Add) -> None:
             row,
             {
                 "weighting": {
-                    "mail_gamma": gamma,
-                    "mail_bias": bias,
+                    "mail": {"gamma": gamma, "bias": bias},
                     "normalization": "constant",
                     "constant": 3.0,
                     "burn_in": 76,
@@ -880,7 +878,7 @@ def _gairat_rows(add: Add) -> None:
     # epoch >= 0.5 * 200 with epochs counted from 1, so from epoch 100 (burn-in 99); RST's optimisation, as
     # GAIRAT App. C.10 says GAIR-RST uses: cosine lr 0.1, batch 256, weight decay 5e-4, Nesterov momentum, and
     # an epoch of ceil(50000 / 256) batches of the half-labelled, half-pseudo-labelled stream.
-    rst_weights = {"weighting": {"gair_lambda": 3.0, "gair_fn": "tanh-rst", "burn_in": 99}}
+    rst_weights = {"weighting": {"gair": {"lam": 3.0, "fn": "tanh-rst"}, "burn_in": 99}}
     wrn28 = _merge(GAIRAT_WRN32, {"model": {"arch": "wrn-28-10"}, "epochs": 200})
     add(
         "gairat/cifar10-rst-released/gair-rst",

@@ -74,7 +74,7 @@ def build_config(preset: str | None, method: str | None, settings: list[tuple[st
     cfg = preset_config(preset, method)
     chosen = parts_of(cfg)
     for key, value in settings:
-        set_key(cfg, key, value)
+        set_key(cfg, key, value, say_renamed=True)
     cfg.plugins = list(dict.fromkeys([*cfg.plugins, *specs]))
     if parts_of(cfg) != chosen:
         cfg.method = "+".join(p for p in parts_of(cfg) if p)

@@ -34,7 +34,7 @@ from typing import Any
 import yaml
 
 from .checkpoints import RECOVERY, load_checkpoint
-from .config import Config, flatten, load_yaml, set_key
+from .config import Config, epoch_settings, flatten, from_dict, get_key, load_yaml, set_key
 from .errors import CheckpointError, ConfigError, IratError
 from .methods import apply_method, check_method_name
 from .presets import load_preset, preset_config, preset_names
@@ -71,8 +71,9 @@ class Cell:
 
 
 def shorten(cfg: Config, epochs: int) -> None:
-    """Scale a schedule to `epochs`: learning-rate milestones, burn-in, MWPB's first phase, AWP's warm-up and
-    the τ / λ tables by epochs/E (a quick check of a table's direction); `shortened_from` records E."""
+    """Scale a schedule to `epochs`: the learning-rate milestones and every setting whose field counts epochs
+    (`config.epoch_settings`: burn-in, warm-ups, MWPB's first phase, the τ / λ tables, a plug-in's own) by
+    epochs/E (a quick check of a table's direction); `shortened_from` records E."""
     from .schedules import milestones
 
     full = cfg.shortened_from or cfg.epochs
@@ -85,14 +86,14 @@ def shorten(cfg: Config, epochs: int) -> None:
     def at(e: float) -> int:
         return min(epochs, max(1, round(float(e) * f))) if e else 0
 
+    def scaled(kind: str, value: Any) -> Any:
+        if kind == "table":
+            return [[at(a) if a else 0, v] for a, v in value] if value else value
+        return (min(at(value), epochs - 1) if kind == "before-end" else at(value)) if value else 0
+
     cfg.optim.milestones = [at(m) for m in milestones(cfg.optim, cfg.epochs)]
-    cfg.optim.warmup_epochs = at(cfg.optim.warmup_epochs)
-    cfg.weighting.burn_in = min(at(cfg.weighting.burn_in), epochs - 1) if cfg.weighting.burn_in else 0
-    cfg.radius.phase1_epochs = min(at(cfg.radius.phase1_epochs), epochs - 1) if cfg.radius.phase1_epochs else 0
-    cfg.awp.warmup = min(at(cfg.awp.warmup), epochs - 1) if cfg.awp.warmup else 0
-    cfg.objective.fat_tau = [[at(a) if a else 0, t] for a, t in cfg.objective.fat_tau]
-    if cfg.weighting.gair_lambda_table:
-        cfg.weighting.gair_lambda_table = [[at(a) if a else 0, v] for a, v in cfg.weighting.gair_lambda_table]
+    for key, kind in epoch_settings(cfg).items():
+        set_key(cfg, key, scaled(kind, get_key(cfg, key)))
     cfg.epochs, cfg.shortened_from = epochs, full
 
 
@@ -223,7 +224,7 @@ def state(cell: Cell, out: Path) -> dict[str, Any]:
 
 def _differences(have: dict[str, Any], want: dict[str, Any]) -> list[str]:
     ignore = {"progress", "device", "epochs", "data.data_dir", "data.download"}
-    a, b = flatten(have), flatten(want)
+    a, b = flatten(from_dict(have).to_dict()), flatten(want)  # the run's config as this version reads it
     return [k for k in sorted(set(a) | set(b)) if k not in ignore and a.get(k) != b.get(k)]
 
 

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from .config import Config, apply_dict
+from .config import Config, apply_dict, set_chosen_option
 from .data.device_data import DeviceData, Splits
 from .evaluate import evaluate
 from .evaluate.attacks import ATTACKS
@@ -66,14 +66,15 @@ def _config(section: str, name: str, options: dict[str, Any] | None) -> Config:
             "val_steps": 2,
             "device": "cpu",
             "progress": False,
-            "radius": {"phase1_epochs": 1},
-            "weighting": {"burn_in": 1, "bilaw_meta_size": 24},
+            "weighting": {"burn_in": 1},
         },
     )
     for sec, base in _BASE.items():
         getattr(cfg, sec).name = name if sec == section else base
+    set_chosen_option(cfg, "radius", "phase1_epochs", 1)  # a first phase, then the part's own radii
+    set_chosen_option(cfg, "weighting", "meta_size", 24)  # a validation set that fits the synthetic data
     if options:
-        getattr(cfg, section).options[name] = dict(options)
+        getattr(cfg, section).options.setdefault(name, {}).update(options)
     return cfg
 
 

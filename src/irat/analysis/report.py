@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 import yaml
 
-from ..config import flatten
+from .. import parts as _parts  # noqa: F401  (the parts' options show with their defaults)
+from ..config import PART_SECTIONS, RENAMED, flatten, from_dict, part_options
 from ..errors import IratError
 from ..evaluate.run import per_example_file
 from ..tables import results_table
@@ -61,7 +62,7 @@ def load_run(path: str | Path) -> RunInfo:
         config = yaml.safe_load(cfg_file.read_text()) or {}
     except yaml.YAMLError as e:
         raise IratError(f"{cfg_file} is not valid YAML: {e}") from None
-    info = RunInfo(p, config)
+    info = RunInfo(p, resolved(config))
     for f in sorted((p / "eval").glob("*.json")):
         try:
             rec = json.loads(f.read_text())
@@ -101,6 +102,32 @@ def stale(run: RunInfo, rec: dict, cache: dict[Path, str | None]) -> str | None:
         f"checkpoint that {what}; left out — re-evaluate: irat eval {run.path} --checkpoint "
         f"{rec.get('checkpoint', 'best')}"
     )
+
+
+def resolved(config: dict) -> dict:
+    """A run's config.yaml as this version reads it — old flat keys under their new names, the chosen parts'
+    options with their defaults — keeping only the keys the file sets (a hand-made or partial config stays
+    partial), so that runs of different versions compare key by key. As written if it cannot be read (a
+    damaged file: the report still shows what it can)."""
+    try:
+        cfg = from_dict(config)
+    except IratError:
+        return config
+    written = {RENAMED.get(k, k).replace(".options.", ".") for k in flatten(config)}
+    chosen = tuple(
+        f"{section}.{found[0]}."
+        for section in PART_SECTIONS
+        if (found := part_options(section, getattr(cfg, section).name))
+    )
+    out: dict = {}
+    for key, value in flatten(cfg.to_dict()).items():
+        if key in written or key.startswith(chosen):
+            *path, leaf = key.split(".")
+            node = out
+            for p in path:
+                node = node.setdefault(p, {})
+            node[leaf] = value
+    return out
 
 
 def group_key(config: dict, by: str) -> str:
@@ -150,6 +177,7 @@ def build_report(
     if not run_dirs:
         raise IratError("no run directories given")
     runs = [load_run(p) for p in run_dirs]
+    group_by = RENAMED.get(group_by, group_by)  # an old flat key names its new one
     ckpts = ["best", "last"] if checkpoint == "both" else [checkpoint]
     notes: list[str] = []
     cache: dict[Path, str | None] = {}
@@ -386,6 +414,7 @@ def by_class(run_dirs: list[str | Path], *, checkpoint: str = "best", group_by: 
     notes: list[str] = []
     groups: dict[str, list[RunInfo]] = {}
     runs = [load_run(p) for p in run_dirs]
+    group_by = RENAMED.get(group_by, group_by)
     cache: dict[Path, str | None] = {}
     found: dict[Path, list[tuple[dict, Path]]] = {}
     for run in runs:

@@ -10,10 +10,11 @@ registered with `register_objective` / `register_weighting` / `register_radius` 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from ..config import Config
+from ..config import Config, use_part_lookup
 from ..errors import ConfigError
 from ..registry import Registry
 from . import bilaw as _bilaw  # noqa: F401  (registers bilaw, bilaw-np)
@@ -59,7 +60,13 @@ def check_parts(cfg: Config) -> None:
                     f"{section}.{name}: no {registry.kind} named {name!r} is known (known: "
                     f"{', '.join(registry.names())}); load its plug-in with --plugin"
                 )
-            options_of(registry.get(name), getattr(cfg, section), section)
+            cls = registry.get(name)
+            if cls.options_key and cls.options_key != name:
+                raise ConfigError(
+                    f"{section}.{name}: {name} reads its options as {section}.{cls.options_key}.KEY (shared by "
+                    f"its family); set {section}.{cls.options_key}.* instead"
+                )
+            options_of(cls, getattr(cfg, section), section)
     for cls in (obj, w, r):
         cls.check(cfg)
     if obj.own_attack:
@@ -77,6 +84,18 @@ def check_parts(cfg: Config) -> None:
             f"a learned weighting does not see: it works with gair, mail, wmmr or no weighting, not "
             f"BiLAW ({w.name})"
         )
+
+
+def _lookup(section: str, name: str) -> tuple[str, type | None] | None:
+    """(options key, Options class) of a registered part, for configs (`config.use_part_lookup`)."""
+    registry = SECTIONS.get(section)
+    if registry is None or name not in registry:
+        return None
+    cls = registry.get(name)
+    return cls.options_key or cls.name, cls.Options
+
+
+use_part_lookup(_lookup)
 
 
 def idle_parts(cfg: Config) -> list[str]:
@@ -109,7 +128,10 @@ def part_table() -> list[dict[str, str]]:
         for name in registry:
             cls = registry.get(name)
             doc = (cls.__doc__ or "").strip().splitlines()
-            opts = ", ".join(f"{k}={f.default!r}" for k, f in option_fields(cls).items())
+            defaults = dataclasses.asdict(cls.Options()) if cls.Options is not None else {}
+            opts = ", ".join(f"{k}={v!r}" for k, v in defaults.items())
+            if opts and cls.options_key and cls.options_key != name:
+                opts = f"{section}.{cls.options_key}.*: {opts}"
             rows.append({"section": section, "name": name, "what": doc[0] if doc else "", "options": opts or "–"})
     return rows
 

@@ -77,13 +77,17 @@ class Crafted:
 class Part:
     """Base of every registered part: a name, typed options, a check before any work, optional state.
 
-    `Options` (a dataclass, optional) is the part's own config section: a plug-in scheme named
-    `my-scheme` is configured by `--set weighting.my-scheme.KEY=VALUE`, checked against these types.
+    `Options` (a dataclass whose fields all have defaults, optional) is the part's own config: a scheme named
+    `my-scheme` is configured by `--set weighting.my-scheme.KEY=VALUE`, checked against these types (a
+    `Literal[...]` field: one of its values). Field metadata says what the tools need to know: `config.EPOCHS`,
+    `EPOCHS_BEFORE_END` and `EPOCH_TABLE` mark options that count epochs (scaled by `sweep --shorten`),
+    `config.RESUMABLE` one that `--resume` may change.
     """
 
     name: str = ""
     section: str = ""  # its config section: objective, weighting or radius
     Options: type | None = None
+    options_key: str = ""  # the name its options are set under, if not its own (variants: fat-trades → fat)
 
     @classmethod
     def options_for(cls, cfg: Config) -> Any:
@@ -117,8 +121,9 @@ class Part:
 def options_of(cls: type[Part], section: Any, section_name: str = "") -> Any:
     """The part's typed options from its config section's `options[name]`, each value checked against
     the `Options` field's type (None for a part without options)."""
-    raw = dict(getattr(section, "options", {}).get(cls.name, {}))
-    where = f"{section_name or 'section'}.{cls.name}"
+    key = cls.options_key or cls.name
+    raw = dict(getattr(section, "options", {}).get(key, {}))
+    where = f"{section_name or 'section'}.{key}"
     if cls.Options is None:
         if raw:
             raise ConfigError(f"{where} takes no options, got {', '.join(sorted(raw))}")

@@ -3,7 +3,7 @@
 Each iteration: (1) θ̃ = θ − η·∇_θ Σ_i ω_i(μ)·ℓ_i(θ), kept differentiable in μ (torch.func);
 (2) μ ← μ − η_μ·∇_μ L_val(θ̃), L_val the unweighted robust CE of a PGD-attacked validation batch;
 (3) ω recomputed with the new μ weights the real step on θ. The weight net sees the multi-class
-margin vector Δ_i (natural input; `bilaw_input` picks Table 8's alternatives). The non-parametric variant takes ω_i ∝ max(0, ⟨∇ℓ_i, ∇L_val⟩),
+margin vector Δ_i (natural input; `weighting.bilaw.input` picks Table 8's alternatives). The non-parametric variant takes ω_i ∝ max(0, ⟨∇ℓ_i, ∇L_val⟩),
 obtained as −∂L_val(θ̃(ε))/∂ε_i at ε = 0 (the same look-ahead with a per-example ε).
 
 Under torchrun each rank holds a slice of the training batch and of the validation batch: the weights
@@ -16,7 +16,8 @@ process's on the whole batch.
 from __future__ import annotations
 
 import sys
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import torch
 import torch.nn as nn
@@ -34,7 +35,16 @@ from .base import Crafted, RunContext, Step
 from .objectives import Objective
 from .weighting import Weighting, natural_logits, register_weighting
 
-BILAW_INPUTS = ("multiclass-margin", "margin", "adv-loss", "loss-diff")
+
+@dataclass
+class BiLAWOptions:
+    """BiLAW's weight net and the validation set that drives it (`--set weighting.bilaw.KEY=VALUE`; the
+    non-parametric variant reads meta_size and lr from here too)."""
+
+    hidden: int | list = 128  # weight net: Linear(C,h) → ReLU → Linear(h,1) → sigmoid; a list: more layers
+    input: Literal["multiclass-margin", "margin", "adv-loss", "loss-diff"] = "multiclass-margin"  # Table 8
+    lr: float = 1.0e-3  # Adam step size of the weight net (not given in the paper: our choice)
+    meta_size: int = 1000  # validation examples that drive the weight net
 
 
 class WeightNet(nn.Module):
@@ -103,19 +113,18 @@ def lookahead_val_loss(
 @register_weighting("bilaw")
 class BiLAW(Weighting):
     """BiLAW: a weight net ω_μ on the multi-class margin, trained by a one-step look-ahead (Alg. 1). It
-    takes `bilaw_meta_size` examples out of the training set as the validation set that drives μ."""
+    takes `weighting.bilaw.meta_size` examples out of the training set as the validation set that drives μ."""
 
+    Options = BiLAWOptions
     learned = True
     parametric = True
 
     def __init__(self, cfg: Config, ctx: RunContext | None = None):
         super().__init__(cfg, ctx)
-        w, device = cfg.weighting, self.ctx.device
-        self.net_input = w.bilaw_input
-        self.net = WeightNet(self.ctx.num_classes if self.net_input == "multiclass-margin" else 1, w.bilaw_hidden).to(
-            device
-        )
-        self.opt = torch.optim.Adam(self.net.parameters(), lr=w.bilaw_lr)
+        o, device = self.options, self.ctx.device
+        self.net_input = o.input
+        self.net = WeightNet(self.ctx.num_classes if self.net_input == "multiclass-margin" else 1, o.hidden).to(device)
+        self.opt = torch.optim.Adam(self.net.parameters(), lr=o.lr)
         self.meta: DeviceData | None = None
         self.batch_size = cfg.batch_size
         self.gen = torch.Generator(device=device).manual_seed(cfg.seed + 7919)
@@ -125,13 +134,11 @@ class BiLAW(Weighting):
 
     @classmethod
     def check(cls, cfg: Config) -> None:
-        w = cfg.weighting
-        if w.bilaw_input not in BILAW_INPUTS:
-            raise ConfigError(f"weighting.bilaw_input must be one of {', '.join(BILAW_INPUTS)}, got {w.bilaw_input!r}")
-        widths = [w.bilaw_hidden] if not isinstance(w.bilaw_hidden, list) else w.bilaw_hidden
+        hidden = cls.options_for(cfg).hidden
+        widths = [hidden] if not isinstance(hidden, list) else hidden
         if not widths or not all(isinstance(h, int) and not isinstance(h, bool) and h >= 1 for h in widths):
             raise ConfigError(
-                f"weighting.bilaw_hidden must be a width >= 1 or a list of them (e.g. [64, 64]), got {w.bilaw_hidden!r}"
+                f"weighting.bilaw.hidden must be a width >= 1 or a list of them (e.g. [64, 64]), got {hidden!r}"
             )
 
     @classmethod
@@ -140,17 +147,18 @@ class BiLAW(Weighting):
 
     def split_data(self, train: DeviceData) -> DeviceData:
         """BiLAW's second validation set (drives the weight net), split off the training set, seeded."""
-        n, size = len(train), self.w.bilaw_meta_size
+        n, size = len(train), self.options.meta_size
         if size < 1:
-            raise ConfigError(f"weighting.bilaw_meta_size must be >= 1, got {size}")
+            raise ConfigError(f"weighting.bilaw.meta_size must be >= 1, got {size}")
         if size >= n // 2:  # e.g. the default 1000 on the digits' 438: scaled to a fifth, said and recorded
             fitted = max(1, n // 5)
             print(
-                f"irat: weighting.bilaw_meta_size {size} does not fit {n} training examples; using {fitted} "
-                f"(a fifth; set weighting.bilaw_meta_size to choose)",
+                f"irat: weighting.bilaw.meta_size {size} does not fit {n} training examples; using {fitted} "
+                f"(a fifth; set weighting.bilaw.meta_size to choose)",
                 file=sys.stderr,
             )
-            size = self.w.bilaw_meta_size = fitted
+            size = self.options.meta_size = fitted
+            self.w.options.setdefault(self.options_key or self.name, {})["meta_size"] = fitted  # recorded in config
         perm = torch.randperm(n, generator=torch.Generator().manual_seed(self.cfg.data.split_seed + 1))
         self.meta = train.subset(perm[:size].sort().values)
         return train.subset(perm[size:].sort().values)
@@ -255,4 +263,5 @@ class BiLAW(Weighting):
 class BiLAWNonParametric(BiLAW):
     """BiLAW's non-parametric variant: ω_i ∝ max(0, ⟨∇ℓ_i, ∇L_val⟩) (§4, variant 1)."""
 
+    options_key = "bilaw"
     parametric = False

@@ -9,7 +9,9 @@ squeeze training bring their own.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -19,7 +21,7 @@ from ..attacks.checks import attack_mode
 from ..attacks.losses import kl_per_example, soft_logit_margin
 from ..attacks.pgd import pgd
 from ..attacks.squeeze import pick, rank_by_true_prob, squeeze_pair, symmetric_kl
-from ..config import Config
+from ..config import EPOCH_TABLE, Config, set_key
 from ..errors import ConfigError
 from ..registry import Registry
 from ..utils import stepwise_value
@@ -83,7 +85,6 @@ class Objective(Part):
     attack_start: ClassVar[str] = "uniform"  # default start of the training attack (attack.start overrides)
     needs_natural: ClassVar[bool] = False  # whether f(x) on natural inputs is part of the loss
     weighted_term: ClassVar[str] = "adv_ce"  # where the papers put an instance weight by default
-    early_stop: ClassVar[bool] = False  # FAT: friendly adversarial data from PGD-K-τ
     own_attack: ClassVar[bool] = False  # brings its own attack (no PGD records, no per-example radius)
     second_example: ClassVar[bool] = False  # trains on a second crafted example (Crafted.x_adv2)
     freeze_bn_on_second: ClassVar[bool] = False  # the second example's forward leaves BN statistics alone
@@ -112,9 +113,6 @@ class Objective(Part):
             noise=step.noise,
             check_inputs=False,
         )
-        if self.early_stop:
-            kw["tau"] = int(stepwise_value(self.cfg.objective.fat_tau, step.epoch - 1, "objective.fat_tau"))
-            kw["step_noise"] = self.cfg.objective.fat_noise
         if step.record_kappa_iterate:
             kw["record_step"] = "kappa"
         return kw
@@ -226,50 +224,66 @@ class MART(Objective):
         return ["adv_ce"] if weighting.applies_like_gair else ["adv_ce", "bce_margin"]
 
 
-@register_objective("fat")
-class FAT(AT):
-    """FAT: AT on friendly adversarial data from early-stopped PGD-K-τ (docs/methods.md §4)."""
+@dataclass
+class FATOptions:
+    """FAT's early stopping (`--set objective.fat.KEY=VALUE`; fat-trades and fat-mart read these too)."""
 
-    early_stop = True
+    tau: list = field(default_factory=lambda: [[0, 0]], metadata=EPOCH_TABLE)  # [[from_epoch, τ], ...]
+    noise: float = 0.001  # per-step Gaussian noise (released FAT.py; FAT-TRADES/-MART, GAIR-FAT: 0)
+
+
+class Friendly(Objective):
+    """FAT's training attack (docs/methods.md §4): PGD-K-τ, stopped τ steps after an example is misclassified;
+    mixed in before an objective (`class FAT(Friendly, AT)`)."""
+
+    Options = FATOptions
+    options_key = "fat"
+
+    def attack_kwargs(self, step: Step) -> dict[str, Any]:
+        o = self.options
+        tau = int(stepwise_value(o.tau, step.epoch - 1, "objective.fat.tau"))
+        return {**super().attack_kwargs(step), "tau": tau, "step_noise": o.noise}
+
+
+@register_objective("fat")
+class FAT(Friendly, AT):
+    """FAT: AT on friendly adversarial data from early-stopped PGD-K-τ (docs/methods.md §4)."""
 
 
 @register_objective("fat-trades")
-class FATTrades(TRADES):
+class FATTrades(Friendly, TRADES):
     """FAT for TRADES: the KL attack early-stopped."""
-
-    early_stop = True
 
 
 @register_objective("fat-mart")
-class FATMart(MART):
+class FATMart(Friendly, MART):
     """FAT for MART: the CE attack early-stopped."""
 
-    early_stop = True
+
+@dataclass
+class TradesMixOptions:
+    """Where trades-mix's CW attack starts (`--set objective.trades-mix.cw_start=...`)."""
+
+    cw_start: Literal["normal", "uniform", "none"] = "normal"  # normal = x + 0.001·N(0,I) (released GAIR-RST)
 
 
 @register_objective("trades-mix")
 class TradesMix(TRADES):
     """Released GAIR-RST loss: CE + β·mean[w·KL(x, x_kl) + (1 − w)·KL(x, x_cw)], x_cw from a CW attack
-    started at x + 0.001·N(0,I) (`pgd_generate(..., category="trades")`; objective.mix_cw_start).
+    started at x + 0.001·N(0,I) (`pgd_generate(..., category="trades")`; objective.trades-mix.cw_start).
 
     While no weights apply (burn-in: the released run's plain-TRADES first half, or no weighting) x_cw
     would enter with weight 1 − 1 = 0: as in the released code it is then neither crafted nor forwarded
     (same loss and gradient, one 10-step attack fewer per batch, BN statistics of x and x_kl alone)."""
 
+    Options = TradesMixOptions
     second_example = True
-
-    @classmethod
-    def check(cls, cfg: Config) -> None:
-        if cfg.objective.mix_cw_start not in ("normal", "uniform", "none"):
-            raise ConfigError(
-                f"objective.mix_cw_start must be one of normal, uniform, none, got {cfg.objective.mix_cw_start!r}"
-            )
 
     def craft(self, step: Step) -> Crafted:
         crafted = super().craft(step)
         if not step.weights_active:
             return crafted
-        start = self.cfg.objective.mix_cw_start
+        start = self.options.cw_start
         kw2 = dict(self.attack_kwargs(step), loss="cw", start=start, record_step=None, tau=None)
         crafted.x_adv2 = pgd(step.net, step.x, step.y, **kw2)
         return crafted
@@ -291,6 +305,17 @@ class TradesMix(TRADES):
         return super().combine(terms, weights)
 
 
+@dataclass
+class MMAOptions:
+    """MMA's hinge and AN-PGD's search (`--set objective.mma.KEY=VALUE`; released trainer's defaults)."""
+
+    dmax: float | None = None  # the hinge d_max; None: 1.5·attack.eps (MMA-12 at ε = 8/255)
+    min_eps: float = 0.005  # smallest starting radius of AN-PGD (released CIFAR-10 ℓ∞; MNIST: 0.1)
+    clean_coeff: float = 1 / 3  # share of the clean CE in MMA's loss
+    search_steps: int = 10  # bisection steps of AN-PGD
+    step_scale: float = 2.5  # AN-PGD step = scale·ε_i/K
+
+
 @register_objective("mma")
 class MMA(Objective):
     """MMA (Ding et al. 2020): CE at each example's shortest successful perturbation, found by AN-PGD and
@@ -299,32 +324,33 @@ class MMA(Objective):
     attack_loss = "slm"
     needs_natural = True
     own_attack = True
+    Options = MMAOptions
 
     def __init__(self, cfg: Config, ctx: RunContext | None = None):
         super().__init__(cfg, ctx)
-        self.clean_coeff = float(cfg.objective.mma_clean_coeff)
+        self.clean_coeff = float(self.options.clean_coeff)
         self.radii: torch.Tensor | None = None  # every training example's last radius, by example index
         self._touched: torch.Tensor | None = None  # examples this rank updated this epoch (torchrun)
 
     @classmethod
     def check(cls, cfg: Config) -> None:
-        o = cfg.objective
-        if o.mma_dmax is not None and not o.mma_dmax > 0:
-            raise ConfigError(f"objective.mma_dmax must be a number > 0, got {o.mma_dmax!r}")
-        if not o.mma_min_eps > 0:
-            raise ConfigError(f"objective.mma_min_eps must be a number > 0, got {o.mma_min_eps!r}")
-        d_max = mma_dmax(o.mma_dmax, cfg.attack.eps)
-        if o.mma_min_eps >= 1.05 * d_max:
+        o = cls.options_for(cfg)
+        if o.dmax is not None and not o.dmax > 0:
+            raise ConfigError(f"objective.mma.dmax must be a number > 0, got {o.dmax!r}")
+        if not o.min_eps > 0:
+            raise ConfigError(f"objective.mma.min_eps must be a number > 0, got {o.min_eps!r}")
+        d_max = mma_dmax(o.dmax, cfg.attack.eps)
+        if o.min_eps >= 1.05 * d_max:
             raise ConfigError(
-                f"objective.mma_min_eps ({o.mma_min_eps:g}) must be below the attack's largest radius "
+                f"objective.mma.min_eps ({o.min_eps:g}) must be below the attack's largest radius "
                 f"1.05·d_max ({1.05 * d_max:g})"
             )
-        if not 0 <= o.mma_clean_coeff <= 1:
-            raise ConfigError(f"objective.mma_clean_coeff must lie in [0, 1], got {o.mma_clean_coeff!r}")
-        if o.mma_search_steps < 1:
-            raise ConfigError(f"objective.mma_search_steps must be a whole number >= 1, got {o.mma_search_steps!r}")
-        if not o.mma_step_scale > 0:
-            raise ConfigError(f"objective.mma_step_scale must be a number > 0, got {o.mma_step_scale!r}")
+        if not 0 <= o.clean_coeff <= 1:
+            raise ConfigError(f"objective.mma.clean_coeff must lie in [0, 1], got {o.clean_coeff!r}")
+        if o.search_steps < 1:
+            raise ConfigError(f"objective.mma.search_steps must be a whole number >= 1, got {o.search_steps!r}")
+        if not o.step_scale > 0:
+            raise ConfigError(f"objective.mma.step_scale must be a number > 0, got {o.step_scale!r}")
 
     def prepare(self, n_index: int) -> None:
         """Room for the radii of examples with indices < n_index."""
@@ -336,12 +362,12 @@ class MMA(Objective):
         classified correctly (soft logit margin < 0), the clean input for the rest (radius 0). The mask
         counts the misclassified examples and those whose radius is below d_max (the hinge)."""
         assert self.radii is not None and self._touched is not None
-        a, o = self.cfg.attack, self.cfg.objective
+        a, o = self.cfg.attack, self.options
         net, x, y, idx = step.net, step.x, step.y, step.idx
-        d_max = mma_dmax(o.mma_dmax, a.eps)
+        d_max = mma_dmax(o.dmax, a.eps)
         with torch.no_grad(), attack_mode(net, "eval"):
             correct = soft_logit_margin(net(x), y) < 0
-        prev = self.radii[idx].clamp_min(o.mma_min_eps)
+        prev = self.radii[idx].clamp_min(o.min_eps)
         x_an, r = an_pgd(
             net,
             x,
@@ -349,8 +375,8 @@ class MMA(Objective):
             prev,
             max_eps=1.05 * d_max,
             steps=a.steps,
-            search_steps=o.mma_search_steps,
-            step_scale=o.mma_step_scale,
+            search_steps=o.search_steps,
+            step_scale=o.step_scale,
             norm=a.norm,
             loss=a.loss or "slm",
             start=a.start or "uniform",
@@ -422,5 +448,7 @@ def make_objective(name: str, beta: float = 6.0, clean_coeff: float = 1 / 3, cfg
     """An objective by name (for tests and scripts; the trainer builds its own from the config)."""
     cls = OBJECTIVES.get(name)
     cfg = Config() if cfg is None else cfg
-    cfg.objective.name, cfg.objective.beta, cfg.objective.mma_clean_coeff = name, float(beta), float(clean_coeff)
+    cfg.objective.name, cfg.objective.beta = name, float(beta)
+    if cls.Options is not None and "clean_coeff" in {f.name for f in dataclasses.fields(cls.Options)}:
+        set_key(cfg, f"objective.{cls.options_key or cls.name}.clean_coeff", float(clean_coeff))
     return cls(cfg)

@@ -10,15 +10,17 @@ through the run's `global_sum` (an all-reduce under torchrun, passed in, never p
 from __future__ import annotations
 
 import math
+import typing
 from collections.abc import Callable
-from typing import Any, ClassVar
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn as nn
 
 from ..attacks.checks import attack_mode
 from ..attacks.pgd import PGDInfo
-from ..config import Config
+from ..config import EPOCH_TABLE, Config
 from ..data import DeviceData
 from ..errors import ConfigError
 from ..margins import logit_margin, pm_dif, probabilistic_margin
@@ -26,10 +28,8 @@ from ..registry import Registry
 from .base import Crafted, Part, RunContext, Step
 
 NORMALIZATIONS = ("mean-one", "sum-one", "constant", "none")
-GAIR_FUNCTIONS = ("tanh", "sigmoid", "linear", "tanh-rst")
-
-
-MAIL_MARGINS = ("pm-adv", "pm-nat", "pm-dif", "logit-adv", "logit-nat")
+GairFunction = Literal["tanh", "sigmoid", "linear", "tanh-rst"]
+MailMargin = Literal["pm-adv", "pm-nat", "pm-dif", "logit-adv", "logit-nat"]
 
 
 def _identity_sum(t: torch.Tensor) -> torch.Tensor:
@@ -74,7 +74,7 @@ def gair_weight(kappa: torch.Tensor, steps: int, lam: float, fn: str = "tanh") -
         return torch.sigmoid(2.0 * arg)  # = ½(1 + tanh(arg)) exactly, without float32 cancellation near 0
     if fn == "sigmoid":
         return torch.sigmoid(arg)
-    raise ConfigError(f"weighting.gair_fn must be one of {', '.join(GAIR_FUNCTIONS)}, got {fn!r}")
+    raise ConfigError(f"weighting.gair.fn must be one of {', '.join(typing.get_args(GairFunction))}, got {fn!r}")
 
 
 def gair_lambda(
@@ -87,7 +87,7 @@ def gair_lambda(
         return lam
     if schedule == "linear":
         if lam_end is None:
-            raise ConfigError("weighting.gair_lambda_schedule=linear needs weighting.gair_lambda_end")
+            raise ConfigError("weighting.gair.lam_schedule=linear needs weighting.gair.lam_end")
         if math.isinf(lam) or math.isinf(lam_end):
             return lam_end if epoch >= epochs else lam
         span = max(epochs - burn_in, 1)
@@ -96,14 +96,14 @@ def gair_lambda(
     if schedule == "piecewise":
         if not table:
             raise ConfigError(
-                "weighting.gair_lambda_schedule=piecewise needs weighting.gair_lambda_table [[after_epochs, λ], ...]"
+                "weighting.gair.lam_schedule=piecewise needs weighting.gair.lam_table [[after_epochs, λ], ...]"
             )
         val = lam
         for after, v in sorted((float(a), float(b)) for a, b in table):
             if epoch - 1 >= after:
                 val = v
         return val
-    raise ConfigError(f"weighting.gair_lambda_schedule must be fixed, linear or piecewise, got {schedule!r}")
+    raise ConfigError(f"weighting.gair.lam_schedule must be fixed, linear or piecewise, got {schedule!r}")
 
 
 def mail_weight(pm: torch.Tensor, gamma: float, bias: float) -> torch.Tensor:
@@ -214,74 +214,70 @@ class NoWeighting(Weighting):
         return False
 
 
+@dataclass
+class GAIROptions:
+    """GAIRAT's weight function and its λ (`--set weighting.gair.KEY=VALUE`)."""
+
+    fn: GairFunction = "tanh"  # tanh (Eq. 6), sigmoid (Eq. 8), linear (Eq. 7); tanh-rst: the released GAIR-RST form
+    lam: float = -1.0  # λ; .inf recovers AT
+    lam_schedule: Literal["fixed", "linear", "piecewise"] = "fixed"
+    lam_end: float | None = None  # λ at the last epoch (linear)
+    lam_table: list | None = field(default=None, metadata=EPOCH_TABLE)  # [[after_epochs, λ], ...] (piecewise)
+
+
 @register_weighting("gair")
 class GAIR(Weighting):
     """GAIRAT: ω from the geometry value κ of the training attack (Eqs. 6-8), with a λ schedule."""
 
+    Options = GAIROptions
     needs_kappa = True
     applies_like_gair = True
 
-    @classmethod
-    def check(cls, cfg: Config) -> None:
-        if cfg.weighting.gair_fn not in GAIR_FUNCTIONS:
-            raise ConfigError(
-                f"weighting.gair_fn must be one of {', '.join(GAIR_FUNCTIONS)}, got {cfg.weighting.gair_fn!r}"
-            )
-        if cfg.weighting.gair_lambda_schedule not in ("fixed", "linear", "piecewise"):
-            raise ConfigError(
-                f"weighting.gair_lambda_schedule must be one of fixed, linear, piecewise, got "
-                f"{cfg.weighting.gair_lambda_schedule!r}"
-            )
-
     def lam(self, epoch: int) -> float:
-        w = self.w
-        return gair_lambda(
-            w.gair_lambda_schedule,
-            epoch,
-            self.cfg.epochs,
-            w.burn_in,
-            w.gair_lambda,
-            w.gair_lambda_end,
-            w.gair_lambda_table,
-        )
+        o = self.options
+        return gair_lambda(o.lam_schedule, epoch, self.cfg.epochs, self.w.burn_in, o.lam, o.lam_end, o.lam_table)
 
     def raw(self, model, *, info, x, y, logits_adv, logits_nat, epoch):
         assert info is not None
-        return gair_weight(info.kappa, info.steps, self.lam(epoch), self.w.gair_fn)
+        return gair_weight(info.kappa, info.steps, self.lam(epoch), self.options.fn)
+
+
+@dataclass
+class MAILOptions:
+    """MAIL's margin and the slope and bias of its sigmoid (`--set weighting.mail.KEY=VALUE`)."""
+
+    margin: MailMargin = "pm-adv"  # PM on x' (the method), on x, their difference (Table 4); logit margins
+    gamma: float = 10.0  # slope γ
+    bias: float = 0.0  # bias β
 
 
 @register_weighting("mail")
 class MAIL(Weighting):
     """MAIL: ω = sigmoid(−γ(PM − β)) (Eq. 8) on a probabilistic (or logit) margin."""
 
+    Options = MAILOptions
     reports_pm_adv = True
 
     @classmethod
-    def check(cls, cfg: Config) -> None:
-        if cfg.weighting.mail_margin not in MAIL_MARGINS:
-            raise ConfigError(
-                f"weighting.mail_margin must be one of {', '.join(MAIL_MARGINS)}, got {cfg.weighting.mail_margin!r}"
-            )
-
-    @classmethod
     def needs_pgd_records(cls, cfg: Config) -> bool:
-        return cfg.weighting.mail_margin == "pm-dif"
+        return cls.options_for(cfg).margin == "pm-dif"
 
     @property
     def needs_kappa(self) -> bool:  # type: ignore[override]
-        return self.w.mail_margin == "pm-dif"
+        return self.options.margin == "pm-dif"
 
     @property
     def record_kappa_iterate(self) -> bool:
-        return self.w.mail_margin == "pm-dif"
+        return self.options.margin == "pm-dif"
 
     def raw(self, model, *, info, x, y, logits_adv, logits_nat, epoch):
-        return mail_weight(self.margin(model, info, x, y, logits_adv, logits_nat), self.w.mail_gamma, self.w.mail_bias)
+        o = self.options
+        return mail_weight(self.margin(model, info, x, y, logits_adv, logits_nat), o.gamma, o.bias)
 
     @torch.no_grad()
     def margin(self, model, info, x, y, logits_adv, logits_nat) -> torch.Tensor:
         """MAIL's margin. PM-adv reuses the training forward's adversarial logits (as the released code)."""
-        kind = self.w.mail_margin
+        kind = self.options.margin
         if kind in ("pm-adv", "logit-adv"):
             fn = probabilistic_margin if kind == "pm-adv" else logit_margin
             return fn(logits_adv.detach(), y)
@@ -296,12 +292,22 @@ class MAIL(Weighting):
         return pm_dif(nat, at_step, y)
 
 
+@dataclass
+class WMMROptions:
+    """WMMR's weight exp(−α·m) (`--set weighting.wmmr.KEY=VALUE`)."""
+
+    alpha: float = 0.5
+    detach: bool = True  # the released WMMR code does not detach (False)
+
+
 @register_weighting("wmmr")
 class WMMR(Weighting):
     """WMMR: ω = exp(−α·m), m the probabilistic margin on x' (undetached in the released code)."""
 
+    Options = WMMROptions
     reports_pm_adv = True
 
     def raw(self, model, *, info, x, y, logits_adv, logits_nat, epoch):
-        m = probabilistic_margin(logits_adv if not self.w.wmmr_detach else logits_adv.detach(), y)
-        return wmmr_weight(m, self.w.wmmr_alpha)
+        o = self.options
+        m = probabilistic_margin(logits_adv if not o.detach else logits_adv.detach(), y)
+        return wmmr_weight(m, o.alpha)

@@ -16,26 +16,10 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from ..checkpoints import BEST, LAST, RECOVERY, load_checkpoint, run_state
-from ..config import Config, flatten, from_dict, load_yaml, set_key
+from ..config import Config, flatten, from_dict, load_yaml, resumable, resume_scope, set_key
 from ..distributed import is_main_process
 from ..errors import CheckpointError, ConfigError, IratError
 from ..rundir import RunLock, check_writable, run_files
-
-RESUMABLE = (
-    "epochs",
-    "device",
-    "optim.",
-    "val_n",
-    "val_steps",
-    "val_every",
-    "eval_batch_size",
-    "progress",
-    "tensorboard",
-    "save_per_example",
-    "flatness_n",
-    "data.data_dir",
-    "data.download",
-)  # settings a resume may change (the schedule, the length, where it runs, what is evaluated and logged)
 
 
 def apply_resume_changes(cfg: Config, changes: list[tuple[str, Any]]) -> dict[str, list[Any]]:
@@ -50,12 +34,13 @@ def apply_resume_changes(cfg: Config, changes: list[tuple[str, Any]]) -> dict[st
         for k in [*before, *(k for k in after if k not in before)]
         if before.get(k) != after.get(k)
     }
-    bad = [k for k in diff if not any(k == r or (r.endswith(".") and k.startswith(r)) for r in RESUMABLE)]
+    bad = [k for k in diff if not resumable(cfg, k)]
     if bad:
+        may = dict.fromkeys(s for k in flatten(cfg.to_dict()) if (s := resume_scope(cfg, k)))
         raise IratError(
             "--resume continues the same run; these settings cannot change: "
             + ", ".join(f"{k} ({diff[k][0]!r} → {diff[k][1]!r})" for k in bad)
-            + f". A resume may change: {', '.join(r.rstrip('.') + ('.*' if r.endswith('.') else '') for r in RESUMABLE)}"
+            + f". A resume may change: {', '.join(may)}"
         )
     return diff
 
