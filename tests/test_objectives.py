@@ -37,7 +37,11 @@ def test_trades():
     assert t["nat_ce"].item() == pytest.approx(0.169846, abs=1e-6)
     assert t["kl"].item() == pytest.approx(6 * 0.536608, abs=1e-5)
     assert obj.combine(t).item() == pytest.approx(3.389493, abs=1e-5)
-    assert (obj.attack_loss, obj.attack_start, obj.weighted_term) == ("kl", "normal", "kl")
+    assert (obj.attack_loss, obj.attack_start) == ("kl", "normal")
+    from irat.parts import WEIGHTINGS
+
+    assert obj.weight_targets(WEIGHTINGS.get("mail")) == ["kl"]  # the term a weight falls on by default
+    assert obj.weight_targets(WEIGHTINGS.get("gair")) == ["nat_ce"]  # GAIRAT's rule (Alg. 5)
 
 
 def test_mart():

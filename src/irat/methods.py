@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from .config import Config, apply_dict
 from .errors import ConfigError
+from .parts import is_neutral
 from .registry import Registry
 
 
@@ -19,6 +20,7 @@ class Method:
     source: str
     overrides: dict = field(default_factory=dict)
     aliases: tuple[str, ...] = ()
+    extra_data: bool = False  # trains on pseudo-labelled extra data (RST): unlabeled.path or .withhold, and .teacher
 
 
 METHODS: Registry[Method] = Registry("method", "method")  # the one registry idiom, as parts, models, datasets
@@ -104,8 +106,10 @@ register_method(
 )
 
 
-def _m(name: str, description: str, source: str, aliases: tuple[str, ...] = (), **sections) -> None:
-    register_method(Method(name, description, source, sections, aliases))
+def _m(
+    name: str, description: str, source: str, aliases: tuple[str, ...] = (), extra_data: bool = False, **sections
+) -> None:
+    register_method(Method(name, description, source, sections, aliases, extra_data))
 
 
 # GAIRAT family: κ from GA-PGD, tanh weights with λ = −1, mean-one normalisation.
@@ -321,6 +325,7 @@ _m(
     "Carmon et al. 2019; GAIRAT Eq. 12",
     objective={"name": "trades", "beta": 6.0},
     unlabeled={"fraction": 0.5},
+    extra_data=True,
 )
 _m(
     "gair-rst",
@@ -330,6 +335,7 @@ _m(
     objective={"name": "trades-mix", "beta": 6.0},
     weighting=dict(_GAIR, burn_in=0, normalization="none"),
     unlabeled={"fraction": 0.5},
+    extra_data=True,
 )
 
 
@@ -350,8 +356,8 @@ def parts_of(cfg: Config) -> tuple[str, ...]:
     """What defines what a run trains: objective, weighting, radius, AWP (empty where the default)."""
     return (
         cfg.objective.name,
-        "" if cfg.weighting.name == "none" else cfg.weighting.name,
-        "" if cfg.radius.name == "fixed" else cfg.radius.name,
+        "" if is_neutral("weighting", cfg.weighting.name) else cfg.weighting.name,
+        "" if is_neutral("radius", cfg.radius.name) else cfg.radius.name,
         "awp" if cfg.awp.enabled else "",
     )
 
@@ -364,6 +370,12 @@ def check_method_name(cfg: Config) -> None:
     key = cfg.method.lower()
     if not any(key == m.name or key in m.aliases for m in METHODS.values()):
         return
+    u = cfg.unlabeled
+    if get_method(key).extra_data and not ((u.path or u.withhold > 0) and u.teacher):
+        raise ConfigError(
+            f"method {cfg.method} trains on pseudo-labelled extra data: set unlabeled.path (an .npz of "
+            f"images) or unlabeled.withhold (training examples used without labels), and unlabeled.teacher"
+        )
     want = Config()
     apply_method(want, cfg.method)
     have, named = parts_of(cfg), parts_of(want)

@@ -69,11 +69,13 @@ def check_parts(cfg: Config) -> None:
             options_of(cls, getattr(cfg, section), section)
     for cls in (obj, w, r):
         cls.check(cfg)
+    if not obj.runs_attack and (not w.neutral or not r.neutral or cfg.awp.enabled):
+        raise ConfigError(f"objective {obj.name} runs no attack: it takes no weighting, per-example radius or AWP")
     if obj.own_attack:
         what = f"objective {obj.name} brings its own attack"
-        if r is not RADII.get("fixed"):
+        if not r.neutral:
             raise ConfigError(f"{what}: it takes no per-example radius scheme (radius.name must be fixed)")
-        if w.needs_pgd_records(cfg):
+        if w.needs(cfg):
             raise ConfigError(
                 f"{what}: weighting {w.name} needs the PGD attack's per-step records or its "
                 f"adversarial examples; use a scheme that does not (e.g. mail with pm-adv, wmmr)"
@@ -96,6 +98,12 @@ def _lookup(section: str, name: str) -> tuple[str, type | None] | None:
 
 
 use_part_lookup(_lookup)
+
+
+def is_neutral(section: str, name: str) -> bool:
+    """Whether the part named changes nothing (no weighting, the fixed radius): left out of a run's name."""
+    registry = SECTIONS[section]
+    return name in registry and registry.get(name).neutral
 
 
 def idle_parts(cfg: Config) -> list[str]:
@@ -156,6 +164,7 @@ __all__ = [
     "Weighting",
     "build_parts",
     "idle_parts",
+    "is_neutral",
     "check_parts",
     "make_objective",
     "option_fields",

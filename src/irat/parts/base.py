@@ -1,7 +1,7 @@
 """What the loop hands to its parts: the run (once) and each step (per batch), and what an attack returns.
 
 The loop (docs/design.md): radius → attack (the objective's) → objective terms → weights → step. A part
-declares what it needs (`Weighting.needs_kappa`, `Objective.needs_natural`, ...) and reads it from
+declares what it needs (`Weighting.needs`, `Objective.needs_natural`, ...) and reads it from
 these records; it never reaches into the trainer.
 """
 
@@ -88,6 +88,7 @@ class Part:
     section: str = ""  # its config section: objective, weighting or radius
     Options: type | None = None
     options_key: str = ""  # the name its options are set under, if not its own (variants: fat-trades → fat)
+    neutral: bool = False  # changes nothing (no weighting, the threat model's ε): a run is not named after it
 
     @classmethod
     def options_for(cls, cfg: Config) -> Any:

@@ -142,8 +142,8 @@ class BiLAW(Weighting):
             )
 
     @classmethod
-    def needs_pgd_records(cls, cfg: Config) -> bool:
-        return True
+    def needs(cls, cfg: Config) -> frozenset[str]:
+        return frozenset({"pgd-examples"})
 
     def split_data(self, train: DeviceData) -> DeviceData:
         """BiLAW's second validation set (drives the weight net), split off the training set, seeded."""

@@ -84,7 +84,11 @@ class Objective(Part):
     attack_loss: ClassVar[str] = "ce"  # default loss of the training attack (attack.loss overrides)
     attack_start: ClassVar[str] = "uniform"  # default start of the training attack (attack.start overrides)
     needs_natural: ClassVar[bool] = False  # whether f(x) on natural inputs is part of the loss
-    weighted_term: ClassVar[str] = "adv_ce"  # where the papers put an instance weight by default
+    weighted_term: ClassVar[str] = "adv_ce"  # its one weighted term, when `roles` is not given
+    # the terms that play each role a weighting scheme may weight (`Weighting.weights_role`): "robustness" (the
+    # term that buys robustness) and "classification" (the CE that fits the labels); default: weighted_term for both
+    roles: ClassVar[dict[str, tuple[str, ...]]] = {}
+    runs_attack: ClassVar[bool] = True  # False: trains on natural inputs (no weighting, radius or AWP then)
     own_attack: ClassVar[bool] = False  # brings its own attack (no PGD records, no per-example radius)
     second_example: ClassVar[bool] = False  # trains on a second crafted example (Crafted.x_adv2)
     freeze_bn_on_second: ClassVar[bool] = False  # the second example's forward leaves BN statistics alone
@@ -138,8 +142,9 @@ class Objective(Part):
         raise NotImplementedError
 
     def weight_targets(self, weighting: Any) -> list[str]:
-        """Which terms an instance weight multiplies under `weighting` (a Weighting class or instance)."""
-        return [self.weighted_term]
+        """Which terms an instance weight multiplies under `weighting` (a Weighting class or instance): those
+        playing the role the scheme weights."""
+        return list(self.roles.get(weighting.weights_role, (self.weighted_term,)))
 
     def combine(self, terms: dict[str, torch.Tensor], weights: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         """Σ over terms of mean_i(ω_i·term_i); a term absent from `weights` gets ω ≡ 1."""
@@ -161,13 +166,7 @@ class Standard(Objective):
 
     attack_start = "none"
     weighted_term = "nat_ce"
-
-    @classmethod
-    def check(cls, cfg: Config) -> None:
-        if cfg.weighting.name != "none" or cfg.radius.name != "fixed" or cfg.awp.enabled:
-            raise ConfigError(
-                "objective standard (plain training) runs no attack: it takes no weighting, per-example radius or AWP"
-            )
+    runs_attack = False
 
     def craft(self, step: Step) -> Crafted:
         return Crafted(step.x)  # the "adversarial" batch is the batch
@@ -191,17 +190,13 @@ class TRADES(Objective):
     attack_loss = "kl"
     attack_start = "normal"
     needs_natural = True
-    weighted_term = "kl"
+    roles = {"robustness": ("kl",), "classification": ("nat_ce",)}  # GAIR-TRADES: the natural CE (Alg. 5)
 
     def terms(self, logits_nat, logits_adv, y, logits_adv2=None, mask=None):
         assert logits_nat is not None
         p_nat = F.softmax(logits_nat, 1)
         kl = kl_per_example(p_nat, logits_adv)
         return {"nat_ce": F.cross_entropy(logits_nat, y, reduction="none"), "kl": self.beta * kl}
-
-    def weight_targets(self, weighting: Any) -> list[str]:
-        """GAIR weights the natural CE (GAIR-TRADES, Alg. 5); MAIL, WMMR and BiLAW the KL term."""
-        return ["nat_ce"] if weighting.applies_like_gair else ["kl"]
 
 
 @register_objective("mart")
@@ -210,6 +205,7 @@ class MART(Objective):
 
     attack_start = "normal"
     needs_natural = True
+    roles = {"robustness": ("adv_ce", "bce_margin"), "classification": ("adv_ce",)}  # GAIR-MART: CE part (Eq. 10)
 
     def terms(self, logits_nat, logits_adv, y, logits_adv2=None, mask=None):
         assert logits_nat is not None
@@ -218,10 +214,6 @@ class MART(Objective):
         ce, margin_part = mart_bce(logits_adv, y)
         p_true = p_nat.gather(1, y[:, None]).squeeze(1)
         return {"adv_ce": ce, "bce_margin": margin_part, "kl": self.beta * kl * (1.0000001 - p_true)}
-
-    def weight_targets(self, weighting: Any) -> list[str]:
-        """GAIR weights only the CE part of BCE (GAIR-MART, Eq. 10); MAIL and the others all of BCE."""
-        return ["adv_ce"] if weighting.applies_like_gair else ["adv_ce", "bce_margin"]
 
 
 @dataclass
@@ -278,6 +270,7 @@ class TradesMix(TRADES):
 
     Options = TradesMixOptions
     second_example = True
+    roles = {"robustness": ("kl",), "classification": ("kl",)}  # w on KL(x, x_kl), 1 − w on KL(x, x_cw)
 
     def craft(self, step: Step) -> Crafted:
         crafted = super().craft(step)
@@ -293,9 +286,6 @@ class TradesMix(TRADES):
         if logits_adv2 is not None:  # None while no weights apply: plain TRADES
             terms["kl_cw"] = self.beta * kl_per_example(F.softmax(logits_nat, 1), logits_adv2)
         return terms
-
-    def weight_targets(self, weighting: Any) -> list[str]:
-        return ["kl"]
 
     def combine(self, terms, weights=None):
         """w on KL(x, x_kl), 1 − w on KL(x, x_cw); ω ≡ 1 gives TRADES."""

@@ -51,6 +51,8 @@ class Radius(Part):
 class FixedRadius(Radius):
     """The threat model's ε and step for every example."""
 
+    neutral = True
+
     def __call__(self, model, x, y, epoch, eps, step):
         return eps, step
 

@@ -30,6 +30,11 @@ from .base import Crafted, Part, RunContext, Step
 NORMALIZATIONS = ("mean-one", "sum-one", "constant", "none")
 GairFunction = Literal["tanh", "sigmoid", "linear", "tanh-rst"]
 MailMargin = Literal["pm-adv", "pm-nat", "pm-dif", "logit-adv", "logit-nat"]
+NEEDS = {  # what a weighting scheme may need from the training attack (`Weighting.needs`)
+    "pgd-info": "the PGD attack's records (κ, PGDInfo) in `raw(info=...)`",
+    "kappa-iterate": "also the iterate at κ (PGDInfo.x_at_step)",
+    "pgd-examples": "PGD adversarial examples of the threat model (a look-ahead over the objective's terms)",
+}
 
 
 def _identity_sum(t: torch.Tensor) -> torch.Tensor:
@@ -132,16 +137,16 @@ class Weighting(Part):
     for learned schemes, `before_loss` (weights computed before the loss, e.g. by a look-ahead).
 
     Declarations the loop reads:
-    - needs_kappa: the training attack must return its records (κ, PGDInfo);
-    - needs_pgd_records(cfg): the scheme cannot run with an objective that brings its own attack;
-    - applies_like_gair: where TRADES and MART put the weight (GAIRAT's rule, see Objective.weight_targets);
+    - needs(cfg): what the scheme needs from the objective's PGD attack (`NEEDS`), in one place;
+    - weights_role: which role of the objective's loss terms the weight multiplies (`Objective.roles`):
+      "robustness" (the term that buys robustness: AT's CE, TRADES' KL, MART's BCE — MAIL, WMMR, BiLAW) or
+      "classification" (the CE that fits the labels: TRADES' natural CE, MART's CE part — GAIRAT's rule);
     - reports_pm_adv: the epoch's PM-adv distribution goes to metrics.jsonl;
     - learned: the weights come from `before_loss` (a look-ahead over the objective's terms).
     """
 
     section = "weighting"
-    needs_kappa: ClassVar[bool] = False
-    applies_like_gair: ClassVar[bool] = False
+    weights_role: ClassVar[str] = "robustness"
     reports_pm_adv: ClassVar[bool] = False
     learned: ClassVar[bool] = False
 
@@ -152,8 +157,10 @@ class Weighting(Part):
         self.options = self.options_for(cfg)
 
     @classmethod
-    def needs_pgd_records(cls, cfg: Config) -> bool:
-        return cls.needs_kappa
+    def needs(cls, cfg: Config) -> frozenset[str]:
+        """What this scheme needs from the training attack (`NEEDS`): none by default. (A plug-in written for
+        irat 0.3 that sets `needs_kappa = True` still gets the records.)"""
+        return frozenset({"pgd-info"}) if getattr(cls, "needs_kappa", False) else frozenset()
 
     @classmethod
     def idle_reason(cls, cfg: Config) -> str | None:
@@ -163,11 +170,6 @@ class Weighting(Part):
                 f"{cfg.epochs}: every weight stays 1 and the run trains the plain objective"
             )
         return None
-
-    @property
-    def record_kappa_iterate(self) -> bool:
-        """Whether the attack must also return the iterate at κ."""
-        return False
 
     def active(self, epoch: int) -> bool:
         """Weights apply after the burn-in (ω ≡ 1 before)."""
@@ -206,6 +208,8 @@ class Weighting(Part):
 class NoWeighting(Weighting):
     """ω ≡ 1: the objective as its paper states it."""
 
+    neutral = True
+
     @classmethod
     def idle_reason(cls, cfg: Config) -> str | None:
         return None
@@ -230,8 +234,11 @@ class GAIR(Weighting):
     """GAIRAT: ω from the geometry value κ of the training attack (Eqs. 6-8), with a λ schedule."""
 
     Options = GAIROptions
-    needs_kappa = True
-    applies_like_gair = True
+    weights_role = "classification"  # GAIR-TRADES' natural CE (Alg. 5), GAIR-MART's CE part (Eq. 10)
+
+    @classmethod
+    def needs(cls, cfg: Config) -> frozenset[str]:
+        return frozenset({"pgd-info"})  # κ
 
     def lam(self, epoch: int) -> float:
         o = self.options
@@ -259,16 +266,8 @@ class MAIL(Weighting):
     reports_pm_adv = True
 
     @classmethod
-    def needs_pgd_records(cls, cfg: Config) -> bool:
-        return cls.options_for(cfg).margin == "pm-dif"
-
-    @property
-    def needs_kappa(self) -> bool:  # type: ignore[override]
-        return self.options.margin == "pm-dif"
-
-    @property
-    def record_kappa_iterate(self) -> bool:
-        return self.options.margin == "pm-dif"
+    def needs(cls, cfg: Config) -> frozenset[str]:
+        return frozenset({"pgd-info", "kappa-iterate"}) if cls.options_for(cfg).margin == "pm-dif" else frozenset()
 
     def raw(self, model, *, info, x, y, logits_adv, logits_nat, epoch):
         o = self.options

@@ -124,6 +124,7 @@ class Trainer:
             distributed=self.dist.enabled,
         )
         self.parts = build_parts(cfg, self.ctx)  # radius, objective, weighting (BiLAW's weight net is made here)
+        self.needs = self.parts.weighting.needs(cfg)  # what the weighting needs from the training attack
         self.splits.train = self.parts.weighting.split_data(self.splits.train)
         self.unlabeled, self.unlabeled_info = None, None
         u = cfg.unlabeled
@@ -238,8 +239,8 @@ class Trainer:
             lr=self.optimizer.param_groups[0]["lr"],
             global_n=global_n or len(y),
             noise=noise,
-            want_info=weighting.needs_kappa or records,
-            record_kappa_iterate=weighting.record_kappa_iterate or records,
+            want_info="pgd-info" in self.needs or records,
+            record_kappa_iterate="kappa-iterate" in self.needs or records,
             weights_active=weighting.active(epoch),
         )
         crafted = parts.objective.craft(step)
