@@ -466,3 +466,23 @@ def test_bf16_is_opt_in_and_says_so(digits_model):
     fp32 = evaluate(model, x[:50], y[:50], attacks=["natural", "pgd5"], eps=EPS, sanity=False)
     assert fp32["precision"] == "fp32" and fp32["warnings"] == []
     assert abs(rec["results"]["natural"] - fp32["results"]["natural"]) <= 4
+
+
+def test_attacks_declare_what_the_evaluator_used_to_test_by_kind():
+    """AutoAttack and `natural` are ordinary registered attacks: the evaluator, the masking checks and the card
+    export read their declarations (clean, cascade, budget options, step family), never their names."""
+    from irat.evaluate.attacks import is_standard_autoattack
+
+    assert parse_attack("natural").attack.clean and not parse_attack("pgd20").attack.clean
+    assert parse_attack("aa").attack.cascade and parse_attack("pgd20").attack.step_family
+    assert not parse_attack("apgd-ce").attack.step_family  # a reference, not a plain-step baseline
+    for name, standard in [
+        ("aa", True),
+        ("aa-standard", True),
+        ("aa:n=100", True),  # fewer examples, the official budgets
+        ("aa:steps=10", False),  # a quick check, not AutoAttack as published
+        ("aa:components=apgd-ce", False),
+        ("aa-plus", False),
+        ("apgd-t", False),
+    ]:
+        assert is_standard_autoattack(parse_attack(name).config()) is standard, name

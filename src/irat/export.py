@@ -19,6 +19,7 @@ import torch
 
 from .checkpoints import checkpoint_info, load_model
 from .errors import IratError
+from .evaluate.attacks import EvalAttack, is_standard_autoattack, parse_attack, recorded_attack
 from .rundir import check_output, run_progress
 from .utils import atomic_write, atomic_write_json
 
@@ -57,6 +58,19 @@ def export_format(out: str | Path, fmt: str | None) -> str:
     return fmt
 
 
+def _ran(record: dict, name: str, test: Any) -> bool:
+    """Whether result `name` of an evaluation record came from an attack that passes `test(attack, config)`: its
+    recorded configuration, else the name as `--attacks` reads it (records that state none)."""
+    cfg = record.get("attacks", {}).get(name)
+    if cfg is None:
+        try:
+            cfg = parse_attack(name).config()
+        except IratError:
+            return False
+    attack: EvalAttack | None = recorded_attack(cfg)
+    return attack is not None and bool(test(attack, cfg))
+
+
 def card_figures(records: list[dict], norm: str, eps: float) -> dict[str, Any]:
     """The card's headline figures, each from a record of its own threat model (norm, ε), the test split,
     fp32, no input normalisation and an official AutoAttack version — the one with most examples — and where
@@ -73,12 +87,12 @@ def card_figures(records: list[dict], norm: str, eps: float) -> dict[str, Any]:
 
     out: dict[str, Any] = {"clean_acc": None, "autoattack_acc": None, "sources": {}}
     good = [r for r in records if fits(r)]
-    with_nat = [r for r in good if "natural" in r.get("results", {})]
+    with_nat = [(r, k) for r in good for k in r.get("results", {}) if _ran(r, k, lambda a, c: a.clean)]
     if with_nat:
-        r = max(with_nat, key=lambda r: r.get("n") or 0)
-        out["clean_acc"] = r["results"]["natural"]
+        r, k = max(with_nat, key=lambda rk: rk[0].get("n") or 0)
+        out["clean_acc"] = r["results"][k]
         out["sources"]["clean_acc"] = {"record": r["file"], "n": r.get("n")}
-    aa = [(r, k) for r in good for k in r.get("results", {}) if k in ("aa", "aa-standard")]
+    aa = [(r, k) for r in good for k in r.get("results", {}) if _ran(r, k, lambda a, c: is_standard_autoattack(c))]
     if aa:
         r, k = max(aa, key=lambda rk: rk[0].get("n") or 0)
         out["autoattack_acc"] = r["results"][k]

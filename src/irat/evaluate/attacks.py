@@ -47,8 +47,17 @@ class EvalAttack:
     rename: dict[str, str] = field(default_factory=dict)  # option name → the function's keyword
     black_box: bool = False  # queries outputs only (masking check: must not beat the white-box ones)
     reference: bool = False  # a strong white-box reference (masking check: PGD must not be far above it)
+    step_family: bool = False  # plain gradient steps (PGD): masking checks compare it to the references and by steps
     uses_alpha: bool = False  # takes the protocol's step size α
     uses_norm: bool = True  # takes the threat model's norm (LM-PGD is ℓ∞ only)
+    clean: bool = False  # no attack: the inputs as they are (`natural`)
+    cascade: bool = (
+        False  # components run in turn, accuracy after each reported; --backend autoattack runs the official package
+    )
+    budget_options: tuple[str, ...] = ()  # options that change official budgets (refused with --backend autoattack)
+    check: Callable[[dict[str, Any]], None] | None = None  # refuses bad option values, before any work
+    describe: Callable[[dict[str, Any]], dict[str, Any]] | None = None  # what the record adds to its options
+    runner: Callable[..., tuple[torch.Tensor, dict | None]] | None = None  # replaces `fn`'s call; returns extras too
     summary: str = ""
 
     def default_options(self) -> dict[str, Any]:
@@ -67,7 +76,13 @@ class EvalAttack:
         norm: str,
         alpha: float | None,
         generator: torch.Generator | None,
-    ) -> torch.Tensor:
+    ) -> tuple[torch.Tensor, dict | None]:
+        """Adversarial inputs for one batch (the batch itself for a clean evaluation), and what the attack
+        reports besides (a cascade's robustness after each component), or None."""
+        if self.clean:
+            return x, None
+        if self.runner is not None:
+            return self.runner(model, x, y, options, eps=eps, norm=norm, generator=generator)
         assert self.fn is not None
         kw = {self.rename.get(k, k): options[k] for k in self.options}
         if self.uses_alpha:
@@ -76,7 +91,7 @@ class EvalAttack:
             kw["norm"] = norm
         elif norm != "linf":
             raise IratError(f"{self.kind} is defined for the linf threat model only")
-        return self.fn(model, x, y, eps=eps, generator=generator, check_inputs=False, **kw)
+        return self.fn(model, x, y, eps=eps, generator=generator, check_inputs=False, **kw), None
 
 
 ATTACKS: Registry[EvalAttack] = Registry("evaluation attack", "--attacks")
@@ -110,7 +125,58 @@ def attack_names(kind: str | None = None) -> list[str]:
     return [n for p, k, _ in _NAMES if kind in (None, k) for n in _shown(p)]
 
 
-register_attack(EvalAttack("natural", None, summary="clean accuracy"), "natural", "clean", "nat")
+register_attack(EvalAttack("natural", None, clean=True, summary="clean accuracy"), "natural", "clean", "nat")
+
+
+def _check_pgd(options: dict[str, Any]) -> None:
+    if options["loss"] not in ("ce", "cw", "dlr"):
+        raise IratError(f"pgd loss must be ce, cw or dlr, got {options['loss']!r}")
+
+
+def _aa_overrides(options: dict) -> dict[str, dict]:
+    """Non-official budgets for quick checks: `steps` for APGD/FAB components, `n_queries` for Square."""
+    out: dict[str, dict] = {}
+    if options.get("steps"):
+        out.update({c: {"steps": options["steps"]} for c in ("apgd-ce", "apgd-dlr", "apgd-t", "fab", "fab-t")})
+    if options.get("n_queries"):
+        out["square"] = {"n_queries": options["n_queries"]}
+    return out
+
+
+def components(options: dict) -> list[str] | None:
+    """The AutoAttack components an `aa:components=a+b` option names (None: the version's)."""
+    c = options.get("components") or ""
+    return [s for s in c.split("+") if s] or None
+
+
+def _check_aa(options: dict[str, Any]) -> None:
+    resolve_version(options["version"], components(options))
+
+
+def _describe_aa(options: dict[str, Any]) -> dict[str, Any]:
+    """The components that ran, with their settings (as the record states them)."""
+    comps = resolve_version(options["version"], components(options))
+    settings = component_settings(options["version"], _aa_overrides(options))
+    return {"components": {c: settings[c] for c in comps}}
+
+
+def _run_aa(model, x, y, options, *, eps, norm, generator):
+    res = autoattack(
+        model,
+        x,
+        y,
+        eps=eps,
+        norm=norm,
+        version=options["version"],
+        components=components(options),
+        batch_size=len(x) or 1,
+        overrides=_aa_overrides(options),
+        generator=generator,
+        return_result=True,
+    )
+    return res.x_adv, {"robust_after": res.robust_after, "time_s": res.time_s}
+
+
 register_attack(
     EvalAttack(
         "pgd",
@@ -119,6 +185,8 @@ register_attack(
         {"steps": 20},
         rename={"first_success": "return_first_success"},
         uses_alpha=True,
+        step_family=True,
+        check=_check_pgd,
         summary="PGD (CE, uniform start); cw: on the CW margin loss; pgdplus: robust only if correct at every step",
     ),
     (r"pgd(\d+)", lambda m: {"steps": int(m[1])}),
@@ -175,6 +243,11 @@ register_attack(
         ("version", "components", "steps", "n_queries"),
         {"components": "", "steps": None, "n_queries": None},
         reference=True,
+        cascade=True,
+        budget_options=("steps", "n_queries"),
+        check=_check_aa,
+        describe=_describe_aa,
+        runner=_run_aa,
         summary="AutoAttack cascade, per-example worst case",
     ),
     "aa",
@@ -214,10 +287,8 @@ class AttackSpec:
 
     def config(self) -> dict:
         cfg = {"name": self.name, "kind": self.kind, **self.options}
-        if self.kind == "aa":
-            comps = resolve_version(self.options["version"], _components(self.options))
-            settings = component_settings(self.options["version"], _aa_overrides(self.options))
-            cfg["components"] = {c: settings[c] for c in comps}
+        if self.attack.describe is not None:
+            cfg.update(self.attack.describe(self.options))
         return cfg
 
 
@@ -266,26 +337,10 @@ def parse_attack(text: str) -> AttackSpec:
         if k not in options:
             raise IratError(f"{key} has no option {k!r}; options: {', '.join(sorted(options))}")
         options[k] = _coerce(kind, k, v, options[k])
-    if kind == "pgd" and options["loss"] not in ("ce", "cw", "dlr"):
-        raise IratError(f"pgd loss must be ce, cw or dlr, got {options['loss']!r}")
-    if kind == "aa":
-        resolve_version(options["version"], _components(options))
+    check = ATTACKS.get(kind).check
+    if check is not None:
+        check(options)
     return AttackSpec(key, kind, options)
-
-
-def _aa_overrides(options: dict) -> dict[str, dict]:
-    """Non-official budgets for quick checks: `steps` for APGD/FAB components, `n_queries` for Square."""
-    out: dict[str, dict] = {}
-    if options.get("steps"):
-        out.update({c: {"steps": options["steps"]} for c in ("apgd-ce", "apgd-dlr", "apgd-t", "fab", "fab-t")})
-    if options.get("n_queries"):
-        out["square"] = {"n_queries": options["n_queries"]}
-    return out
-
-
-def _components(options: dict) -> list[str] | None:
-    c = options.get("components") or ""
-    return [s for s in c.split("+") if s] or None
 
 
 def run_attack(
@@ -299,28 +354,27 @@ def run_attack(
     alpha: float,
     generator: torch.Generator | None = None,
 ) -> tuple[torch.Tensor, dict | None]:
-    """Adversarial inputs for one batch (x itself for `natural`), plus AutoAttack's per-component flags."""
-    o = spec.options
-    if spec.kind == "natural":
-        return x, None
-    if spec.kind == "aa":
-        res = autoattack(
-            model,
-            x,
-            y,
-            eps=eps,
-            norm=norm,
-            version=o["version"],
-            components=_components(o),
-            batch_size=len(x) or 1,
-            overrides=_aa_overrides(o),
-            generator=generator,
-            return_result=True,
-        )
-        return res.x_adv, {"robust_after": res.robust_after, "time_s": res.time_s}
+    """Adversarial inputs for one batch (x itself for a clean evaluation), plus what the attack reports besides."""
     return spec.attack.run(
-        model, x, y, o, eps=eps, norm=norm, alpha=spec.alpha_for(eps, alpha), generator=generator
-    ), None
+        model, x, y, spec.options, eps=eps, norm=norm, alpha=spec.alpha_for(eps, alpha), generator=generator
+    )
+
+
+def recorded_attack(cfg: Any) -> EvalAttack | None:
+    """The registered attack an evaluation record's `attacks[name]` entry ran (None: unknown or not recorded)."""
+    kind = cfg.get("kind") if isinstance(cfg, dict) else None
+    return ATTACKS.get(kind) if isinstance(kind, str) and kind in ATTACKS else None
+
+
+def is_standard_autoattack(cfg: Any) -> bool:
+    """Whether a recorded attack is AutoAttack's standard cascade, all components at their own budgets (what
+    RobustBench reports), whatever name it ran under."""
+    attack = recorded_attack(cfg)
+    if attack is None or not attack.cascade or cfg.get("version") != "standard":
+        return False
+    ran = cfg.get("components")
+    every = resolve_version("standard", None)
+    return not any(cfg.get(o) for o in attack.budget_options) and (not ran or list(ran) == list(every))
 
 
 def attack_table() -> list[dict[str, str]]:

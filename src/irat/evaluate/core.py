@@ -18,7 +18,7 @@ from .. import distributed
 from ..attacks.checks import attack_mode, check_batch, check_eps, check_radius
 from ..attacks.pgd import per_example_norm
 from ..errors import IratError
-from .attacks import AttackSpec, _components, parse_attack, run_attack
+from .attacks import AttackSpec, components, parse_attack, run_attack
 from .masking import attack_warnings, model_warnings, sanity_probe
 from .suites import suite_attacks
 
@@ -92,10 +92,13 @@ def check_options(backend: str, precision: str, batch_size: int = 1, specs: Sequ
         raise IratError(f"batch_size must be >= 1, got {batch_size}")
     if backend == "autoattack":
         for spec in specs:
-            if spec.kind == "aa" and (spec.options.get("steps") or spec.options.get("n_queries")):
+            set_budgets = [o for o in spec.attack.budget_options if spec.options.get(o)]
+            if spec.attack.cascade and set_budgets:
                 raise IratError(
-                    f"{spec.name}: --backend autoattack runs the official package with its own budgets; steps= and "
-                    f"n_queries= are irat's quick-check overrides — drop them, or use --backend irat"
+                    f"{spec.name}: --backend autoattack runs the official package with its own budgets; "
+                    f"{' and '.join(o + '=' for o in set_budgets)} {'are' if len(set_budgets) > 1 else 'is'} irat's "
+                    f"quick-check {'overrides' if len(set_budgets) > 1 else 'override'} — drop "
+                    f"{'them' if len(set_budgets) > 1 else 'it'}, or use --backend irat"
                 )
         from .official import require_official
 
@@ -203,7 +206,7 @@ def evaluate(
         )
         if ctx.enabled:
             cfg["ranks"] = ctx.world
-        if spec.kind == "aa":
+        if spec.attack.cascade:
             cfg["backend"] = backend
             if backend == "autoattack":
                 from .official import official_version
@@ -213,17 +216,17 @@ def evaluate(
                 cfg["after_component"] = {c: round(100.0 * float(f[cover].float().mean()), 4) for c, f in comps.items()}
                 cfg["component_time_s"] = {c: round(t, 3) for c, t in comp_time.items()}
                 aa_components[spec.name] = comps
-        if spec.kind == "aa" and backend == "autoattack":  # what the official package ran, not irat's table
+        if spec.attack.cascade and backend == "autoattack":  # what the official package ran, not irat's table
             from .official import official_settings
 
-            cfg["components"] = official_settings(spec.options["version"], _components(spec.options))
+            cfg["components"] = official_settings(spec.options["version"], components(spec.options))
         configs[spec.name] = cfg
         per_example[spec.name] = correct
         covered[spec.name] = cover
         worst &= correct
     warnings += attack_warnings(specs, per_example, covered, nat_correct, aa_components)
     probe: dict[str, Any] = {}
-    if sanity and any(s.kind != "natural" for s in specs):
+    if sanity and any(not s.attack.clean for s in specs):
         checks: tuple[list[dict], dict] = ([], {})
         if ctx.main:
             more = model_warnings(model, x, y)
@@ -310,7 +313,7 @@ def _attack_shard(
     comps: dict[str, torch.Tensor] = {}
     comp_time: dict[str, float] = {}
     reused_s = 0.0
-    if spec.kind == "natural":
+    if spec.attack.clean:
         return correct, comps, comp_time, reused_s
     todo = (correct & cover).nonzero().squeeze(1)
     bar = tqdm(total=len(todo), desc=spec.name, unit="ex", disable=not progress, leave=False, file=sys.stderr)
@@ -328,7 +331,7 @@ def _attack_shard(
             continue
         t_batch = time.perf_counter()
         gen = batch_generator(x.device, seed, spec.name, offset + int(sel[0]))
-        if spec.kind == "aa" and backend == "autoattack":
+        if spec.attack.cascade and backend == "autoattack":
             from .official import run_official
 
             xa, extra = (
@@ -339,7 +342,7 @@ def _attack_shard(
                     eps=eps,
                     norm=norm,
                     version=spec.options["version"],
-                    components=_components(spec.options),
+                    components=components(spec.options),
                     seed=seed,
                     batch_size=batch_size,
                 ),

@@ -111,7 +111,7 @@ def attack_warnings(
                     )
     strong = [s for s in specs if s.attack.reference]
     for p in specs:
-        if p.kind != "pgd" or p.options["loss"] != "ce":
+        if not p.attack.step_family or p.options["loss"] != "ce":
             continue
         for s in strong:
             mask = covered[p.name] & covered[s.name]
@@ -124,7 +124,7 @@ def attack_warnings(
                         f"overstates robustness here (gradient masking or a poorly tuned step)",
                     )
                 )
-    pgds = sorted((s for s in specs if s.kind == "pgd"), key=lambda s: s.options["steps"])
+    pgds = sorted((s for s in specs if s.attack.step_family), key=lambda s: s.options["steps"])
     for i, a in enumerate(pgds):
         for b in pgds[i + 1 :]:
             same = all(

@@ -25,6 +25,7 @@ from ..plugins import require_recorded
 from ..rundir import check_output, check_writable, run_progress
 from ..tables import results_table
 from ..utils import atomic_write, atomic_write_json, file_md5, parse_number, resolve_device
+from .attacks import recorded_attack
 from .core import Progress, check_options, evaluate, resolve_attacks, worst_case
 
 
@@ -441,13 +442,19 @@ def merged_warnings(record: dict, arrays: dict[str, np.ndarray]) -> list[dict]:
         specs.append(AttackSpec(name, cfg["kind"], options))
         per_example[name] = torch.from_numpy(arrays[name].astype(bool))
         covered[name] = torch.arange(n) < int(cfg.get("n") or n)
-    nat = torch.from_numpy(arrays["natural"].astype(bool)) if "natural" in arrays else None
+    clean = [s.name for s in specs if s.attack.clean]
+    nat = per_example[clean[0]] if clean else None
     if nat is None or len(specs) < 2:
         return []
     try:
         return attack_warnings(specs, per_example, covered, nat, {})
     except (KeyError, TypeError):  # a record of an earlier release without some option: no cross-call check
         return []
+
+
+def _clean_names(record: dict) -> set[str]:
+    """The results of a record that are clean accuracies (no attack)."""
+    return {n for n, c in record.get("attacks", {}).items() if (a := recorded_attack(c)) is not None and a.clean}
 
 
 def _earlier(json_path: Path, md5: str, index: np.ndarray) -> tuple[dict | None, dict[str, np.ndarray]]:
@@ -464,7 +471,7 @@ def _earlier(json_path: Path, md5: str, index: np.ndarray) -> tuple[dict | None,
         and str(arrays.get("checkpoint_md5")) == md5
         and "index" in arrays
         and np.array_equal(arrays["index"], index)
-        and set(old.get("results", {})) - {"natural"} <= set(arrays) | {"natural"}
+        and set(old.get("results", {})) - _clean_names(old) <= set(arrays) | _clean_names(old)
     )
     return (old, arrays) if same else (None, {})
 
