@@ -138,7 +138,7 @@ def test_preset_and_set_precedence(tmp_path):
         (["--burn-in=-1"], "weighting.burn_in"),
         (["--method", "mail-at", "--set", "weighting.mail.margin=pm-xyz"], "weighting.mail.margin must be one of"),
         (["--method", "gairat", "--set", "weighting.normalization=max"], "weighting.normalization"),
-        (["--objective", "trades-mix", "--weighting", "bilaw"], "not BiLAW"),
+        (["--objective", "trades-mix", "--weighting", "mail"], "a mixture only for w in [0, 1]"),
         (["--set", "seed=abc"], "seed must be a whole number, got 'abc'"),
         (["--set", "optim.milestones=5"], "optim.milestones must be a list or null, got 5"),
         (["--set", "data.val_size=abc"], "data.val_size must be a whole number or null, got 'abc'"),

@@ -16,6 +16,7 @@ from irat.parts import RADII, RunContext, make_objective
 from irat.parts.base import Step
 from irat.parts.weighting import gair_weight
 from irat.schedules import learning_rate
+from irat.testing import logits_batch
 
 
 def _cfg(method: str) -> Config:
@@ -32,17 +33,19 @@ def test_gair_rst_cw_attack_starts_like_the_kl_attack():
     cfg = _cfg("gair-trades-rst")
     cfg.attack.steps, cfg.attack.eps = 0, 0.3  # no step: the CW example is its start
     obj = make_objective("trades-mix", cfg=cfg)
-    crafted = obj.craft(
-        Step(net=net, model=net, x=x, y=y, idx=torch.arange(64), epoch=1, eps=0.3, alpha=0.075, lr=0.1, global_n=64)
+    crafted = Step(
+        net=net, model=net, x=x, y=y, idx=torch.arange(64), epoch=1, eps=0.3, alpha=0.075, lr=0.1, global_n=64
     )
+    obj.craft(crafted)
     assert get_key(cfg, "objective.trades-mix.cw_start") == "normal"
     delta = (crafted.x_adv2 - x).abs()
     assert 0 < delta.max() < 0.006 and delta.std() == pytest.approx(0.001 * math.sqrt(1 - 2 / math.pi), rel=0.1)
     set_key(cfg, "objective.trades-mix.cw_start", "uniform")  # the previous form, still available
     obj = make_objective("trades-mix", cfg=cfg)
-    crafted = obj.craft(
-        Step(net=net, model=net, x=x, y=y, idx=torch.arange(64), epoch=1, eps=0.3, alpha=0.075, lr=0.1, global_n=64)
+    crafted = Step(
+        net=net, model=net, x=x, y=y, idx=torch.arange(64), epoch=1, eps=0.3, alpha=0.075, lr=0.1, global_n=64
     )
+    obj.craft(crafted)
     assert (crafted.x_adv2 - x).abs().max() > 0.25
 
 
@@ -140,11 +143,14 @@ def test_trades_mix_crafts_no_cw_example_while_no_weights_apply():
     x, y = torch.rand(8, 1, 4, 4), torch.randint(0, 3, (8,))
     obj = make_objective("trades-mix", cfg=_cfg("gair-trades-rst"))
     step = dict(net=net, model=net, x=x, y=y, idx=torch.arange(8), epoch=1, eps=0.1, alpha=0.025, lr=0.1, global_n=8)
-    assert obj.craft(Step(**step, weights_active=False)).x_adv2 is None
-    assert obj.craft(Step(**step)).x_adv2 is not None
+    burn_in, weighted = Step(**step, weights_active=False), Step(**step)
+    obj.craft(burn_in)
+    obj.craft(weighted)
+    assert burn_in.x_adv2 is None and weighted.x_adv2 is not None
     nat, adv = torch.randn(8, 3), torch.randn(8, 3)
     trades = make_objective("trades", 6.0)
-    assert torch.equal(obj.combine(obj.terms(nat, adv, y)), trades.combine(trades.terms(nat, adv, y)))
+    t_mix, t_trades = obj.terms(logits_batch(y, adv, nat)), trades.terms(logits_batch(y, adv, nat))
+    assert torch.equal(obj.combine(t_mix), trades.combine(t_trades))
 
 
 def test_gair_rst_burn_in_trains_exactly_like_trades(tmp_path):
@@ -234,7 +240,14 @@ def test_bilaw_step_against_an_independent_float64_implementation(monkeypatch):
     mu = [p.detach().clone() for p in bilaw.net.parameters()]  # W1, b1, W2, b2
     monkeypatch.setattr(bilaw, "_meta_batch", lambda: (xv, yv))
     monkeypatch.setattr(bilaw, "meta_attack", lambda model, xs, ys, noise: xs)
-    got = bilaw.weights(net, make_objective("at"), ["adv_ce"], x, x_adv, y, lr, b)
+    at = make_objective("at")
+    batch = Step(net=net, model=net, x=x, y=y, idx=torch.arange(b), epoch=1, eps=0.1, alpha=0.1, lr=lr, global_n=b)
+    batch.x_adv = x_adv
+
+    def training_loss(fwd, scale):  # the run's loss under a forward, as Parts.loss gives it for AT
+        return at.combine(at.terms(logits_batch(y, fwd(x_adv))), {"adv_ce": scale})
+
+    got = bilaw.weights(batch, training_loss)
 
     # independent: the weight net, the look-ahead and Adam's first step by hand
     def omega(params, delta):

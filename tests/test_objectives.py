@@ -17,6 +17,7 @@ import torch
 from irat.errors import ConfigError
 from irat.parts import make_objective
 from irat.parts.objectives import mart_bce
+from irat.testing import logits_batch
 
 NAT = torch.tensor([[2.0, 0.0, -1.0]])
 ADV = torch.tensor([[0.5, 1.0, -1.0]])
@@ -25,7 +26,7 @@ Y = torch.tensor([0])
 
 def test_at():
     obj = make_objective("at")
-    t = obj.terms(None, ADV, Y)
+    t = obj.terms(logits_batch(Y, ADV))
     assert t["adv_ce"].item() == pytest.approx(1.054957, abs=1e-6)
     assert obj.combine(t).item() == pytest.approx(1.054957, abs=1e-6)
     assert (obj.attack_loss, obj.attack_start, obj.needs_natural) == ("ce", "uniform", False)
@@ -33,7 +34,7 @@ def test_at():
 
 def test_trades():
     obj = make_objective("trades", beta=6.0)
-    t = obj.terms(NAT, ADV, Y)
+    t = obj.terms(logits_batch(Y, ADV, NAT))
     assert t["nat_ce"].item() == pytest.approx(0.169846, abs=1e-6)
     assert t["kl"].item() == pytest.approx(6 * 0.536608, abs=1e-5)
     assert obj.combine(t).item() == pytest.approx(3.389493, abs=1e-5)
@@ -46,7 +47,7 @@ def test_trades():
 
 def test_mart():
     obj = make_objective("mart", beta=6.0)
-    t = obj.terms(NAT, ADV, Y)
+    t = obj.terms(logits_batch(Y, ADV, NAT))
     assert t["bce_margin"].item() == pytest.approx(0.853309, abs=1e-6)
     assert obj.combine(t).item() == pytest.approx(2.411192, abs=1e-5)
     assert obj.attack_loss == "ce"
@@ -65,7 +66,7 @@ def test_weights_apply_to_named_term_only():
     nat = torch.tensor([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
     adv = torch.tensor([[0.5, 1.0, -1.0], [0.0, 2.0, 0.0]])
     y = torch.tensor([0, 1])
-    t = obj.terms(nat, adv, y)
+    t = obj.terms(logits_batch(y, adv, nat))
     w = torch.tensor([2.0, 0.0])
     got = obj.combine(t, {"kl": w})
     assert got.item() == pytest.approx((t["nat_ce"].mean() + (t["kl"] * w).mean()).item(), abs=1e-6)
@@ -77,6 +78,6 @@ def test_fat_variants_and_unknown():
     step = Step(net=None, model=None, x=NAT, y=Y, idx=Y, epoch=1, eps=0.1, alpha=0.025, lr=0.1, global_n=len(Y))
     assert make_objective("fat").attack_kwargs(step)["tau"] == 0 and make_objective("fat-trades").attack_loss == "kl"
     assert "tau" not in make_objective("at").attack_kwargs(step)  # early stopping is FAT's alone
-    assert set(make_objective("fat-mart").terms(NAT, ADV, Y)) == {"adv_ce", "bce_margin", "kl"}
+    assert set(make_objective("fat-mart").terms(logits_batch(Y, ADV, NAT))) == {"adv_ce", "bce_margin", "kl"}
     with pytest.raises(ConfigError, match="unknown objective"):
         make_objective("madry")

@@ -16,6 +16,7 @@ from conftest import QUICK_ARGS, kill_mid_run
 from irat.checkpoints import load_checkpoint
 from irat.cli import main
 from irat.errors import ConfigError
+from irat.testing import logits_batch
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "docs" / "examples"
 PLUGIN = EXAMPLES / "focal_weighting.py"  # a weighting scheme, as docs/extending.md shows it
@@ -121,7 +122,7 @@ def test_plugin_scheme_from_python_matches_a_hand_computed_weight(tmp_path):
     cfg.weighting.options = {"focal-margin": {"gamma": 2}}
     w = WEIGHTINGS.get("focal-margin")(cfg)
     logits = torch.tensor([[2.0, 0.0], [0.0, 0.0]])
-    got = w.raw(None, info=None, x=None, y=torch.tensor([0, 1]), logits_adv=logits, logits_nat=None, epoch=1)
+    got = w.raw(logits_batch(torch.tensor([0, 1]), logits))
     p0 = 1 / (1 + torch.exp(torch.tensor(-2.0)))  # softmax of [2, 0] at class 0
     assert torch.allclose(got, torch.stack([(1 - p0) ** 2, torch.tensor(0.25)]))
 

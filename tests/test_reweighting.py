@@ -23,6 +23,7 @@ from irat.parts import RADII, make_objective, weight_targets
 from irat.parts.bilaw import WeightNet, lookahead_val_loss
 from irat.parts.radius import mwpb_radii
 from irat.parts.weighting import gair_lambda, gair_weight, mail_weight, normalize, wmmr_weight
+from irat.testing import logits_batch
 from irat.train import Trainer, load_checkpoint
 from irat.train.awp import AWP
 
@@ -107,7 +108,7 @@ def test_weight_placement_gradients(obj, scheme):
     y = torch.randint(0, 4, (6,))
     om = torch.rand(6, dtype=torch.float64) * 2
     objective = make_objective(obj, 6.0)
-    terms = objective.terms(model(x) if objective.needs_natural else None, model(xa), y)
+    terms = objective.terms(logits_batch(y, model(xa), model(x) if objective.needs_natural else None))
     got = objective.combine(terms, {t: om for t in weight_targets(obj, scheme)})
     g_got = torch.autograd.grad(got, list(model.parameters()))
     want = _manual(obj, scheme, model, x, xa, y, om)
@@ -197,9 +198,13 @@ def test_bilaw_meta_gradient_matches_finite_differences():
         obj = make_objective(obj_name, 6.0)
         targets = weight_targets(obj_name, "bilaw")
 
+        def loss(fwd, scale, obj=obj, targets=targets):  # the training loss under another forward (Parts.loss)
+            nat = fwd(x) if obj.needs_natural else None
+            return obj.combine(obj.terms(logits_batch(y, fwd(xa), nat)), {t: scale for t in targets})
+
         def f():
             w = net(delta)
-            return lookahead_val_loss(model, obj, targets, x, xa, y, w * len(y) / w.sum(), 0.5, xv, yv)
+            return lookahead_val_loss(model, loss, w * len(y) / w.sum(), 0.5, xv, yv)
 
         grads = torch.autograd.grad(f(), list(net.parameters()))
         h = 1e-6
@@ -298,11 +303,13 @@ def test_gair_rst_mix_loss():
     y = torch.randint(0, 4, (5,))
     w = torch.rand(5)
     mix, trades = make_objective("trades-mix", 6.0), make_objective("trades", 6.0)
-    t = mix.terms(nat, adv, y, adv2)
+    t = mix.terms(logits_batch(y, adv, nat, adv2))
     pn = F.softmax(nat, 1)
     kl1 = (pn * (pn.log() - F.log_softmax(adv, 1))).sum(1)
     kl2 = (pn * (pn.log() - F.log_softmax(adv2, 1))).sum(1)
     want = F.cross_entropy(nat, y) + 6 * (w * kl1 + (1 - w) * kl2).mean()
     assert mix.combine(t, {"kl": w}).item() == pytest.approx(want.item(), rel=1e-6)
-    assert mix.combine(t).item() == pytest.approx(trades.combine(trades.terms(nat, adv, y)).item(), rel=1e-6)
+    assert mix.combine(t).item() == pytest.approx(
+        trades.combine(trades.terms(logits_batch(y, adv, nat))).item(), rel=1e-6
+    )
     assert weight_targets("trades-mix", "gair") == ["kl"]

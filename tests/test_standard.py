@@ -11,6 +11,7 @@ from conftest import quick_config
 from irat.cli import main
 from irat.evaluate import evaluate
 from irat.parts import make_objective
+from irat.testing import logits_batch
 from irat.train import Trainer
 
 
@@ -18,7 +19,7 @@ def test_standard_loss_is_natural_ce():
     obj = make_objective("standard")
     z = torch.tensor([[2.0, 0.0], [0.0, 1.0]])
     y = torch.tensor([0, 0])
-    terms = obj.terms(None, z, y)
+    terms = obj.terms(logits_batch(y, z))
     # CE = log(1 + e^{-2}) and log(1 + e^{1})
     assert terms["nat_ce"].tolist() == pytest.approx([0.126928, 1.313262], abs=1e-5)
     assert obj.combine(terms).item() == pytest.approx((0.126928 + 1.313262) / 2, abs=1e-5)

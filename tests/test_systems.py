@@ -22,6 +22,7 @@ from irat.data import DeviceData
 from irat.data.unlabeled import mixed_batches, split_batch, withhold
 from irat.evaluate import evaluate
 from irat.parts import make_objective
+from irat.testing import logits_batch
 from irat.train import Trainer
 
 
@@ -50,7 +51,7 @@ def test_mma_terms_hand_values():
     adv = torch.tensor([[0.0, 0.0], [1.0, 0.0]])
     y = torch.tensor([0, 0])
     counted = torch.tensor([True, False])  # second example: radius beyond d_max (hinge)
-    t = obj.terms(nat, adv, y, mask=counted)
+    t = obj.terms(logits_batch(y, adv, nat, mask=counted))
     # adversarial CE: log 2 for the first, the second not counted; clean CE: log(1+e^-2), log(1+e^1)
     assert t["adv_ce"].tolist() == pytest.approx([2 / 3 * math.log(2), 0.0], abs=1e-6)
     assert t["nat_ce"].tolist() == pytest.approx([0.126928 / 3, 1.313262 / 3], abs=1e-5)
@@ -142,7 +143,7 @@ def test_st_terms_pick_the_extremes():
     nat = torch.log(torch.tensor([[0.7, 0.3]]))
     col = torch.log(torch.tensor([[0.9, 0.1]]))
     adv = torch.log(torch.tensor([[0.2, 0.8]]))
-    t = obj.terms(nat, adv, y, col)
+    t = obj.terms(logits_batch(y, adv, nat, col))
     assert t["nat_ce"].item() == pytest.approx(-math.log(0.7), abs=1e-6)
     assert t["squeeze"].item() == pytest.approx(6 * symmetric_kl(adv, col).item(), abs=1e-6)
 

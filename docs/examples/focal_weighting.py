@@ -22,6 +22,6 @@ class FocalMargin(irat.Weighting):
         if cls.options_for(cfg).gamma < 0:
             raise irat.IratError("weighting.focal-margin.gamma must be >= 0")
 
-    def raw(self, model, *, info, x, y, logits_adv, logits_nat, epoch):
-        p_true = logits_adv.detach().softmax(1).gather(1, y[:, None]).squeeze(1)
+    def raw(self, batch):  # the batch as the loop filled it: inputs, crafted examples, logits
+        p_true = batch.logits_adv.detach().softmax(1).gather(1, batch.y[:, None]).squeeze(1)
         return (1.0 - p_true) ** self.options.gamma

@@ -34,7 +34,7 @@ _LAZY = {
     "EvalAttack": ("irat.evaluate.attacks", "EvalAttack"),
     "register_attack": ("irat.evaluate.attacks", "register_attack"),
     "create_model": ("irat.models", "create_model"),
-    "Crafted": ("irat.parts", "Crafted"),
+    "Batch": ("irat.parts", "Batch"),
     "Objective": ("irat.parts", "Objective"),
     "Radius": ("irat.parts", "Radius"),
     "RunContext": ("irat.parts", "RunContext"),
@@ -91,7 +91,7 @@ if TYPE_CHECKING:
     from .evaluate.attacks import EvalAttack, register_attack
     from .models import create_model
     from .parts import (
-        Crafted,
+        Batch,
         Objective,
         Radius,
         RunContext,
@@ -107,7 +107,7 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 __all__ = [
     "Config",
-    "Crafted",
+    "Batch",
     "EvalAttack",
     "IratError",
     "Objective",

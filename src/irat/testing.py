@@ -30,7 +30,7 @@ from .data.device_data import DeviceData, Splits
 from .evaluate import evaluate
 from .evaluate.attacks import ATTACKS
 from .methods import apply_method
-from .parts import OBJECTIVES, RADII, WEIGHTINGS
+from .parts import OBJECTIVES, RADII, WEIGHTINGS, Batch
 from .registry import Registry
 from .train import Trainer
 
@@ -50,6 +50,26 @@ def synthetic(n: int = 192, classes: int = 4, size: int = 8, seed: int = 0) -> S
     x = x.clamp(0, 255).to(torch.uint8)
     tr, va = DeviceData(x[: n - 64], y[: n - 64], 1 / 255), DeviceData(x[n - 64 :], y[n - 64 :], 1 / 255)
     return Splits(tr, va, va, classes, (1, size, size), "synthetic", False)
+
+
+def logits_batch(
+    y: torch.Tensor,
+    logits_adv: torch.Tensor,
+    logits_nat: torch.Tensor | None = None,
+    logits_adv2: torch.Tensor | None = None,
+    *,
+    mask: torch.Tensor | None = None,
+    x: torch.Tensor | None = None,
+    forward: Any = None,
+) -> Batch:
+    """A batch record at the loss stage, for unit tests of `Objective.terms` and `Weighting.raw` on hand-made
+    logits (the fields a test does not give are placeholders)."""
+    n = len(y)
+    x = torch.zeros(n, 1) if x is None else x
+    return Batch(
+        net=forward, model=forward, x=x, y=y, idx=torch.arange(n), epoch=1, eps=0.0, alpha=0.0, lr=0.0, global_n=n,
+        x_adv=x, mask=mask, forward=forward, logits_adv=logits_adv, logits_nat=logits_nat, logits_adv2=logits_adv2,
+    )  # fmt: skip
 
 
 def _config(section: str, name: str, options: dict[str, Any] | None) -> Config:

@@ -10,15 +10,20 @@ registered with `register_objective` / `register_weighting` / `register_radius` 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+import torch
+import torch.nn as nn
+
+from ..attacks.checks import frozen_bn_stats
 from ..config import Config, use_part_lookup
 from ..errors import ConfigError
 from ..registry import Registry
 from . import bilaw as _bilaw  # noqa: F401  (registers bilaw, bilaw-np)
-from .base import Crafted, Part, RunContext, Step, option_fields, options_of
+from .base import Batch, Part, RunContext, Step, option_fields, options_of
 from .objectives import OBJECTIVES, Objective, make_objective, register_objective
 from .radius import RADII, Radius, register_radius
 from .weighting import WEIGHTINGS, Weighting, register_weighting
@@ -42,6 +47,31 @@ class Parts:
         for k in SECTIONS:
             if state.get(k):
                 getattr(self, k).load_state_dict(state[k])
+
+    def loss(self, batch: Batch, forward: Any, *, scale: torch.Tensor | None = None) -> tuple[torch.Tensor, Batch]:
+        """The training loss of a crafted batch under `forward` — the model, AWP's proxy, BiLAW's look-ahead θ̃ —
+        and the batch with that forward's logits and raw weights filled in (the caller's batch is left as it is):
+        the objective's terms, each weighted by the normalised weights where its role is the one the scheme
+        weights (`targets`); `scale` gives those weights directly (a look-ahead's ω)."""
+        objective, weighting = self.objective, self.weighting
+        assert batch.x_adv is not None, "the objective's craft() fills batch.x_adv"
+        b = dataclasses.replace(batch, forward=forward)
+        b.logits_adv = forward(batch.x_adv)
+        b.logits_nat = forward(batch.x) if objective.needs_natural else None
+        if batch.x_adv2 is not None:
+            frozen = isinstance(forward, nn.Module) and objective.freeze_bn_on_second
+            with frozen_bn_stats(forward, frozen) if frozen else contextlib.nullcontext():
+                b.logits_adv2 = forward(batch.x_adv2)
+        terms = objective.terms(b)
+        weights = None
+        if scale is not None:
+            weights = {t: scale for t in self.targets}
+        elif batch.weights_active:
+            if b.w_raw is None:
+                b.w_raw = weighting.raw(b)
+            omega = weighting.normalize(b.w_raw)
+            weights = {t: omega for t in self.targets}
+        return objective.combine(terms, weights), b
 
     def epoch_metrics(self) -> dict[str, Any]:
         row: dict[str, Any] = {}
@@ -80,12 +110,6 @@ def check_parts(cfg: Config) -> None:
                 f"{what}: weighting {w.name} needs the PGD attack's per-step records or its "
                 f"adversarial examples; use a scheme that does not (e.g. mail with pm-adv, wmmr)"
             )
-    if w.learned and obj.second_example:
-        raise ConfigError(
-            f"objective {obj.name} trains on a second adversarial example, which the look-ahead of "
-            f"a learned weighting does not see: it works with gair, mail, wmmr or no weighting, not "
-            f"BiLAW ({w.name})"
-        )
 
 
 def _lookup(section: str, name: str) -> tuple[str, type | None] | None:
@@ -150,7 +174,7 @@ def weight_targets(objective: str, scheme: str) -> list[str]:
 
 
 __all__ = [
-    "Crafted",
+    "Batch",
     "OBJECTIVES",
     "Objective",
     "Part",

@@ -1,8 +1,8 @@
-"""What the loop hands to its parts: the run (once) and each step (per batch), and what an attack returns.
+"""What the loop hands to its parts: the run (`RunContext`, once) and each batch (`Batch`, filled in stages).
 
-The loop (docs/design.md): radius → attack (the objective's) → objective terms → weights → step. A part
-declares what it needs (`Weighting.needs`, `Objective.needs_natural`, ...) and reads it from
-these records; it never reaches into the trainer.
+The loop (docs/design.md): radius → attack (the objective's) → logits → objective terms → weights → step. A
+part declares what it needs (`Weighting.needs`, `Objective.needs_natural`, ...) and reads it from these
+records; it never reaches into the trainer.
 """
 
 from __future__ import annotations
@@ -26,6 +26,18 @@ def _identity(t: torch.Tensor) -> torch.Tensor:
     return t
 
 
+def _identity_list(ts: list[torch.Tensor]) -> list[torch.Tensor]:
+    return ts
+
+
+def _whole(n: int) -> tuple[int, int]:
+    return 0, n
+
+
+def _own_noise(n: int, lo: int, hi: int) -> Noise:
+    return draw_noise
+
+
 @dataclass
 class RunContext:
     """The run a part belongs to. `global_sum` is Σ over ranks (differentiable; the identity in one
@@ -36,19 +48,25 @@ class RunContext:
     num_classes: int = 10
     global_sum: Callable[[torch.Tensor], torch.Tensor] = _identity
     distributed: bool = False
+    sum_tensors: Callable[[list[torch.Tensor]], list[torch.Tensor]] = _identity_list  # Σ over ranks of each tensor
+    shard: Callable[[int], tuple[int, int]] = _whole  # this rank's slice [lo, hi) of a global batch of n
+    shard_noise: Callable[[int, int, int], Noise] = _own_noise  # the draws of slice [lo, hi) of n examples
 
 
 @dataclass
-class Step:
-    """One batch as the parts see it (this rank's slice of the global batch under torchrun)."""
+class Batch:
+    """One batch on its way through the loop, filled in stages by whoever computes each (this rank's slice of
+    the global batch under torchrun): the loop sets the inputs, the objective's `craft` the training examples,
+    the loss (`Parts.loss`) the logits and the raw weights. A part reads what it declared it needs."""
 
+    # 1. the inputs and this step's settings (the loop)
     net: nn.Module  # the forward the attacks use (compiled or not)
     model: nn.Module  # the model whose parameters are trained
     x: torch.Tensor
     y: torch.Tensor
     idx: torch.Tensor  # dataset indices of the examples
     epoch: int  # 1-based
-    eps: float | torch.Tensor  # the radius part's ε (scalar or per example)
+    eps: float | torch.Tensor  # the radius part's ε (scalar or per example); the attack's own if it chose them (MMA)
     alpha: float | torch.Tensor
     lr: float  # the learning rate of this step (BiLAW's look-ahead)
     global_n: int  # size of the global batch
@@ -56,6 +74,18 @@ class Step:
     want_info: bool = False  # the attack should return its PGDInfo (κ, iterates)
     record_kappa_iterate: bool = False  # ... including the iterate at κ (MAIL's PM-dif, saved values)
     weights_active: bool = True  # whether instance weights apply in this step (False: burn-in, no weighting)
+    # 2. the training examples (the objective's attack: `Objective.craft`)
+    x_adv: torch.Tensor | None = None
+    info: PGDInfo | None = None
+    x_adv2: torch.Tensor | None = None  # a second example (trades-mix's CW point, ST-AT's collaborative one)
+    mask: torch.Tensor | None = None  # which examples' adversarial term counts (MMA's hinge)
+    # 3. the logits of the loss's forward (`Parts.loss`), and that forward (the model, AWP's proxy, a look-ahead)
+    forward: Any = None
+    logits_adv: torch.Tensor | None = None
+    logits_nat: torch.Tensor | None = None  # when the objective needs f(x)
+    logits_adv2: torch.Tensor | None = None
+    # 4. the raw weights w_i >= 0 (the weighting scheme; None while none apply)
+    w_raw: torch.Tensor | None = None
 
     @property
     def share(self) -> float:
@@ -63,15 +93,7 @@ class Step:
         return len(self.y) / self.global_n
 
 
-@dataclass
-class Crafted:
-    """The training inputs an objective's attack produced for one step."""
-
-    x_adv: torch.Tensor
-    info: PGDInfo | None = None
-    x_adv2: torch.Tensor | None = None  # a second example (trades-mix's CW point, ST-AT's collaborative one)
-    mask: torch.Tensor | None = None  # which examples' adversarial term counts (MMA's hinge)
-    eps: float | torch.Tensor | None = None  # the radii actually used, when the attack chose them (MMA)
+Step = Batch  # the name irat 0.3's plug-ins import
 
 
 class Part:

@@ -16,6 +16,7 @@ process's on the whole batch.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -24,15 +25,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.func import functional_call
 
-from .. import distributed
-from ..attacks.noise import draw_noise
 from ..attacks.pgd import pgd
 from ..config import Config
 from ..data import DeviceData
 from ..errors import ConfigError
 from ..margins import margin_vector, probabilistic_margin
-from .base import Crafted, RunContext, Step
-from .objectives import Objective
+from .base import Batch, RunContext
 from .weighting import Weighting, natural_logits, register_weighting
 
 
@@ -78,36 +76,39 @@ def weight_net_input(
     return adv if kind == "adv-loss" else adv - F.cross_entropy(nat, y, reduction="none")[:, None]
 
 
+def _identity_list(ts: list[torch.Tensor]) -> list[torch.Tensor]:
+    return ts
+
+
 def lookahead_val_loss(
     model: nn.Module,
-    objective: Objective,
-    targets: list[str],
-    x: torch.Tensor,
-    x_adv: torch.Tensor,
-    y: torch.Tensor,
+    loss: Callable[[Any, torch.Tensor], torch.Tensor],
     scale: torch.Tensor,
     lr: float,
     xv_adv: torch.Tensor,
     yv: torch.Tensor,
+    *,
     share: float = 1.0,
     val_total: int | None = None,
+    sum_tensors: Callable[[list[torch.Tensor]], list[torch.Tensor]] = _identity_list,
 ) -> torch.Tensor:
-    """L_val(θ̃) with θ̃ = θ − η·∇_θ loss(θ; ω = scale), differentiable in `scale` (and so in μ).
+    """L_val(θ̃) with θ̃ = θ − η·∇_θ loss(θ; ω = scale), differentiable in `scale` (and so in μ). `loss(forward,
+    scale)` is the run's training loss of the batch under `forward` (`Parts.loss`: the same terms, second examples
+    included, as the real step).
 
     share: this rank's fraction of the training batch (1 in one process); val_total: the size of the whole
-    validation batch (default len(yv)). The value returned is this rank's share of L_val; the shares sum to it."""
-    params = {n: p for n, p in model.named_parameters()}
+    validation batch (default len(yv)); sum_tensors: Σ over ranks. The value returned is this rank's share of
+    L_val; the shares sum to it."""
+    params: dict[str, torch.Tensor] = {n: p for n, p in model.named_parameters()}
     buffers = {n: b.clone() for n, b in model.named_buffers()}  # the look-ahead leaves BN statistics alone
 
-    def forward(p, inp):
-        return functional_call(model, (p, buffers), (inp,))
+    def forward_with(p: dict[str, torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]:
+        return lambda inp: functional_call(model, (p, buffers), (inp,))
 
-    logits_adv = forward(params, x_adv)
-    logits_nat = forward(params, x) if objective.needs_natural else None
-    loss = share * objective.combine(objective.terms(logits_nat, logits_adv, y), {t: scale for t in targets})
-    grads = distributed.sum_tensors(list(torch.autograd.grad(loss, list(params.values()), create_graph=True)))
+    total = share * loss(forward_with(params), scale)
+    grads = sum_tensors(list(torch.autograd.grad(total, list(params.values()), create_graph=True)))
     lookahead = {n: p - lr * g for (n, p), g in zip(params.items(), grads)}
-    return F.cross_entropy(forward(lookahead, xv_adv), yv, reduction="sum") / (val_total or len(yv))
+    return F.cross_entropy(forward_with(lookahead)(xv_adv), yv, reduction="sum") / (val_total or len(yv))
 
 
 @register_weighting("bilaw")
@@ -182,8 +183,8 @@ class BiLAW(Weighting):
             check_inputs=False,
         )
 
-    def before_loss(self, step: Step, crafted: Crafted, objective: Objective, targets: list[str]) -> torch.Tensor:
-        w = self.weights(step.model, objective, targets, step.x, crafted.x_adv, step.y, step.lr, step.global_n)
+    def before_loss(self, batch: Batch, loss: Callable[[Any, torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        w = self.weights(batch, loss)
         self._val_losses.append(self.last_val_loss.reshape(1))
         return w
 
@@ -207,38 +208,29 @@ class BiLAW(Weighting):
             x, y, _ = next(self._iter)
         return x, y
 
-    def weights(
-        self,
-        model: nn.Module,
-        objective: Objective,
-        targets: list[str],
-        x: torch.Tensor,
-        x_adv: torch.Tensor,
-        y: torch.Tensor,
-        lr: float,
-        b: int,
-    ) -> torch.Tensor:
-        """Update μ by the look-ahead (parametric) and return raw weights for the real step; b is the
-        global batch size (this rank holds len(y) of it)."""
+    def weights(self, batch: Batch, loss: Callable[[Any, torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        """Update μ by the look-ahead (parametric) and return raw weights for the real step (this rank holds
+        len(batch.y) of the global batch)."""
+        ctx, model, x, y, b = self.ctx, batch.model, batch.x, batch.y, batch.global_n
+        assert batch.x_adv is not None
         xv, yv = self._meta_batch()
         nv = len(yv)
-        lo, hi = distributed.shard_range(nv)  # this rank's slice of the validation batch
-        noise = distributed.shard_noise(nv, lo, hi) if self.ctx.distributed else draw_noise
+        lo, hi = ctx.shard(nv)  # this rank's slice of the validation batch
         xv, yv = xv[lo:hi], yv[lo:hi]
-        xv_adv = self.meta_attack(model, xv, yv, noise)
-        delta = weight_net_input(self.net_input, model, x, x_adv, y) if self.parametric else None
+        xv_adv = self.meta_attack(model, xv, yv, ctx.shard_noise(nv, lo, hi))
+        delta = weight_net_input(self.net_input, model, x, batch.x_adv, y) if self.parametric else None
         if self.parametric:
             w = self.net(delta)
-            scale = w * b / distributed.all_reduce_sum(w.sum()).clamp_min(1e-12)
+            scale = w * b / ctx.global_sum(w.sum()).clamp_min(1e-12)
         else:
             eps = torch.zeros(len(y), device=x.device, requires_grad=True)
             scale = eps * b
         val_loss = lookahead_val_loss(
-            model, objective, targets, x, x_adv, y, scale, lr, xv_adv, yv, share=len(y) / b, val_total=nv
+            model, loss, scale, batch.lr, xv_adv, yv, share=len(y) / b, val_total=nv, sum_tensors=ctx.sum_tensors
         )
-        self.last_val_loss = distributed.all_reduce_sum(val_loss.detach())
+        self.last_val_loss = ctx.global_sum(val_loss.detach())
         if self.parametric:
-            g_mu = distributed.sum_tensors(list(torch.autograd.grad(val_loss, list(self.net.parameters()))))
+            g_mu = ctx.sum_tensors(list(torch.autograd.grad(val_loss, list(self.net.parameters()))))
             self.opt.zero_grad(set_to_none=True)
             for p, g in zip(self.net.parameters(), g_mu):
                 p.grad = g
@@ -247,7 +239,7 @@ class BiLAW(Weighting):
                 return self.net(delta)
         (g_eps,) = torch.autograd.grad(val_loss, eps)
         w = torch.clamp(-g_eps.detach(), min=0.0)
-        return w if float(distributed.all_reduce_sum(w.sum())) > 0 else torch.ones_like(w)
+        return w if float(ctx.global_sum(w.sum())) > 0 else torch.ones_like(w)
 
     def state_dict(self) -> dict[str, Any]:
         return {"net": self.net.state_dict(), "opt": self.opt.state_dict(), "gen": self.gen.get_state()}

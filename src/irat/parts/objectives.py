@@ -25,7 +25,7 @@ from ..config import EPOCH_TABLE, Config, set_key
 from ..errors import ConfigError
 from ..registry import Registry
 from ..utils import stepwise_value
-from .base import Crafted, Part, RunContext, Step
+from .base import Batch, Part, RunContext
 
 OBJECTIVES: Registry[type[Objective]] = Registry("objective", "objective.name")
 register_objective = OBJECTIVES.register
@@ -77,6 +77,12 @@ def st_terms(
     }
 
 
+def _given(t: torch.Tensor | None) -> torch.Tensor:
+    """A batch field the objective declared it needs (`needs_natural`, `second_example`, ...), filled by the loop."""
+    assert t is not None, "a field this objective needs was not filled in"
+    return t
+
+
 class Objective(Part):
     """A training objective: its attack, its per-example terms, their combination."""
 
@@ -90,7 +96,7 @@ class Objective(Part):
     roles: ClassVar[dict[str, tuple[str, ...]]] = {}
     runs_attack: ClassVar[bool] = True  # False: trains on natural inputs (no weighting, radius or AWP then)
     own_attack: ClassVar[bool] = False  # brings its own attack (no PGD records, no per-example radius)
-    second_example: ClassVar[bool] = False  # trains on a second crafted example (Crafted.x_adv2)
+    second_example: ClassVar[bool] = False  # trains on a second crafted example (Batch.x_adv2)
     freeze_bn_on_second: ClassVar[bool] = False  # the second example's forward leaves BN statistics alone
 
     def __init__(self, cfg: Config, ctx: RunContext | None = None):
@@ -100,7 +106,7 @@ class Objective(Part):
         self.options = self.options_for(cfg)
 
     # -- the training attack ----------------------------------------------------------------------
-    def attack_kwargs(self, step: Step) -> dict[str, Any]:
+    def attack_kwargs(self, step: Batch) -> dict[str, Any]:
         """The PGD settings of this step's training attack."""
         a = self.cfg.attack
         kw: dict[str, Any] = dict(
@@ -121,24 +127,19 @@ class Objective(Part):
             kw["record_step"] = "kappa"
         return kw
 
-    def craft(self, step: Step) -> Crafted:
-        """This step's training inputs: PGD (with its records when a part asked for them)."""
-        kw = self.attack_kwargs(step)
-        if step.want_info:
-            x_adv, info = pgd(step.net, step.x, step.y, return_info=True, **kw)
-            return Crafted(x_adv, info)
-        return Crafted(pgd(step.net, step.x, step.y, **kw))
+    def craft(self, batch: Batch) -> None:
+        """This step's training examples into `batch.x_adv`: PGD (and its records into `batch.info` when a part
+        asked for them)."""
+        kw = self.attack_kwargs(batch)
+        if batch.want_info:
+            batch.x_adv, batch.info = pgd(batch.net, batch.x, batch.y, return_info=True, **kw)
+        else:
+            batch.x_adv = pgd(batch.net, batch.x, batch.y, **kw)
 
     # -- the loss -----------------------------------------------------------------------------------
-    def terms(
-        self,
-        logits_nat: torch.Tensor | None,
-        logits_adv: torch.Tensor,
-        y: torch.Tensor,
-        logits_adv2: torch.Tensor | None = None,
-        mask: torch.Tensor | None = None,
-    ) -> dict[str, torch.Tensor]:
-        """Per-example loss terms (logits_adv2: a second example's logits; mask: MMA's counted examples)."""
+    def terms(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """Per-example loss terms [B] from the batch's logits (`logits_adv`, and `logits_nat`, `logits_adv2`,
+        `mask` where the objective uses them)."""
         raise NotImplementedError
 
     def weight_targets(self, weighting: Any) -> list[str]:
@@ -168,19 +169,19 @@ class Standard(Objective):
     weighted_term = "nat_ce"
     runs_attack = False
 
-    def craft(self, step: Step) -> Crafted:
-        return Crafted(step.x)  # the "adversarial" batch is the batch
+    def craft(self, batch: Batch) -> None:
+        batch.x_adv = batch.x  # the "adversarial" batch is the batch
 
-    def terms(self, logits_nat, logits_adv, y, logits_adv2=None, mask=None):
-        return {"nat_ce": F.cross_entropy(logits_adv, y, reduction="none")}
+    def terms(self, batch: Batch) -> dict[str, torch.Tensor]:
+        return {"nat_ce": F.cross_entropy(_given(batch.logits_adv), batch.y, reduction="none")}
 
 
 @register_objective("at")
 class AT(Objective):
     """Madry et al.: CE on PGD examples."""
 
-    def terms(self, logits_nat, logits_adv, y, logits_adv2=None, mask=None):
-        return {"adv_ce": F.cross_entropy(logits_adv, y, reduction="none")}
+    def terms(self, batch: Batch) -> dict[str, torch.Tensor]:
+        return {"adv_ce": F.cross_entropy(_given(batch.logits_adv), batch.y, reduction="none")}
 
 
 @register_objective("trades")
@@ -192,11 +193,11 @@ class TRADES(Objective):
     needs_natural = True
     roles = {"robustness": ("kl",), "classification": ("nat_ce",)}  # GAIR-TRADES: the natural CE (Alg. 5)
 
-    def terms(self, logits_nat, logits_adv, y, logits_adv2=None, mask=None):
-        assert logits_nat is not None
+    def terms(self, batch: Batch) -> dict[str, torch.Tensor]:
+        logits_nat = _given(batch.logits_nat)
         p_nat = F.softmax(logits_nat, 1)
-        kl = kl_per_example(p_nat, logits_adv)
-        return {"nat_ce": F.cross_entropy(logits_nat, y, reduction="none"), "kl": self.beta * kl}
+        kl = kl_per_example(p_nat, _given(batch.logits_adv))
+        return {"nat_ce": F.cross_entropy(logits_nat, batch.y, reduction="none"), "kl": self.beta * kl}
 
 
 @register_objective("mart")
@@ -207,9 +208,9 @@ class MART(Objective):
     needs_natural = True
     roles = {"robustness": ("adv_ce", "bce_margin"), "classification": ("adv_ce",)}  # GAIR-MART: CE part (Eq. 10)
 
-    def terms(self, logits_nat, logits_adv, y, logits_adv2=None, mask=None):
-        assert logits_nat is not None
-        p_nat = F.softmax(logits_nat, 1)
+    def terms(self, batch: Batch) -> dict[str, torch.Tensor]:
+        logits_adv, y = _given(batch.logits_adv), batch.y
+        p_nat = F.softmax(_given(batch.logits_nat), 1)
         kl = kl_per_example(p_nat, logits_adv)
         ce, margin_part = mart_bce(logits_adv, y)
         p_true = p_nat.gather(1, y[:, None]).squeeze(1)
@@ -231,7 +232,7 @@ class Friendly(Objective):
     Options = FATOptions
     options_key = "fat"
 
-    def attack_kwargs(self, step: Step) -> dict[str, Any]:
+    def attack_kwargs(self, step: Batch) -> dict[str, Any]:
         o = self.options
         tau = int(stepwise_value(o.tau, step.epoch - 1, "objective.fat.tau"))
         return {**super().attack_kwargs(step), "tau": tau, "step_noise": o.noise}
@@ -272,19 +273,29 @@ class TradesMix(TRADES):
     second_example = True
     roles = {"robustness": ("kl",), "classification": ("kl",)}  # w on KL(x, x_kl), 1 − w on KL(x, x_cw)
 
-    def craft(self, step: Step) -> Crafted:
-        crafted = super().craft(step)
-        if not step.weights_active:
-            return crafted
-        start = self.options.cw_start
-        kw2 = dict(self.attack_kwargs(step), loss="cw", start=start, record_step=None, tau=None)
-        crafted.x_adv2 = pgd(step.net, step.x, step.y, **kw2)
-        return crafted
+    @classmethod
+    def check(cls, cfg: Config) -> None:
+        from .weighting import WEIGHTINGS  # (weighting does not import objectives: no cycle)
 
-    def terms(self, logits_nat, logits_adv, y, logits_adv2=None, mask=None):
-        terms = super().terms(logits_nat, logits_adv, y)
-        if logits_adv2 is not None:  # None while no weights apply: plain TRADES
-            terms["kl_cw"] = self.beta * kl_per_example(F.softmax(logits_nat, 1), logits_adv2)
+        if not WEIGHTINGS.get(cfg.weighting.name).neutral and cfg.weighting.normalization != "none":
+            raise ConfigError(
+                f"objective trades-mix weighs KL(x, x_kl) by w and KL(x, x_cw) by 1 − w, a mixture only for w in "
+                f"[0, 1]; weighting.normalization={cfg.weighting.normalization} rescales w to mean one (some w > 1, "
+                f"so 1 − w < 0): set weighting.normalization=none (the released GAIR-RST form)"
+            )
+
+    def craft(self, batch: Batch) -> None:
+        super().craft(batch)
+        if not batch.weights_active:
+            return
+        start = self.options.cw_start
+        kw2 = dict(self.attack_kwargs(batch), loss="cw", start=start, record_step=None, tau=None)
+        batch.x_adv2 = pgd(batch.net, batch.x, batch.y, **kw2)
+
+    def terms(self, batch: Batch) -> dict[str, torch.Tensor]:
+        terms = super().terms(batch)
+        if batch.logits_adv2 is not None:  # None while no weights apply: plain TRADES
+            terms["kl_cw"] = self.beta * kl_per_example(F.softmax(_given(batch.logits_nat), 1), batch.logits_adv2)
         return terms
 
     def combine(self, terms, weights=None):
@@ -347,13 +358,13 @@ class MMA(Objective):
         self.radii = torch.zeros(n_index, device=self.ctx.device)
         self._touched = torch.zeros(n_index, dtype=torch.bool, device=self.ctx.device)
 
-    def craft(self, step: Step) -> Crafted:
+    def craft(self, batch: Batch) -> None:
         """MMA's training points (released trainer): AN-PGD from each example's last radius for the examples
         classified correctly (soft logit margin < 0), the clean input for the rest (radius 0). The mask
         counts the misclassified examples and those whose radius is below d_max (the hinge)."""
         assert self.radii is not None and self._touched is not None
         a, o = self.cfg.attack, self.options
-        net, x, y, idx = step.net, step.x, step.y, step.idx
+        net, x, y, idx = batch.net, batch.x, batch.y, batch.idx
         d_max = mma_dmax(o.dmax, a.eps)
         with torch.no_grad(), attack_mode(net, "eval"):
             correct = soft_logit_margin(net(x), y) < 0
@@ -370,18 +381,18 @@ class MMA(Objective):
             norm=a.norm,
             loss=a.loss or "slm",
             start=a.start or "uniform",
-            noise=step.noise,
+            noise=batch.noise,
         )
         r = torch.where(correct, r, torch.zeros_like(r))
         self.radii[idx] = r
         if self.ctx.distributed:
             self._touched[idx] = True
-        x_mma = torch.where(correct.reshape(-1, *([1] * (x.dim() - 1))), x_an, x)
-        return Crafted(x_mma, mask=~correct | (r < d_max), eps=r)
+        batch.x_adv = torch.where(correct.reshape(-1, *([1] * (x.dim() - 1))), x_an, x)
+        batch.mask, batch.eps = ~correct | (r < d_max), r  # the hinge; the radii this attack chose
 
-    def terms(self, logits_nat, logits_adv, y, logits_adv2=None, mask=None):
-        assert logits_nat is not None and mask is not None
-        return mma_terms(logits_nat, logits_adv, y, mask, self.clean_coeff)
+    def terms(self, batch: Batch) -> dict[str, torch.Tensor]:
+        logits_nat, logits_adv, mask = _given(batch.logits_nat), _given(batch.logits_adv), _given(batch.mask)
+        return mma_terms(logits_nat, logits_adv, batch.y, mask, self.clean_coeff)
 
     def end_epoch(self) -> None:
         """Each rank updated the radii of its own examples: every rank now gets all of them."""
@@ -414,24 +425,27 @@ class SqueezeTraining(Objective):
     second_example = True
     freeze_bn_on_second = True  # the collaborative example leaves BN's running statistics alone (released code)
 
-    def craft(self, step: Step) -> Crafted:
+    def craft(self, batch: Batch) -> None:
         a = self.cfg.attack
-        x_adv, x_col = squeeze_pair(
-            step.net,
-            step.x,
-            step.y,
-            eps=step.eps,
-            alpha=step.alpha,
+        batch.x_adv, batch.x_adv2 = squeeze_pair(
+            batch.net,
+            batch.x,
+            batch.y,
+            eps=batch.eps,
+            alpha=batch.alpha,
             steps=a.steps,
             norm=a.norm,
             bn_mode=a.bn_mode,
-            noise=step.noise,
+            noise=batch.noise,
         )
-        return Crafted(x_adv, x_adv2=x_col)
 
-    def terms(self, logits_nat, logits_adv, y, logits_adv2=None, mask=None):
-        assert logits_nat is not None and logits_adv2 is not None
-        return st_terms(logits_nat, logits_adv2, logits_adv, y, self.beta)
+    def terms(self, batch: Batch) -> dict[str, torch.Tensor]:
+        logits_nat, logits_col, logits_adv = (
+            _given(batch.logits_nat),
+            _given(batch.logits_adv2),
+            _given(batch.logits_adv),
+        )
+        return st_terms(logits_nat, logits_col, logits_adv, batch.y, self.beta)
 
 
 def make_objective(name: str, beta: float = 6.0, clean_coeff: float = 1 / 3, cfg: Config | None = None) -> Objective:

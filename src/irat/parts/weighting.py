@@ -19,19 +19,18 @@ import torch
 import torch.nn as nn
 
 from ..attacks.checks import attack_mode
-from ..attacks.pgd import PGDInfo
 from ..config import EPOCH_TABLE, Config
 from ..data import DeviceData
 from ..errors import ConfigError
 from ..margins import logit_margin, pm_dif, probabilistic_margin
 from ..registry import Registry
-from .base import Crafted, Part, RunContext, Step
+from .base import Batch, Part, RunContext
 
 NORMALIZATIONS = ("mean-one", "sum-one", "constant", "none")
 GairFunction = Literal["tanh", "sigmoid", "linear", "tanh-rst"]
 MailMargin = Literal["pm-adv", "pm-nat", "pm-dif", "logit-adv", "logit-nat"]
 NEEDS = {  # what a weighting scheme may need from the training attack (`Weighting.needs`)
-    "pgd-info": "the PGD attack's records (κ, PGDInfo) in `raw(info=...)`",
+    "pgd-info": "the PGD attack's records (κ, PGDInfo) in `batch.info`",
     "kappa-iterate": "also the iterate at κ (PGDInfo.x_at_step)",
     "pgd-examples": "PGD adversarial examples of the threat model (a look-ahead over the objective's terms)",
 }
@@ -175,22 +174,15 @@ class Weighting(Part):
         """Weights apply after the burn-in (ω ≡ 1 before)."""
         return epoch > self.w.burn_in
 
-    def raw(
-        self,
-        model: nn.Module,
-        *,
-        info: PGDInfo | None,
-        x: torch.Tensor,
-        y: torch.Tensor,
-        logits_adv: torch.Tensor,
-        logits_nat: torch.Tensor | None,
-        epoch: int,
-    ) -> torch.Tensor:
-        """Un-normalised weights w_i ≥ 0 from this step's forward (and the attack's records)."""
+    def raw(self, batch: Batch) -> torch.Tensor:
+        """Un-normalised weights w_i ≥ 0 [B] from this step's forward (`batch.logits_adv`, `logits_nat`,
+        `forward`) and the attack's records (`batch.info`, when `needs` asked for them)."""
         raise NotImplementedError(f"weighting {self.name!r} defines no raw weights")
 
-    def before_loss(self, step: Step, crafted: Crafted, objective: Any, targets: list[str]) -> torch.Tensor | None:
-        """Raw weights computed before the loss (learned schemes); None: `raw` is used in the loss."""
+    def before_loss(self, batch: Batch, loss: Callable[[Any, torch.Tensor], torch.Tensor]) -> torch.Tensor | None:
+        """Raw weights computed before the loss (learned schemes); None: `raw` is used in the loss. `loss(forward,
+        scale)` is the run's training loss of this batch under another forward (e.g. a look-ahead θ̃) with the
+        weights `scale` on the terms the scheme weights (`Parts.loss`)."""
         return None
 
     def normalize(self, w_raw: torch.Tensor) -> torch.Tensor:
@@ -244,9 +236,10 @@ class GAIR(Weighting):
         o = self.options
         return gair_lambda(o.lam_schedule, epoch, self.cfg.epochs, self.w.burn_in, o.lam, o.lam_end, o.lam_table)
 
-    def raw(self, model, *, info, x, y, logits_adv, logits_nat, epoch):
+    def raw(self, batch: Batch) -> torch.Tensor:
+        info = batch.info
         assert info is not None
-        return gair_weight(info.kappa, info.steps, self.lam(epoch), self.options.fn)
+        return gair_weight(info.kappa, info.steps, self.lam(batch.epoch), self.options.fn)
 
 
 @dataclass
@@ -269,18 +262,19 @@ class MAIL(Weighting):
     def needs(cls, cfg: Config) -> frozenset[str]:
         return frozenset({"pgd-info", "kappa-iterate"}) if cls.options_for(cfg).margin == "pm-dif" else frozenset()
 
-    def raw(self, model, *, info, x, y, logits_adv, logits_nat, epoch):
+    def raw(self, batch: Batch) -> torch.Tensor:
         o = self.options
-        return mail_weight(self.margin(model, info, x, y, logits_adv, logits_nat), o.gamma, o.bias)
+        return mail_weight(self.margin(batch), o.gamma, o.bias)
 
     @torch.no_grad()
-    def margin(self, model, info, x, y, logits_adv, logits_nat) -> torch.Tensor:
+    def margin(self, batch: Batch) -> torch.Tensor:
         """MAIL's margin. PM-adv reuses the training forward's adversarial logits (as the released code)."""
-        kind = self.options.margin
+        kind, y, info, model = self.options.margin, batch.y, batch.info, batch.forward
+        assert batch.logits_adv is not None
         if kind in ("pm-adv", "logit-adv"):
             fn = probabilistic_margin if kind == "pm-adv" else logit_margin
-            return fn(logits_adv.detach(), y)
-        nat = logits_nat.detach() if logits_nat is not None else natural_logits(model, x)
+            return fn(batch.logits_adv.detach(), y)
+        nat = batch.logits_nat.detach() if batch.logits_nat is not None else natural_logits(model, batch.x)
         if kind == "pm-nat":
             return probabilistic_margin(nat, y)
         if kind == "logit-nat":
@@ -306,7 +300,8 @@ class WMMR(Weighting):
     Options = WMMROptions
     reports_pm_adv = True
 
-    def raw(self, model, *, info, x, y, logits_adv, logits_nat, epoch):
-        o = self.options
-        m = probabilistic_margin(logits_adv if not o.detach else logits_adv.detach(), y)
+    def raw(self, batch: Batch) -> torch.Tensor:
+        o, logits_adv = self.options, batch.logits_adv
+        assert logits_adv is not None
+        m = probabilistic_margin(logits_adv if not o.detach else logits_adv.detach(), batch.y)
         return wmmr_weight(m, o.alpha)

@@ -11,7 +11,6 @@ what is trained.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -21,10 +20,11 @@ import torch.nn.functional as F
 
 from .. import distributed
 from ..attacks.checks import attack_mode
-from ..attacks.pgd import PGDInfo, fat_pgd, pgd
+from ..attacks.pgd import fat_pgd, pgd
 from ..config import Config
 from ..data import Splits
 from ..margins import pm_dif, probabilistic_margin
+from ..parts import Batch
 from ..parts.weighting import natural_logits
 from ..utils import atomic_write
 
@@ -46,27 +46,12 @@ class Loop(Protocol):
     def alpha(self) -> float: ...
 
 
-@dataclass
-class StepRecord:
-    """What one training step computed, for observation (tensors on the device, no host sync)."""
-
-    x: torch.Tensor
-    y: torch.Tensor
-    idx: torch.Tensor
-    epoch: int
-    eps: float | torch.Tensor
-    info: PGDInfo | None
-    logits_adv: torch.Tensor
-    logits_nat: torch.Tensor | None
-    weights: torch.Tensor | None  # the raw weights used in the loss (None: ω ≡ 1)
-
-
 class Callback:
     def wants_records(self, epoch: int) -> bool:
         """Whether this epoch's training attack must return its records (κ, the iterate at κ)."""
         return False
 
-    def on_step(self, trainer: Loop, rec: StepRecord) -> None:
+    def on_step(self, trainer: Loop, rec: Batch) -> None:
         """After each step."""
 
     def on_epoch_end(self, trainer: Loop, row: dict[str, Any]) -> None:
@@ -102,15 +87,15 @@ class EpochStats(Callback):
     def wants_records(self, epoch: int) -> bool:
         return epoch in self.save_epochs
 
-    def on_step(self, trainer: Loop, rec: StepRecord) -> None:
+    def on_step(self, trainer: Loop, rec: Batch) -> None:
         buf, saving = self.buf, rec.epoch in self.save_epochs
-        if rec.weights is not None:
-            buf.setdefault("weight", []).append(rec.weights.detach())
+        if rec.w_raw is not None:
+            buf.setdefault("weight", []).append(rec.w_raw.detach())
         if rec.info is not None:
             buf.setdefault("kappa", []).append(rec.info.kappa)
         if torch.is_tensor(rec.eps):
             buf.setdefault("eps", []).append(rec.eps.detach())
-        if self.reports_pm_adv or saving:
+        if (self.reports_pm_adv or saving) and rec.logits_adv is not None:
             buf.setdefault("pm_adv", []).append(probabilistic_margin(rec.logits_adv.detach(), rec.y))
         if saving:
             model = trainer.model

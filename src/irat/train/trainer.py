@@ -20,7 +20,7 @@ import torch.nn as nn
 from tqdm.auto import tqdm
 
 from .. import distributed
-from ..attacks.checks import check_radius, frozen_bn_stats
+from ..attacks.checks import check_radius
 from ..attacks.noise import Noise, draw_noise
 from ..checkpoints import BEST, LAST, RECOVERY, save_checkpoint
 from ..config import Config
@@ -30,14 +30,14 @@ from ..errors import ConfigError, IratError
 from ..evaluate.core import evaluate
 from ..methods import check_method_name
 from ..models import create_model
-from ..parts import Crafted, RunContext, Step, build_parts, idle_parts
+from ..parts import Batch, RunContext, build_parts, idle_parts
 from ..plugins import require_recorded
 from ..rundir import RunLock, clean_tmp, remove_run_files, sync_metrics
 from ..schedules import learning_rate
 from ..utils import atomic_write_text, default_dtype, resolve_device
 from ..validate import validate_config
 from .awp import AWP
-from .callbacks import Callback, EpochStats, Flatness, StepRecord, TensorBoard
+from .callbacks import Callback, EpochStats, Flatness, TensorBoard
 from .opening import open_run_dir, say, snapshot
 
 
@@ -122,7 +122,11 @@ class Trainer:
             num_classes=self.splits.num_classes,
             global_sum=distributed.all_reduce_sum,
             distributed=self.dist.enabled,
+            sum_tensors=distributed.sum_tensors,
+            shard=distributed.shard_range,
         )
+        if self.dist.enabled:
+            self.ctx.shard_noise = distributed.shard_noise
         self.parts = build_parts(cfg, self.ctx)  # radius, objective, weighting (BiLAW's weight net is made here)
         self.needs = self.parts.weighting.needs(cfg)  # what the weighting needs from the training attack
         self.splits.train = self.parts.weighting.split_data(self.splits.train)
@@ -227,7 +231,7 @@ class Trainer:
         eps, step_size = parts.radius(self.model, x, y, epoch, self.eps, self.alpha)
         records = any(cb.wants_records(epoch) for cb in self.callbacks)
         weighting = parts.weighting
-        step = Step(
+        batch = Batch(
             net=self.net,
             model=self.model,
             x=x,
@@ -243,66 +247,29 @@ class Trainer:
             record_kappa_iterate="kappa-iterate" in self.needs or records,
             weights_active=weighting.active(epoch),
         )
-        crafted = parts.objective.craft(step)
-        w_raw = weighting.before_loss(step, crafted, parts.objective, parts.targets) if step.weights_active else None
+        parts.objective.craft(batch)
+        if batch.weights_active:  # a learned scheme's weights, from a look-ahead over this same loss
+            batch.w_raw = weighting.before_loss(batch, lambda fwd, scale: parts.loss(batch, fwd, scale=scale)[0])
         awp_on = self.awp is not None and epoch > self.cfg.awp.warmup
         if awp_on:
             assert self.awp is not None
-            diff = self.awp.perturbation(lambda m: self._frac * self.batch_loss(m, x, y, crafted, epoch, w_raw)[0])
+            diff = self.awp.perturbation(lambda m: self._frac * parts.loss(batch, m)[0])
             self.awp.apply(diff, +1.0)
         self.model.train()
-        loss, logits_adv, logits_nat, w_used = self.batch_loss(self.train_net, x, y, crafted, epoch, w_raw)
+        loss, batch = parts.loss(batch, self.train_net)
         self.optimizer.zero_grad(set_to_none=True)
         (loss * self._frac).backward()
         self.optimizer.step()
         if awp_on:
             assert self.awp is not None
             self.awp.apply(diff, -1.0)
-        rec = StepRecord(
-            x,
-            y,
-            idx,
-            epoch,
-            crafted.eps if crafted.eps is not None else eps,
-            crafted.info,
-            logits_adv,
-            logits_nat,
-            w_used,
-        )
         for cb in self.callbacks:
-            cb.on_step(self, rec)
-        stats = {"loss": loss.detach() * len(y), "adv_correct": (logits_adv.argmax(1) == y).sum()}
-        if logits_nat is not None:
-            stats["nat_correct"] = (logits_nat.argmax(1) == y).sum()
+            cb.on_step(self, batch)
+        assert batch.logits_adv is not None
+        stats = {"loss": loss.detach() * len(y), "adv_correct": (batch.logits_adv.argmax(1) == y).sum()}
+        if batch.logits_nat is not None:
+            stats["nat_correct"] = (batch.logits_nat.argmax(1) == y).sum()
         return stats
-
-    def batch_loss(
-        self,
-        model: nn.Module,
-        x: torch.Tensor,
-        y: torch.Tensor,
-        crafted: Crafted,
-        epoch: int,
-        w_raw: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-        """The (weighted) training loss of one batch on `model` (the model itself or AWP's proxy)."""
-        objective, weighting = self.parts.objective, self.parts.weighting
-        logits_adv = model(crafted.x_adv)
-        logits_nat = model(x) if objective.needs_natural else None
-        logits_adv2 = None
-        if crafted.x_adv2 is not None:
-            with frozen_bn_stats(model, objective.freeze_bn_on_second):
-                logits_adv2 = model(crafted.x_adv2)
-        terms = objective.terms(logits_nat, logits_adv, y, logits_adv2, crafted.mask)
-        weights = None
-        if weighting.active(epoch):
-            if w_raw is None:
-                w_raw = weighting.raw(
-                    model, info=crafted.info, x=x, y=y, logits_adv=logits_adv, logits_nat=logits_nat, epoch=epoch
-                )
-            omega = weighting.normalize(w_raw)
-            weights = {t: omega for t in self.parts.targets}
-        return objective.combine(terms, weights), logits_adv, logits_nat, w_raw
 
     def train_batches(self):
         """This epoch's (x, y, index) batches: the training set, topped up with pseudo-labelled data for RST."""
