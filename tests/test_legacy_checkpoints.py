@@ -50,3 +50,16 @@ def test_legacy_state_resumes_into_the_parts(tmp_path):
     assert (radii > 0).sum() > 100  # most examples carry a radius
     t = Trainer(None, mma, resume=True, epochs=5)  # type: ignore[arg-type]
     assert torch.equal(t.parts.objective.radii, radii)
+
+
+def test_an_old_recovery_file_reads_into_this_releases_shape():
+    """The legacy mapping lives with checkpoint loading: the old top-level `best` becomes the checkpointing
+    callback's state, the old {"bilaw": ...} the weighting part's."""
+    from irat.checkpoints import load_checkpoint, recovery_state
+
+    old = load_checkpoint(Path(__file__).parent / "fixtures" / "legacy_v0_1" / "bilaw" / "recovery.pt")
+    assert "callbacks" not in old and "parts" not in old.get("extra", {})
+    new = recovery_state(old)
+    assert new["callbacks"]["checkpointing"]["best"] == old["best"]
+    assert set(new["extra"]["parts"]["weighting"]) == set(old["extra"]["bilaw"])
+    assert new["history"] and recovery_state(new) == new  # and a new file maps onto itself

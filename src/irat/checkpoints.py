@@ -204,3 +204,16 @@ def checkpoint_info(model: nn.Module) -> dict[str, Any]:
     if not isinstance(info, dict):
         raise IratError("this model was not loaded by irat.load_model (it has no checkpoint record)")
     return info
+
+
+def recovery_state(data: dict[str, Any]) -> dict[str, Any]:
+    """A recovery checkpoint in this release's form. Earlier releases kept the parts' state as {"bilaw": ...,
+    "mma_eps": ...} (now under the parts' sections) and the best epoch at the top (now the checkpointing
+    callback's state): the one place old recovery files are read into the new shape."""
+    extra = data.get("extra") or {}
+    if "parts" not in extra:
+        legacy_mma = {"mma_eps": extra["mma_eps"]} if "mma_eps" in extra else {}
+        extra = {"parts": {"weighting": extra.get("bilaw", {}), "objective": legacy_mma}}
+    callbacks = data.get("callbacks") or ({"checkpointing": {"best": data["best"]}} if "best" in data else {})
+    history = data.get("history") or ([data["metrics"]] if data.get("metrics") else [])
+    return {**data, "extra": extra, "callbacks": callbacks, "history": history}

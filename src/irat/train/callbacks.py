@@ -38,6 +38,10 @@ class Loop(Protocol):
     out: Path
     epoch: int
     dist: Any  # distributed.Context: `.main` is rank 0
+    meta: dict[str, Any]  # what a checkpoint says of the model (architecture, classes, input shape, dataset)
+    history: list[dict[str, Any]]
+
+    def recovery_state(self) -> dict[str, Any]: ...
 
     @property
     def eps(self) -> float: ...
@@ -47,6 +51,16 @@ class Loop(Protocol):
 
 
 class Callback:
+    """Sees each step and each epoch's row; one with state for an exact resume names it by `key`."""
+
+    key: str = ""  # its entry in recovery.pt's "callbacks" (empty: no state)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what `state_dict` returned."""
+
     def wants_records(self, epoch: int) -> bool:
         """Whether this epoch's training attack must return its records (κ, the iterate at κ)."""
         return False
@@ -55,7 +69,7 @@ class Callback:
         """After each step."""
 
     def on_epoch_end(self, trainer: Loop, row: dict[str, Any]) -> None:
-        """Add this epoch's statistics to its metrics row (before validation and checkpoints)."""
+        """Complete this epoch's metrics row (every rank, in the trainer's order of callbacks)."""
 
     def on_row(self, trainer: Loop, row: dict[str, Any]) -> None:
         """After the row is written (rank 0 only)."""
@@ -157,7 +171,8 @@ class Flatness(Callback):
         model, cfg = trainer.model, trainer.cfg
         x, y = trainer.splits.train.head(self.n).all()
         a = cfg.attack
-        gen = torch.Generator(device=x.device).manual_seed(cfg.seed + trainer.epoch)  # leaves training's RNG alone
+        # its own stream, seeded by the epoch's index (0-based), leaves training's RNG alone
+        gen = torch.Generator(device=x.device).manual_seed(cfg.seed + row["epoch"] - 1)
         eps, alpha = trainer.eps, trainer.alpha
         for key, xa in (
             (

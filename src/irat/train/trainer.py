@@ -22,12 +22,11 @@ from tqdm.auto import tqdm
 from .. import distributed
 from ..attacks.checks import check_radius
 from ..attacks.noise import Noise, draw_noise
-from ..checkpoints import BEST, LAST, RECOVERY, save_checkpoint
+from ..checkpoints import recovery_state
 from ..config import Config
 from ..data import Splits, load_splits
 from ..data.unlabeled import build_unlabeled, mixed_batches, n_mixed_batches
 from ..errors import ConfigError, IratError
-from ..evaluate.core import evaluate
 from ..methods import check_method_name
 from ..models import create_model
 from ..parts import Batch, RunContext, build_parts, idle_parts
@@ -38,6 +37,7 @@ from ..utils import atomic_write_text, default_dtype, resolve_device
 from ..validate import validate_config
 from .awp import AWP
 from .callbacks import Callback, EpochStats, Flatness, TensorBoard
+from .epoch_end import Checkpointing, MetricsFile, ProgressLine, Validation, check_finite, validate
 from .opening import open_run_dir, say, snapshot
 
 
@@ -149,14 +149,12 @@ class Trainer:
         self.generator = torch.Generator(device=self.device).manual_seed(cfg.seed)
         self.awp = AWP(self.model, cfg.awp.gamma, cfg.awp.proxy_lr) if cfg.awp.enabled else None
         self.stats = EpochStats({int(e) for e in cfg.save_per_example}, self.parts.weighting.reports_pm_adv)
-        self.callbacks: list[Callback] = [self.stats]
-        if cfg.flatness_n:
-            self.callbacks.append(Flatness(cfg.flatness_n))
-        if cfg.tensorboard:
-            self.callbacks.append(TensorBoard(self.stats))
+        # after each step and each epoch, in this order: observation, validation, checkpoints, the metrics file
+        self.callbacks: list[Callback] = [self.stats, *([Flatness(cfg.flatness_n)] if cfg.flatness_n else [])]
+        self.callbacks += [Validation(), Checkpointing(), MetricsFile()]
+        self.callbacks += [*([TensorBoard(self.stats)] if cfg.tensorboard else []), ProgressLine()]
         self.epoch = 0
         self.history: list[dict[str, Any]] = []  # every epoch's metrics row
-        self.best = {"epoch": 0, "robust": -1.0}
         if self.resume_state is not None:
             self._restore(self.resume_state)
 
@@ -418,13 +416,9 @@ class Trainer:
     def _finish_epoch(
         self, epoch: int, acc: dict[str, torch.Tensor], seen: int, lr: float, t0: float
     ) -> dict[str, Any]:
-        """The epoch's metrics row: statistics, validation, the checkpoint, the metrics file, the progress line."""
-        cfg, main = self.cfg, self.dist.main
-        if not torch.isfinite(acc["loss"]):  # checked once per epoch: no host sync inside the loop
-            raise IratError(
-                f"the training loss became {acc['loss'].item()} in epoch {epoch}; lower the "
-                f"learning rate (the last good state is kept in {RECOVERY})"
-            )
+        """The epoch's metrics row: the training statistics, then each callback's part of it in order
+        (observation, validation, best epoch and checkpoints, the metrics file); rank 0 shows it."""
+        check_finite(acc["loss"], epoch)
         row: dict[str, Any] = {
             "epoch": epoch,
             "lr": lr,
@@ -436,30 +430,18 @@ class Trainer:
         self.parts.objective.end_epoch()
         row.update(self.parts.epoch_metrics())
         row["train_time_s"] = time.perf_counter() - t0
-        for cb in self.callbacks:
-            cb.on_epoch_end(self, row)
         row["train_examples_per_s"] = seen / row["train_time_s"]
-        self.epoch = epoch
-        if epoch % cfg.val_every == 0 or epoch == cfg.epochs:
-            row.update(self.validate())
         if self.resume_changes:  # the first row after a resume that changed settings says which
             row["resumed_with"] = self.resume_changes
             self.resume_changes = {}
-        self.history.append(row)
-        self._checkpoint(row)
-        if main:
-            with open(self.out / "metrics.jsonl", "a", encoding="utf-8") as fh:
-                fh.write(json.dumps(row) + "\n")
+        self.epoch = epoch
+        self.history.append(row)  # (the callbacks complete this same row)
+        for cb in self.callbacks:
+            cb.on_epoch_end(self, row)
+        if self.dist.main:
             for cb in self.callbacks:
                 cb.on_row(self, row)
         distributed.barrier()  # no rank runs ahead of rank 0's checkpoint
-        if cfg.progress and main:
-            shown = {
-                k: round(v, 2) if isinstance(v, float) else v
-                for k, v in row.items()
-                if k in ("epoch", "train_loss", "train_adv_acc", "val_nat", "val_pgd", "train_time_s")
-            }
-            tqdm.write(json.dumps(shown), file=sys.stderr)  # stdout stays for results (irat demo's table)
         return row
 
     def _reduce_stats(self, acc: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -472,84 +454,34 @@ class Trainer:
 
     def validate(self) -> dict[str, float]:
         """Natural and PGD-K accuracy on the validation split (or the test set: the papers' protocol)."""
-        cfg = self.cfg
-        data = (self.splits.test if cfg.best_on == "test" else self.splits.val).head(cfg.val_n)
-        if len(data) == 0:
-            return {}
-        x, y = data.all()
-        rec = evaluate(
-            self.model,
-            x,
-            y,
-            attacks=["natural", f"pgd{cfg.val_steps}"],
-            eps=self.eps,
-            norm=cfg.attack.norm,
-            alpha=self.eps / 4,
-            batch_size=cfg.eval_batch_size,
-            seed=cfg.seed,
-            sanity=False,
-        )
-        self.model.train()
-        prefix = "test" if cfg.best_on == "test" else "val"
-        return {f"{prefix}_nat": rec["results"]["natural"], f"{prefix}_pgd": rec["results"][f"pgd{cfg.val_steps}"]}
+        return validate(self)
 
     # -- checkpoints ----------------------------------------------------------------------------
-    def _payload(self, row: dict[str, Any]) -> dict[str, Any]:
+    def recovery_state(self) -> dict[str, Any]:
+        """What recovery.pt keeps besides the model: optimizer, random streams, the parts' and the callbacks'
+        state, and every metrics row (resume restores rows a kill kept from metrics.jsonl)."""
         return {
-            "config": self.cfg.to_dict(),
-            "meta": self.meta,
-            "epoch": self.epoch,
-            "model": self.model.state_dict(),
-            "metrics": row,
-        }
-
-    def _checkpoint(self, row: dict[str, Any]) -> None:
-        prefix = "test" if self.cfg.best_on == "test" else "val"
-        robust = row.get(f"{prefix}_pgd")
-        is_best = robust is not None and robust > self.best["robust"]
-        if is_best:
-            self.best = {"epoch": self.epoch, "robust": float(robust)}  # type: ignore[arg-type]
-        row["best_epoch"] = self.best["epoch"]
-        if not self.dist.main:
-            return
-        payload = self._payload(row)
-        save_checkpoint(self.out / LAST, payload)
-        if is_best or not (self.out / BEST).exists():
-            save_checkpoint(self.out / BEST, payload)
-        payload = dict(
-            payload,
-            optimizer=self.optimizer.state_dict(),
-            best=self.best,
-            rng={
+            "optimizer": self.optimizer.state_dict(),
+            "rng": {
                 "torch": torch.get_rng_state(),
                 "data": self.generator.get_state(),
                 "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
                 "device": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
             },
-            extra=self.extra_state(),
-            history=self.history,  # every metrics row: resume restores rows a kill kept from metrics.jsonl
-        )
-        save_checkpoint(self.out / RECOVERY, payload)
+            "extra": self.extra_state(),
+            "callbacks": {cb.key: cb.state_dict() for cb in self.callbacks if cb.key},
+            "history": self.history,
+        }
 
     def extra_state(self) -> dict[str, Any]:
         """The parts' state (MMA's radii, BiLAW's weight net, optimizer and validation order, ...)."""
         return {"parts": self.parts.state_dict()}
 
-    def load_extra_state(self, state: dict[str, Any]) -> None:
-        if "parts" not in state:  # written before parts owned their state: {"bilaw": ..., "mma_eps": ...}
-            state = {
-                "parts": {
-                    "weighting": state.get("bilaw", {}),
-                    "objective": {"mma_eps": state["mma_eps"]} if "mma_eps" in state else {},
-                }
-            }
-        self.parts.load_state_dict(state["parts"])
-
     def _restore(self, data: dict[str, Any]) -> None:
+        data = recovery_state(data)  # (a recovery.pt of an earlier release, in this release's form)
         self.model.load_state_dict(data["model"])
         self.optimizer.load_state_dict(data["optimizer"])
         self.epoch = int(data["epoch"])
-        self.best = {"epoch": int(data["best"]["epoch"]), "robust": float(data["best"]["robust"])}
         torch.set_rng_state(data["rng"]["torch"].cpu())
         self.generator.set_state(data["rng"]["data"].cpu())
         if self.device.type == "cuda" and data["rng"].get("device") is not None:
@@ -557,8 +489,11 @@ class Trainer:
             torch.cuda.set_rng_state(data["rng"]["device"].cpu(), self.device)
         elif torch.cuda.is_available() and data["rng"].get("cuda"):
             torch.cuda.set_rng_state_all([s.cpu() for s in data["rng"]["cuda"]])
-        self.load_extra_state(data.get("extra", {}))
-        self.history = list(data.get("history") or ([data["metrics"]] if data.get("metrics") else []))
+        self.parts.load_state_dict(data["extra"]["parts"])
+        for cb in self.callbacks:
+            if cb.key in data["callbacks"]:
+                cb.load_state_dict(data["callbacks"][cb.key])
+        self.history = list(data["history"])
 
 
 def _is_compile_error(exc: BaseException) -> bool:
