@@ -68,7 +68,7 @@ def test_reference_step_trains_and_flops_count():
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     x, y = s.train.all()
     before = [p.detach().clone() for p in model.parameters()]
-    loss = reference_step(model, opt, x.cpu(), y.cpu(), dev, eps=0.1, alpha=0.025, steps=2, objective="at", beta=6)
+    loss = reference_step(model, opt, x.cpu(), y.cpu(), dev, eps=0.1, alpha=0.025, steps=2, trades=False, beta=6)
     assert loss > 0 and any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
     f0 = step_flops(model, x, y, 0, False)
     assert step_flops(model, x, y, 10, False) > 5 * f0 and step_flops(model, x, y, 0, True) > f0

@@ -268,3 +268,16 @@ def test_help_and_argument_errors_answer_without_importing_pytorch():
     for args in (["--help"], ["train", "--bogus"], ["nonsense"]):
         res = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True)
         assert res.stderr.strip().endswith("NO-TORCH"), (args, res.stderr[-300:])
+
+
+def test_train_help_lists_what_the_registries_hold(capsys):
+    """The help's name lists are read from the registries (no hand-kept list to go stale)."""
+    from irat.data.datasets import SPECS
+    from irat.parts import SECTIONS
+
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for registry in [*SECTIONS.values(), SPECS]:
+        for name in registry.names():
+            assert name.replace("-", "- ") in text or name in text, name

@@ -57,13 +57,14 @@ def reference_step(
     eps: float,
     alpha: float,
     steps: int,
-    objective: str,
+    trades: bool,
     beta: float,
 ) -> float:
-    """One step of the papers' training loop, as their scripts write it."""
+    """One step of the papers' training loop, as their scripts write it: TRADES' (KL attack from x + 0.001·N(0,I),
+    CE + β·KL) when `trades`, else AT's (CE attack from a uniform start, CE)."""
     x, y = x_host.to(device), y_host.to(device)
     model.eval()
-    if objective == "trades":
+    if trades:
         x_adv = x.detach() + 0.001 * torch.randn_like(x)
         p_nat = F.softmax(model(x), 1).detach()
         for _ in range(steps):
@@ -83,7 +84,7 @@ def reference_step(
             x_adv = torch.min(torch.max(x_adv, x - eps), x + eps).clamp(0.0, 1.0)
     model.train()
     opt.zero_grad()
-    if objective == "trades":
+    if trades:
         logits = model(x)
         loss = F.cross_entropy(logits, y) + beta * F.kl_div(
             F.log_softmax(model(x_adv.detach()), 1), F.softmax(logits, 1), reduction="batchmean"
@@ -175,6 +176,8 @@ def bench_training(case: BenchCase, device: torch.device) -> dict:
         with trainer.autocast():
             trainer.train_step(x, y, idx, 1)
 
+    trades = trainer.parts.objective.attack_loss == "kl"  # the TRADES family's reference step
+
     def ref_step(i: int) -> None:
         sl = slice(i * batch_size, (i + 1) * batch_size)
         reference_step(
@@ -186,7 +189,7 @@ def bench_training(case: BenchCase, device: torch.device) -> dict:
             eps=eps,
             alpha=eps / 4,
             steps=steps,
-            objective="trades" if "trades" in method else "at",
+            trades=trades,  # the TRADES family's step
             beta=6.0,
         )
 
@@ -200,7 +203,7 @@ def bench_training(case: BenchCase, device: torch.device) -> dict:
         t_irat.append(_timed(irat_step, iters, device))
     ips_irat = n / statistics.median(t_irat)
     ips_ref = n / statistics.median(t_ref)
-    flops = step_flops(trainer.model, batches[0][0], batches[0][1], steps, "trades" in method) / batch_size
+    flops = step_flops(trainer.model, batches[0][0], batches[0][1], steps, trades) / batch_size
     rate = matmul_rate(device, torch.bfloat16 if precision == "bf16" else torch.float32)  # the precision it ran in
     return {
         "method": method,

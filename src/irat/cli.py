@@ -20,18 +20,41 @@ def _add_plugin_arg(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_train_args(p: argparse.ArgumentParser) -> None:
+_SEE = "(`irat methods` lists them)"
+
+
+def _names(argv: list[str]) -> dict[str, str]:
+    """The name lists the help shows, read from the registries — only when that help is asked for, so that other
+    commands and usage errors answer without importing PyTorch (then the help points at `irat methods`)."""
+    helping = bool({"-h", "--help"} & set(argv))
+    out = {k: _SEE for k in ("objective", "weighting", "radius", "dataset", "model", "attacks", "suite")}
+    if helping and {"train", "sweep"} & set(argv):
+        from .data.datasets import SPECS
+        from .models.registry import MODELS
+        from .parts import SECTIONS
+
+        out.update({k: ", ".join(r.names()) for k, r in SECTIONS.items()})
+        out.update(dataset=", ".join([*SPECS.names(), "npz"]), model=", ".join(MODELS.names()))
+    if helping and "eval" in argv:
+        from .evaluate.attacks import attack_names
+        from .evaluate.suites import SUITES
+
+        out.update(attacks=", ".join(attack_names()), suite=", ".join(SUITES))
+    return out
+
+
+def _add_train_args(p: argparse.ArgumentParser, names: dict[str, str]) -> None:
     _add_plugin_arg(p)
     p.add_argument("--out", required=True, help="run directory (config, metrics, checkpoints)")
     p.add_argument("--method", help="method name (see `irat methods`); default at")
     p.add_argument("--preset", help="YAML preset: a shipped name (see `irat methods`) or a file path")
-    p.add_argument("--dataset", help="digits, mnist, fashion-mnist, cifar10, cifar100, svhn, tiny-imagenet, npz")
+    p.add_argument("--dataset", help=f"{names['dataset']}, or a plug-in's")
     p.add_argument(
         "--data-dir",
         help="folder holding the dataset files, or a parent with one folder per dataset (default ~/.cache/irat)",
     )
     p.add_argument("--no-download", action="store_true", help="never download; fail if files are missing")
-    p.add_argument("--model", help="architecture (see `irat methods`)")
+    p.add_argument("--model", help=f"architecture: {names['model']}, or a plug-in's")
     p.add_argument("--eps", help="perturbation radius, e.g. 8/255 or 0.3")
     p.add_argument("--alpha", help="attack step size (default eps/4)")
     p.add_argument("--steps", type=int, help="attack steps during training")
@@ -41,13 +64,9 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", help="initial learning rate")
     p.add_argument("--seed", type=int)
     p.add_argument("--device", help="cpu, cuda, cuda:N (default: cuda when available)")
-    p.add_argument(
-        "--objective",
-        help="at, trades, mart, fat, fat-trades, fat-mart, ... or a plug-in's "
-        "(composes with a method; `irat methods` lists them)",
-    )
-    p.add_argument("--weighting", help="none, gair, mail, wmmr, bilaw, bilaw-np, or a plug-in's scheme")
-    p.add_argument("--radius", help="fixed or mwpb, or a plug-in's radius scheme")
+    p.add_argument("--objective", help=f"{names['objective']}, or a plug-in's (composes with a method)")
+    p.add_argument("--weighting", help=f"{names['weighting']}, or a plug-in's scheme")
+    p.add_argument("--radius", help=f"{names['radius']}, or a plug-in's radius scheme")
     p.add_argument("--awp", action="store_true", help="wrap the step in adversarial weight perturbation")
     p.add_argument("--burn-in", type=int, help="epochs with all instance weights 1")
     p.add_argument(
@@ -471,21 +490,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def make_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
-    """The command line. PyTorch is imported only for `irat eval --help` (its list of attacks), so that
-    `irat --help` and argument errors answer at once."""
+    """The command line. PyTorch is imported only for `irat train --help` and `irat eval --help` (their name
+    lists, read from the registries), so that `irat --help` and argument errors answer at once."""
     argv = sys.argv[1:] if argv is None else argv
-    if "eval" in argv and {"-h", "--help"} & set(argv):
-        from .evaluate.attacks import attack_names
-
-        names = ", ".join(attack_names())
-    else:
-        names = "natural, pgdK, cw, apgd-ce, apgd-t, fab, square, spsa, aa, ... (`irat methods`)"
+    lists = _names(argv)
+    names = lists["attacks"]
     parser = argparse.ArgumentParser(
         prog="irat", description="Instance-reweighted adversarial training and robustness evaluation"
     )
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("train", help="train a model")
-    _add_train_args(p)
+    _add_train_args(p, lists)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("eval", help="evaluate a run under attacks")
@@ -497,7 +512,7 @@ def make_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         f"pgd100:alpha=0.003, aa:n=1000 (`irat methods` lists every option and default)",
     )
     _add_plugin_arg(p)
-    p.add_argument("--suite", help="a paper's protocol: mail, gairat, mwpb, bilaw, fast, full (see docs/evaluation.md)")
+    p.add_argument("--suite", help=f"a paper's protocol: {lists['suite']} (see docs/evaluation.md)")
     p.add_argument(
         "--backend",
         default="irat",

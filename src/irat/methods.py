@@ -362,6 +362,12 @@ def parts_of(cfg: Config) -> tuple[str, ...]:
     )
 
 
+def trains_on_extra_data(cfg: Config) -> bool:
+    """Whether the config's method trains on pseudo-labelled extra data (RST): its teacher may not exist yet."""
+    found = METHODS.resolve(cfg.method.lower())
+    return found is not None and METHODS[found].extra_data
+
+
 def check_method_name(cfg: Config) -> None:
     """A config named after a method must train that method's parts. `Config(method="mail-at")` alone sets
     only a name and would train (and be labelled) plain AT: refused. A config that keeps every part of its

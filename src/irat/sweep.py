@@ -36,7 +36,7 @@ import yaml
 from .checkpoints import RECOVERY, load_checkpoint
 from .config import Config, epoch_settings, flatten, from_dict, get_key, load_yaml, set_key
 from .errors import CheckpointError, ConfigError, IratError
-from .methods import apply_method, check_method_name
+from .methods import apply_method, check_method_name, trains_on_extra_data
 from .presets import load_preset, preset_config, preset_names
 from .rundir import RunLock
 from .utils import atomic_write_json, atomic_write_text
@@ -142,7 +142,7 @@ def expand(spec: dict[str, Any]) -> list[Cell]:
             for seed in seed_list:
                 cell = Cell(f"{base}{tag}/seed{seed}", preset, method, seed, over, shorten=spec.get("shorten"))
                 cfg = cell.config()
-                if cfg.method not in ("rst", "gair-rst"):  # RST's data and teacher are checked when it starts
+                if not trains_on_extra_data(cfg):  # RST's data and teacher are checked when it starts
                     validate_config(cfg)
                 cell.eval_args = _eval_args(ev, cfg)
                 cells.append(cell)

@@ -53,6 +53,16 @@ _OPTIONS: dict[str, tuple[Callable[..., torch.Tensor], tuple[str, ...], dict[str
 }
 
 
+_COMPONENT_FNS: dict[str, Any] = {  # each component's function (its settings say targeted, loss, ...)
+    "apgd-ce": apgd,
+    "apgd-dlr": apgd,
+    "apgd-t": apgd_targeted,
+    "fab": fab,
+    "fab-t": fab,
+    "square": square,
+}
+
+
 def component_settings(version: str, overrides: dict[str, dict] | None = None) -> dict[str, dict]:
     """Keyword arguments of each component under an AutoAttack version: the attack functions' own
     defaults (which are the official ones), the version's changes (plus: 5 restarts for APGD-CE,
@@ -81,16 +91,10 @@ def run_component(
     settings: dict,
     generator: torch.Generator | None,
 ) -> torch.Tensor:
-    kw = dict(settings)
-    if name in ("apgd-ce", "apgd-dlr"):
-        return apgd(model, x, y, eps=eps, norm=norm, generator=generator, check_inputs=False, **kw)
-    if name == "apgd-t":
-        return apgd_targeted(model, x, y, eps=eps, norm=norm, generator=generator, check_inputs=False, **kw)
-    if name in ("fab", "fab-t"):
-        return fab(model, x, y, eps=eps, norm=norm, generator=generator, check_inputs=False, **kw)
-    if name == "square":
-        return square(model, x, y, eps=eps, norm=norm, generator=generator, check_inputs=False, **kw)
-    raise IratError(f"unknown AutoAttack component {name!r}; known: {', '.join(COMPONENTS)}")
+    fn = _COMPONENT_FNS.get(name)
+    if fn is None:
+        raise IratError(f"unknown AutoAttack component {name!r}; known: {', '.join(COMPONENTS)}")
+    return fn(model, x, y, eps=eps, norm=norm, generator=generator, check_inputs=False, **settings)
 
 
 @dataclass
