@@ -1,4 +1,5 @@
-"""Contract tests that walk every registry (as timm's tests walk every model): each registered objective,
+"""Contract tests that walk every registry (as timm's tests walk every model): each registered model, dataset,
+method, objective,
 weighting scheme and radius trains in the real loop with well-shaped, finite terms and weights and a state
 that survives a round trip; each evaluation attack stays in its ball, never beats the optimal attack on a
 linear model, and is deterministic under a seed. The same checks are `irat.testing` for plug-in authors."""
@@ -67,3 +68,54 @@ def test_the_contract_catches_a_broken_part():
 
     with pytest.raises(AssertionError, match="weights must be finite and >= 0"):
         check_part("weighting", "contract-broken")
+
+
+def _built_in(registry) -> list[str]:
+    """A registry's names, less what plug-ins loaded by other tests in this process added."""
+    return [n for n in registry.names() if getattr(registry.get(n), "__module__", "irat.").startswith("irat.")]
+
+
+@pytest.mark.parametrize("name", _built_in(__import__("irat.models.registry", fromlist=["MODELS"]).MODELS))
+def test_model_contract(name):
+    """Every registered model maps a batch of its inputs to finite logits [B, classes] and carries the metadata a
+    checkpoint records."""
+    import torch
+
+    from irat.models import create_model
+
+    size = 64 if "imagenet" in name else 32
+    for channels, classes in ((3, 10), (1, 7)):
+        model = create_model(name, in_channels=channels, num_classes=classes, input_size=size).eval()
+        with torch.no_grad():
+            out = model(torch.rand(2, channels, size, size))
+        assert out.shape == (2, classes) and torch.isfinite(out).all(), name
+        assert getattr(model, "irat_meta")["num_classes"] == classes  # noqa: B009
+
+
+def test_dataset_contract():
+    """Every registered dataset states its shape and classes, and every file it downloads has a checksum (the MD5
+    guards the bytes: Fashion-MNIST's own host serves plain http)."""
+    from irat.data.datasets import SPECS
+
+    for name in SPECS.names():
+        spec = SPECS[name]
+        assert spec.channels in (1, 3) and spec.size >= 8 and spec.num_classes >= 2, name
+        if spec.needs_download:
+            assert spec.files and all(
+                len(f.md5) == 32 and f.url.startswith(("https://", "http://")) for f in spec.files
+            ), name
+
+
+def test_method_contract():
+    """Every registered method resolves into a configuration its parts accept, named after its own parts."""
+    from irat.config import Config
+    from irat.methods import METHODS, apply_method, check_method_name
+    from irat.parts import check_parts
+
+    for name in METHODS.names():
+        cfg = Config()
+        apply_method(cfg, name)
+        check_parts(cfg)
+        if not METHODS[name].extra_data:  # (RST's needs its data and teacher set first)
+            check_method_name(cfg)
+        assert cfg.method == name
