@@ -1,8 +1,9 @@
-"""Contract tests that walk every registry (as timm's tests walk every model): each registered model, dataset,
-method, objective,
-weighting scheme and radius trains in the real loop with well-shaped, finite terms and weights and a state
-that survives a round trip; each evaluation attack stays in its ball, never beats the optimal attack on a
-linear model, and is deterministic under a seed. The same checks are `irat.testing` for plug-in authors."""
+"""Contract tests that walk every registry (as timm's tests walk every model): each registered model gives finite
+logits of the right shape, each dataset states its shape and checksums, each method is accepted by its parts;
+each objective, weighting scheme and radius trains in the real loop with well-shaped, finite terms and weights
+and a state that survives a round trip; each evaluation attack stays in its ball, never beats the optimal
+attack on a linear model, and is deterministic under a seed. The same checks are `irat.testing` for plug-in
+authors."""
 
 from __future__ import annotations
 
