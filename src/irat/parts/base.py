@@ -38,6 +38,41 @@ def _own_noise(n: int, lo: int, hi: int) -> Noise:
     return draw_noise
 
 
+@dataclass(frozen=True)
+class TrainingAttack:
+    """The training threat model and attack, read once from `cfg.attack` (α resolved: ε/4 unless set; start and
+    loss None where the objective's own defaults apply)."""
+
+    norm: str
+    eps: float
+    alpha: float
+    steps: int
+    start: str | None
+    loss: str | None
+    bn_mode: str
+    kappa: str
+    restarts: int
+
+    @classmethod
+    def of(cls, cfg: Config) -> TrainingAttack:
+        a = cfg.attack
+        alpha = a.alpha if a.alpha is not None else a.eps / 4
+        return cls(a.norm, a.eps, alpha, a.steps, a.start, a.loss, a.bn_mode, a.kappa, a.restarts)
+
+    def pgd_kwargs(self, loss: str, start: str) -> dict[str, Any]:
+        """The PGD engine's keyword settings (without ε, α and the random draws: a step's own), with `loss` and
+        `start` where the configuration leaves them to the objective."""
+        return dict(
+            steps=self.steps,
+            norm=self.norm,
+            loss=self.loss or loss,
+            start=self.start or start,
+            restarts=self.restarts,
+            bn_mode=self.bn_mode,
+            kappa=self.kappa,
+        )
+
+
 @dataclass
 class RunContext:
     """The run a part belongs to. `global_sum` is Σ over ranks (differentiable; the identity in one
@@ -51,6 +86,10 @@ class RunContext:
     sum_tensors: Callable[[list[torch.Tensor]], list[torch.Tensor]] = _identity_list  # Σ over ranks of each tensor
     shard: Callable[[int], tuple[int, int]] = _whole  # this rank's slice [lo, hi) of a global batch of n
     shard_noise: Callable[[int, int, int], Noise] = _own_noise  # the draws of slice [lo, hi) of n examples
+    attack: TrainingAttack = field(init=False)  # the training attack's settings, read once from cfg.attack
+
+    def __post_init__(self) -> None:
+        self.attack = TrainingAttack.of(self.cfg)
 
 
 @dataclass

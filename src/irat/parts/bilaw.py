@@ -166,14 +166,13 @@ class BiLAW(Weighting):
 
     def meta_attack(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, noise: Any) -> torch.Tensor:
         """PGD examples of a validation batch for the look-ahead (CE, the training threat model)."""
-        a = self.cfg.attack
-        alpha = a.alpha if a.alpha is not None else a.eps / 4
+        a = self.ctx.attack
         return pgd(
             model,
             x,
             y,
             eps=a.eps,
-            alpha=alpha,
+            alpha=a.alpha,
             steps=a.steps,
             norm=a.norm,
             loss="ce",

@@ -108,17 +108,10 @@ class Objective(Part):
     # -- the training attack ----------------------------------------------------------------------
     def attack_kwargs(self, step: Batch) -> dict[str, Any]:
         """The PGD settings of this step's training attack."""
-        a = self.cfg.attack
         kw: dict[str, Any] = dict(
+            self.ctx.attack.pgd_kwargs(self.attack_loss, self.attack_start),
             eps=step.eps,
             alpha=step.alpha,
-            steps=a.steps,
-            norm=a.norm,
-            loss=a.loss or self.attack_loss,
-            start=a.start or self.attack_start,
-            restarts=a.restarts,
-            bn_mode=a.bn_mode,
-            kappa=a.kappa,
             generator=None,
             noise=step.noise,
             check_inputs=False,
@@ -363,7 +356,7 @@ class MMA(Objective):
         classified correctly (soft logit margin < 0), the clean input for the rest (radius 0). The mask
         counts the misclassified examples and those whose radius is below d_max (the hinge)."""
         assert self.radii is not None and self._touched is not None
-        a, o = self.cfg.attack, self.options
+        a, o = self.ctx.attack, self.options
         net, x, y, idx = batch.net, batch.x, batch.y, batch.idx
         d_max = mma_dmax(o.dmax, a.eps)
         with torch.no_grad(), attack_mode(net, "eval"):
@@ -426,7 +419,7 @@ class SqueezeTraining(Objective):
     freeze_bn_on_second = True  # the collaborative example leaves BN's running statistics alone (released code)
 
     def craft(self, batch: Batch) -> None:
-        a = self.cfg.attack
+        a = self.ctx.attack
         batch.x_adv, batch.x_adv2 = squeeze_pair(
             batch.net,
             batch.x,
