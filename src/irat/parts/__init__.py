@@ -5,13 +5,17 @@
     weighting (WEIGHTINGS)   GAIR, MAIL, WMMR, BiLAW (+ non-parametric), none      — weighting.py, bilaw.py
 
 A method name (`irat methods`) is a preset that picks one of each. A new part is one class,
-registered with `register_objective` / `register_weighting` / `register_radius` (docs/extending.md).
+registered with `register_objective` / `register_weighting` / `register_radius` (docs/extending.md). A
+built-in one is one file in this folder: every module here is imported (and so registers its parts) when
+the package is; its options, checks and state live in the class.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import importlib
+import pkgutil
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,13 +26,14 @@ from ..attacks.checks import frozen_bn_stats
 from ..config import Config, use_part_lookup
 from ..errors import ConfigError
 from ..registry import Registry
-from . import bilaw as _bilaw  # noqa: F401  (registers bilaw, bilaw-np)
 from .base import Batch, Part, RunContext, Step, option_fields, options_of
 from .objectives import OBJECTIVES, Objective, make_objective, register_objective
 from .radius import RADII, Radius, register_radius
 from .weighting import WEIGHTINGS, Weighting, register_weighting
 
 SECTIONS: dict[str, Registry[Any]] = {"objective": OBJECTIVES, "weighting": WEIGHTINGS, "radius": RADII}
+for _module in pkgutil.iter_modules(__path__):  # every part file registers its parts (bilaw.py, a new one, ...)
+    importlib.import_module(f"{__name__}.{_module.name}")
 
 
 @dataclass
