@@ -32,6 +32,15 @@ EPOCHS_BEFORE_END = {"epochs": "before-end"}  # epochs before something starts: 
 EPOCH_TABLE = {"epochs": "table"}  # [[epoch, value], ...]: the epochs scaled
 RESUMABLE = {"resume": True}  # `--resume` may change it (a section: all of its keys)
 
+# The choices of the threat model and the schedule, as types: `coerce` accepts only these values, and the attack
+# and schedule modules read their lists from here (one list each).
+Norm = Literal["linf", "l2"]
+Start = Literal["uniform", "normal", "none"]
+AttackLoss = Literal["ce", "kl", "cw", "dlr", "slm"]
+BnMode = Literal["eval", "train", "train-frozen"]
+Kappa = Literal["count", "first-success"]
+Schedule = Literal["piecewise", "cosine", "cyclic", "constant"]
+
 
 @dataclass(slots=True)
 class DataConfig:
@@ -54,14 +63,14 @@ class ModelConfig:
 class AttackConfig:
     """The training threat model and the attack that crafts training examples (docs/methods.md §1)."""
 
-    norm: str = "linf"
+    norm: Norm = "linf"
     eps: float = 8 / 255
     alpha: float | None = None  # None: eps/4
     steps: int = 10
-    start: str | None = None  # None: the objective's default (uniform or normal)
-    loss: str | None = None  # None: the objective's default (ce or kl)
-    bn_mode: str = "eval"  # BN mode while attacking: eval (most papers) or train (AWP, WMMR)
-    kappa: str = "count"  # count (released GA_PGD) or first-success (GAIRAT paper)
+    start: Start | None = None  # None: the objective's default (uniform or normal)
+    loss: AttackLoss | None = None  # None: the objective's default (ce or kl)
+    bn_mode: BnMode = "eval"  # BN mode while attacking: eval (most papers) or train (AWP, WMMR)
+    kappa: Kappa = "count"  # count (released GA_PGD) or first-success (GAIRAT paper)
     restarts: int = 1
 
 
@@ -125,7 +134,7 @@ class OptimConfig:
     momentum: float = 0.9
     weight_decay: float = 5e-4
     nesterov: bool = False
-    schedule: str = "piecewise"  # piecewise, cosine, cyclic, constant
+    schedule: Schedule = "piecewise"  # piecewise, cosine, cyclic, constant
     milestones: list | None = None  # epochs of the ÷gamma drops; None: 50% and 75% of epochs
     gamma: float = 0.1
     milestone_lrs: list | None = None  # explicit LR after each milestone (GAIRAT: 0.01, 0.001, 0.0005)

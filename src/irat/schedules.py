@@ -4,12 +4,13 @@ means "divide after m completed epochs" (PyTorch's MultiStepLR convention)."""
 from __future__ import annotations
 
 import math
+import typing
 
-from .config import OptimConfig
+from .config import OptimConfig, Schedule
 from .errors import ConfigError
 from .utils import stepwise_value  # noqa: F401  (the table helper, re-exported)
 
-SCHEDULES = ("piecewise", "cosine", "cyclic", "constant")
+SCHEDULES: tuple[str, ...] = typing.get_args(Schedule)
 
 
 def milestones(opt: OptimConfig, epochs: int) -> list[float]:

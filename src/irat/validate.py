@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-from .attacks.checks import BN_MODES, check_radius
-from .attacks.losses import ATTACK_LOSSES
-from .attacks.pgd import KAPPAS, NORMS, STARTS
+from .attacks.checks import check_radius
 from .config import Config, check_types
 from .data import get_spec
 from .errors import ConfigError, IratError
 from .models import canonical
 from .parts import check_parts
-from .schedules import SCHEDULES
-
-
-def _choice(value, allowed, key: str) -> None:
-    if value not in allowed:
-        raise ConfigError(f"{key} must be one of {', '.join(map(str, allowed))}, got {value!r}")
 
 
 def _positive(value, key: str, allow_zero: bool = False) -> None:
@@ -41,17 +33,9 @@ def validate_config(cfg: Config) -> None:
     canonical(cfg.model.arch)
     a = cfg.attack
     _positive(a.eps, "attack.eps (ε)")
-    _choice(a.norm, NORMS, "attack.norm")
     check_radius(a.eps, a.norm, name="attack.eps (ε)")
     if a.alpha is not None:
         _positive(a.alpha, "attack.alpha")
-    _choice(a.norm, NORMS, "attack.norm")
-    if a.start is not None:
-        _choice(a.start, STARTS, "attack.start")
-    if a.loss is not None:
-        _choice(a.loss, ATTACK_LOSSES, "attack.loss")
-    _choice(a.bn_mode, BN_MODES, "attack.bn_mode")
-    _choice(a.kappa, KAPPAS, "attack.kappa")
     for key, val in (
         ("attack.steps", a.steps),
         ("epochs", cfg.epochs),
@@ -83,7 +67,6 @@ def validate_config(cfg: Config) -> None:
     _positive(o.momentum, "optim.momentum", allow_zero=True)
     _positive(o.weight_decay, "optim.weight_decay", allow_zero=True)
     _positive(o.gamma, "optim.gamma")
-    _choice(o.schedule, SCHEDULES, "optim.schedule")
     _positive(cfg.objective.beta, "objective.beta", allow_zero=True)
     w = cfg.weighting
     if not isinstance(w.burn_in, int) or isinstance(w.burn_in, bool) or w.burn_in < 0:

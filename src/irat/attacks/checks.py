@@ -5,12 +5,14 @@ from __future__ import annotations
 import contextlib
 import inspect
 import math
+import typing
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
 import torch.nn as nn
 
+from ..config import BnMode
 from ..errors import IratError
 
 
@@ -71,7 +73,7 @@ def check_radius(eps: float, norm: str, shape: tuple[int, ...] | None = None, na
             )
 
 
-BN_MODES = ("eval", "train", "train-frozen")
+BN_MODES: tuple[str, ...] = typing.get_args(BnMode)
 
 
 @contextlib.contextmanager

@@ -3,13 +3,16 @@ slm (MMA's soft logit margin)."""
 
 from __future__ import annotations
 
+import typing
+
 import torch
 import torch.nn.functional as F
 
+from ..config import AttackLoss
 from ..errors import IratError
 from ..margins import true_and_other
 
-ATTACK_LOSSES = ("ce", "kl", "cw", "dlr", "slm")
+ATTACK_LOSSES: tuple[str, ...] = typing.get_args(AttackLoss)
 
 
 def cw_loss(logits: torch.Tensor, y: torch.Tensor, confidence: float = 50.0) -> torch.Tensor:

@@ -7,6 +7,7 @@ Parameters get no gradients (`torch.autograd.grad` w.r.t. the input only, parame
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass
 from typing import Any, Literal, overload
 
@@ -14,14 +15,15 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..config import Kappa, Norm, Start
 from ..errors import IratError
 from .checks import attack_mode, check_batch, check_eps
 from .losses import ATTACK_LOSSES, attack_loss
 from .noise import Noise, draw_noise
 
-NORMS = ("linf", "l2")
-STARTS = ("uniform", "normal", "none")
-KAPPAS = ("count", "first-success")
+NORMS: tuple[str, ...] = typing.get_args(Norm)
+STARTS: tuple[str, ...] = typing.get_args(Start)
+KAPPAS: tuple[str, ...] = typing.get_args(Kappa)
 
 
 @dataclass
