@@ -148,3 +148,16 @@ def test_resume_may_change_what_the_fields_say(monkeypatch):
     assert apply_resume_changes(gair, [("optim.lr", 0.05)]) == {"optim.lr": [0.1, 0.05]}
     with pytest.raises(IratError, match=r"cannot change: weighting\.gair\.lam .*A resume may change: .*optim\.\*"):
         apply_resume_changes(gair, [("weighting.gair_lambda", 0.0)])  # through the old key too
+
+
+def test_a_sweep_recognises_a_run_written_with_the_old_keys():
+    """A sweep compares a run directory's config.yaml with its cell as this release reads both: a run written
+    with the flat keys is the same run; a changed option is named by its new key."""
+    from irat.sweep import _differences
+
+    old = yaml.safe_load((LEGACY / "mma" / "config.yaml").read_text())
+    assert "mma_min_eps" in old["objective"]
+    same = from_dict(old)
+    assert _differences(old, same.to_dict()) == []
+    set_key(same, "objective.mma.min_eps", 0.01)
+    assert _differences(old, same.to_dict()) == ["objective.mma.min_eps"]
