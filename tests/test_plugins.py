@@ -222,3 +222,20 @@ def test_a_dataset_is_a_one_file_plugin_and_cannot_take_a_builtin_name(tmp_path,
     capsys.readouterr()
     assert main(["train", "--plugin", str(bad), "--out", str(tmp_path / "b")]) == 2
     assert "a dataset named 'mnist' is already registered" in capsys.readouterr().err
+
+
+def test_a_part_written_for_the_old_signatures_is_named_with_its_one_change(tmp_path, capsys):
+    """irat 0.3's `raw(model, *, info, x, y, logits_adv, logits_nat, epoch)` gets one message before any work."""
+    old = tmp_path / "old_scheme.py"
+    old.write_text(
+        "import irat\n\n"
+        "@irat.register_weighting('old-style-scheme')\n"
+        "class Old(irat.Weighting):\n"
+        "    def raw(self, model, *, info, x, y, logits_adv, logits_nat, epoch):\n"
+        "        return logits_adv.new_ones(len(y))\n"
+    )
+    out = tmp_path / "run"
+    args = ["train", "--plugin", str(old), "--weighting", "old-style-scheme", "--dataset", "digits"]
+    assert main([*args, "--model", "tinycnn", "--epochs", "1", "--quiet", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "write raw(self, batch)" in err and err.count("\n") == 1 and not out.exists()

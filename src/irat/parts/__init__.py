@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import importlib
+import inspect
 import pkgutil
 from dataclasses import dataclass
 from typing import Any
@@ -103,6 +104,7 @@ def check_parts(cfg: Config) -> None:
                 )
             options_of(cls, getattr(cfg, section), section)
     for cls in (obj, w, r):
+        _check_record_signature(cls)
         cls.check(cfg)
     if not obj.runs_attack and (not w.neutral or not r.neutral or cfg.awp.enabled):
         raise ConfigError(f"objective {obj.name} runs no attack: it takes no weighting, per-example radius or AWP")
@@ -114,6 +116,27 @@ def check_parts(cfg: Config) -> None:
             raise ConfigError(
                 f"{what}: weighting {w.name} needs the PGD attack's per-step records or its "
                 f"adversarial examples; use a scheme that does not (e.g. mail with pm-adv, wmmr)"
+            )
+
+
+_RECORD_METHODS = ("terms", "raw", "craft")  # the methods that take the one batch record
+
+
+def _check_record_signature(cls: type[Part]) -> None:
+    """A part written for irat 0.3's signatures (`terms(logits_nat, logits_adv, y, ...)`, `raw(model, *, info, x,
+    ...)`, `craft(step) -> Crafted`) is named with the one change it needs, before any work."""
+    for method in _RECORD_METHODS:
+        fn = getattr(cls, method, None)
+        if fn is None or not callable(fn):
+            continue
+        params = list(inspect.signature(fn).parameters.values())[1:]  # after self
+        empty, variadic = inspect.Parameter.empty, (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+        required = [p for p in params if p.default is empty and p.kind not in variadic]
+        if len(required) > 1 or any(p.kind is inspect.Parameter.KEYWORD_ONLY for p in required):
+            raise ConfigError(
+                f"{cls.section} {cls.name}: {method}() takes ({', '.join(p.name for p in params)}); irat passes one "
+                f"batch record instead — write {method}(self, batch) and read batch.logits_adv, batch.y, batch.info, "
+                f"... (docs/extending.md)"
             )
 
 
