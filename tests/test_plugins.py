@@ -225,7 +225,7 @@ def test_a_dataset_is_a_one_file_plugin_and_cannot_take_a_builtin_name(tmp_path,
 
 
 def test_a_part_written_for_the_old_signatures_is_named_with_its_one_change(tmp_path, capsys):
-    """irat 0.3's `raw(model, *, info, x, y, logits_adv, logits_nat, epoch)` gets one message before any work."""
+    """An earlier release's `raw(model, *, info, x, y, logits_adv, logits_nat, epoch)` gets one message before any work."""
     old = tmp_path / "old_scheme.py"
     old.write_text(
         "import irat\n\n"

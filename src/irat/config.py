@@ -144,7 +144,7 @@ class OptimConfig:
 
 PART_SECTIONS = ("objective", "weighting", "radius")
 
-# The flat keys of irat ≤ 0.3, each now a part's own option. Old config.yaml files, checkpoints, presets and
+# The flat keys of earlier releases, each now a part's own option. Old config.yaml files, checkpoints, presets and
 # `--set` keep working through this one table (the command line says the new name once).
 RENAMED = {
     **{f"objective.fat_{k}": f"objective.fat.{k}" for k in ("tau", "noise")},

@@ -123,7 +123,7 @@ _RECORD_METHODS = ("terms", "raw", "craft")  # the methods that take the one bat
 
 
 def _check_record_signature(cls: type[Part]) -> None:
-    """A part written for irat 0.3's signatures (`terms(logits_nat, logits_adv, y, ...)`, `raw(model, *, info, x,
+    """A part written for earlier releases' signatures (`terms(logits_nat, logits_adv, y, ...)`, `raw(model, *, info, x,
     ...)`, `craft(step) -> Crafted`) is named with the one change it needs, before any work."""
     for method in _RECORD_METHODS:
         fn = getattr(cls, method, None)

@@ -132,7 +132,7 @@ class Batch:
         return len(self.y) / self.global_n
 
 
-Step = Batch  # the name irat 0.3's plug-ins import
+Step = Batch  # the name plug-ins of earlier releases import
 
 
 class Part:

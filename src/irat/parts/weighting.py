@@ -158,7 +158,7 @@ class Weighting(Part):
     @classmethod
     def needs(cls, cfg: Config) -> frozenset[str]:
         """What this scheme needs from the training attack (`NEEDS`): none by default. (A plug-in written for
-        irat 0.3 that sets `needs_kappa = True` still gets the records.)"""
+        an earlier release that sets `needs_kappa = True` still gets the records.)"""
         return frozenset({"pgd-info"}) if getattr(cls, "needs_kappa", False) else frozenset()
 
     @classmethod
