@@ -102,10 +102,9 @@ class UnlabeledConfig:
     teacher: str | None = None  # run directory or checkpoint of the pseudo-labelling model (`standard`)
     teacher_checkpoint: Literal["best", "last"] = "best"  # best or last, for a run directory
     fraction: float = 0.5  # share of each batch drawn from the pseudo-labelled set (RST: 0.5)
-    epoch: Literal["labeled-pass", "rst"] = (
-        "labeled-pass"  # labeled-pass: every labeled example once, each batch topped up; rst: as the
-    )
-    # released RST sampler, ⌈N_labeled / batch_size⌉ mixed batches (about half of the labeled set an epoch)
+    # labeled-pass: every labeled example once, each batch topped up; rst: as the released RST sampler,
+    # ⌈N_labeled / batch_size⌉ mixed batches (about half of the labeled set an epoch)
+    epoch: Literal["labeled-pass", "rst"] = "labeled-pass"
 
 
 @dataclass(slots=True)
@@ -122,9 +121,8 @@ class AWPConfig:
 
     enabled: bool = False
     gamma: float = 0.01  # 0.01 (AT-AWP); 0.005 (TRADES-AWP)
-    warmup: int = field(
-        default=0, metadata=EPOCHS_BEFORE_END
-    )  # epochs without AWP (TRADES-AWP: 9, i.e. AWP from epoch 10)
+    # epochs without AWP (TRADES-AWP: 9, i.e. AWP from epoch 10)
+    warmup: int = field(default=0, metadata=EPOCHS_BEFORE_END)
     proxy_lr: float = 0.01  # SGD step of the proxy model
 
 
@@ -162,19 +160,20 @@ RENAMED = {
 }
 
 
-PartLookup = Callable[[str, str], tuple[str, type | None] | None]
+PartLookup = Callable[[str, str], tuple[str, type] | None]
 _part_lookup: list[PartLookup] = []
 
 
 def use_part_lookup(lookup: PartLookup) -> None:
     """Installed by `irat.parts` (which sits above this module): (section, part name) → (the name its options are
-    kept under, its `Options` class), or None for a part not registered. Lets a config show a chosen part's
+    kept under, its `Options` class), or None for a part not registered or without options. Lets a config show a chosen part's
     defaults and read its options' field metadata without importing the parts."""
     _part_lookup[:] = [lookup]
 
 
-def part_options(section: str, name: str) -> tuple[str, type | None] | None:
-    """(options key, `Options` class) of a registered part; None when unknown (or the parts not loaded)."""
+def part_options(section: str, name: str) -> tuple[str, type] | None:
+    """(options key, `Options` class) of a registered part; None when it has no options, is unknown, or the parts
+    are not loaded."""
     return _part_lookup[0](section, name) if _part_lookup else None
 
 
@@ -224,11 +223,12 @@ class Config:
         d = dataclasses.asdict(self)
         for section in PART_SECTIONS:
             sec = d[section]
-            options = {name: _set_apart_from_defaults(section, name, opts) for name, opts in sec.pop("options").items()}
+            raw = sec.pop("options")
+            options = {name: _without_defaults(section, name, opts) for name, opts in raw.items()}
             found = part_options(section, sec["name"])
-            if found and found[1] is not None:
-                key, cls = found[0], found[1]
-                options[key] = {**dataclasses.asdict(cls()), **sec_options(self, section).get(key, {})}
+            if found:
+                key, cls = found
+                options[key] = {**dataclasses.asdict(cls()), **raw.get(key, {})}
             options = {name: opts for name, opts in options.items() if opts}
             clash = sorted(set(options) & set(sec))
             if clash:  # a plug-in named like a field of the section: keep the unambiguous form
@@ -241,15 +241,10 @@ class Config:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
 
-def sec_options(cfg: Config, section: str) -> dict[str, dict[str, Any]]:
-    """The options set in a part section, by part: {part: {key: value}}."""
-    return getattr(cfg, section).options
-
-
-def _set_apart_from_defaults(section: str, name: str, opts: dict[str, Any]) -> dict[str, Any]:
+def _without_defaults(section: str, name: str, opts: dict[str, Any]) -> dict[str, Any]:
     """A part's options without those equal to its defaults (a part not chosen: e.g. an old config's flat keys)."""
     found = part_options(section, name)
-    if not found or found[1] is None:
+    if not found:
         return dict(opts)
     defaults = dataclasses.asdict(found[1]())
     return {k: v for k, v in opts.items() if k not in defaults or defaults[k] != v}
@@ -350,7 +345,7 @@ def _option_value(section: str, part: str, key: str, val: Any) -> Any:
     """A part's option checked against its `Options` field when the part is registered (else kept as given:
     a plug-in not loaded yet is checked when the parts are)."""
     found = part_options(section, part)
-    if not found or found[1] is None or found[0] != part:
+    if not found or found[0] != part:
         return val
     hints = typing.get_type_hints(found[1])
     if key not in hints:
@@ -455,7 +450,7 @@ def _field_path(cfg: Config, key: str) -> list[dataclasses.Field]:
             continue
         if i and names[i - 1] in PART_SECTIONS and len(names) == i + 2:  # SECTION.PART.KEY
             found = part_options(names[i - 1], name)
-            if found and found[1] is not None:
+            if found:
                 opts = {f.name: f for f in dataclasses.fields(found[1])}
                 if names[-1] in opts:
                     return [*path, opts[names[-1]]]
@@ -488,7 +483,7 @@ def epoch_settings(cfg: Config) -> dict[str, str]:
             out[key] = meta["epochs"]
     for section in PART_SECTIONS:
         found = part_options(section, getattr(cfg, section).name)
-        if found and found[1] is not None:
+        if found:
             for f in dataclasses.fields(found[1]):
                 if "epochs" in f.metadata:
                     out[f"{section}.{found[0]}.{f.name}"] = f.metadata["epochs"]
@@ -504,7 +499,7 @@ def set_chosen_option(cfg: Config, section: str, key: str, value: Any) -> bool:
     """Set `key` of the part that `section` chooses, if that part has such an option (for small test and
     check configs that fit every method); whether it did."""
     found = part_options(section, getattr(cfg, section).name)
-    if not found or found[1] is None or key not in {f.name for f in dataclasses.fields(found[1])}:
+    if not found or key not in {f.name for f in dataclasses.fields(found[1])}:
         return False
     set_key(cfg, f"{section}.{found[0]}.{key}", value)
     return True

@@ -140,10 +140,10 @@ def _check_record_signature(cls: type[Part]) -> None:
             )
 
 
-def _lookup(section: str, name: str) -> tuple[str, type | None] | None:
-    """(options key, Options class) of a registered part, for configs (`config.use_part_lookup`)."""
+def _lookup(section: str, name: str) -> tuple[str, type] | None:
+    """(options key, Options class) of a registered part with options, for configs (`config.use_part_lookup`)."""
     registry = SECTIONS.get(section)
-    if registry is None or name not in registry:
+    if registry is None or name not in registry or registry.get(name).Options is None:
         return None
     cls = registry.get(name)
     return cls.options_key or cls.name, cls.Options

@@ -30,7 +30,7 @@ from ..config import Config
 from ..data import DeviceData
 from ..errors import ConfigError
 from ..margins import margin_vector, probabilistic_margin
-from .base import Batch, RunContext
+from .base import Batch, RunContext, _identity_list
 from .weighting import Weighting, natural_logits, register_weighting
 
 
@@ -74,10 +74,6 @@ def weight_net_input(
         return probabilistic_margin(nat, y)[:, None]
     adv = F.cross_entropy(natural_logits(model, x_adv), y, reduction="none")[:, None]
     return adv if kind == "adv-loss" else adv - F.cross_entropy(nat, y, reduction="none")[:, None]
-
-
-def _identity_list(ts: list[torch.Tensor]) -> list[torch.Tensor]:
-    return ts
 
 
 def lookahead_val_loss(

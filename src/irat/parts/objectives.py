@@ -9,7 +9,6 @@ squeeze training bring their own.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
@@ -25,7 +24,7 @@ from ..config import EPOCH_TABLE, Config, set_key
 from ..errors import ConfigError
 from ..registry import Registry
 from ..utils import stepwise_value
-from .base import Batch, Part, RunContext
+from .base import Batch, Part, RunContext, option_fields
 
 OBJECTIVES: Registry[type[Objective]] = Registry("objective", "objective.name")
 register_objective = OBJECTIVES.register
@@ -446,6 +445,6 @@ def make_objective(name: str, beta: float = 6.0, clean_coeff: float = 1 / 3, cfg
     cls = OBJECTIVES.get(name)
     cfg = Config() if cfg is None else cfg
     cfg.objective.name, cfg.objective.beta = name, float(beta)
-    if cls.Options is not None and "clean_coeff" in {f.name for f in dataclasses.fields(cls.Options)}:
+    if "clean_coeff" in option_fields(cls):
         set_key(cfg, f"objective.{cls.options_key or cls.name}.clean_coeff", float(clean_coeff))
     return cls(cfg)

@@ -19,6 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..checkpoints import BEST, LAST, RECOVERY, save_checkpoint
+from ..errors import IratError
 from ..evaluate import evaluate
 from .callbacks import Callback, Loop
 
@@ -117,8 +118,6 @@ class ProgressLine(Callback):
 
 def check_finite(loss_sum: torch.Tensor, epoch: int) -> None:
     """A non-finite training loss stops the run (checked once per epoch: no host sync inside the loop)."""
-    from ..errors import IratError
-
     if not torch.isfinite(loss_sum):
         raise IratError(
             f"the training loss became {loss_sum.item()} in epoch {epoch}; lower the "
